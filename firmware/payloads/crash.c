@@ -1,0 +1,35 @@
+// Crash payload: ends the VM the ways a broken or rebooting guest does, to test how the VMM
+// reports each one. The mode is a command-line word:
+//   triple-fault[=ud2|pf|int3]  load an empty IDT and raise an exception (default #UD):
+//                 exception -> #GP -> #DF -> shutdown. On PVM hosts `int3` cannot be emulated and
+//                 gives a KVM internal error instead, which tests that path.
+//   i8042-reset   pulse the reset line through the keyboard controller (Linux reboot=k)
+#include "rt.h"
+#include "rt_x86_64.h"
+
+int payload_main(const char* cmdline) {
+  char v[8];
+  if (rt_cmdline_get_in(cmdline, "triple-fault", v, sizeof(v))) {
+    rt_printf("crash: triple fault (%s)\n", v[0] ? v : "ud2");
+    const struct __attribute__((packed)) {
+      uint16_t limit;
+      uint64_t base;
+    } empty = {0, 0};
+    __asm__ volatile("lidt %0" : : "m"(empty) : "memory");
+    if (strcmp(v, "int3") == 0) {
+      __asm__ volatile("int3");
+    } else if (strcmp(v, "pf") == 0) {
+      (void)*(volatile uint64_t*)0x4000000000ull;  // not mapped: only the low 4 GiB are
+    } else {
+      __asm__ volatile("ud2");
+    }
+  } else if (rt_cmdline_get_in(cmdline, "i8042-reset", v, sizeof(v))) {
+    rt_print("crash: i8042 reset\n");
+    outb(0x64, 0xfe);
+  } else {
+    rt_print("crash: no mode given (triple-fault | i8042-reset)\n");
+    return 2;
+  }
+  rt_print("crash: still running after the crash request\n");
+  return 1;
+}

@@ -1,0 +1,44 @@
+// Boot-timer MMIO device, with Firecracker's semantics: the guest writes the byte 123 at offset 0
+// when it reaches the point it wants measured (usually /init), and the VMM logs the wall and CPU
+// time since the VMM started.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+
+#include "src/vmm/bus.h"
+
+namespace edgevisor {
+
+struct ProcessClock {
+  std::chrono::steady_clock::time_point wall;
+  uint64_t cpu_us = 0;
+  static ProcessClock Now();
+};
+
+struct BootTime {
+  uint64_t wall_us = 0;
+  uint64_t cpu_us = 0;
+};
+
+class BootTimer : public BusDevice {
+ public:
+  static constexpr uint8_t kMagic = 123;
+  static constexpr uint64_t kSize = 0x1000;
+  explicit BootTimer(ProcessClock vmm_start) : start_(vmm_start) {}
+
+  void Read(uint64_t offset, absl::Span<uint8_t> data) override;
+  void Write(uint64_t offset, absl::Span<const uint8_t> data) override;
+
+  // The first measurement, if the guest has written the magic value.
+  std::optional<BootTime> boot_time() const;
+
+ private:
+  const ProcessClock start_;
+  mutable std::mutex mu_;
+  std::optional<BootTime> boot_time_;
+};
+
+}  // namespace edgevisor

@@ -1,0 +1,39 @@
+// What the architecture-neutral builder asks of each architecture (src/vmm/arch/<arch>/).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "src/vmm/guest_memory.h"
+#include "src/vmm/kvm.h"
+#include "src/vmm/vcpu.h"
+
+namespace edgevisor::arch {
+
+// Where the guest starts and what it is handed.
+struct BootEntry {
+  uint64_t entry = 0;      // guest-physical entry point
+  uint64_t boot_info = 0;  // x86 PVH: hvm_start_info address (in EBX)
+};
+
+// Guest RAM ranges for `mem_bytes` of RAM, leaving this architecture's MMIO holes free.
+std::vector<GuestRange> RamLayout(uint64_t mem_bytes);
+
+// VM-wide setup that must precede vCPU creation (in-kernel irqchip, TSS, ...).
+absl::Status SetupVm(const Vm& vm);
+
+// Loads the kernel image into guest memory and writes the boot information.
+absl::StatusOr<BootEntry> LoadKernel(absl::Span<const uint8_t> kernel, const std::string& cmdline,
+                                     const GuestMemory& mem);
+
+// Per-vCPU setup: CPUID/registers for the boot vCPU, topology for all.
+absl::Status SetupVcpu(const Kvm& kvm, const Vcpu& vcpu, int vcpu_count, const BootEntry& boot,
+                       const GuestMemory& mem);
+
+// The boot-timer device's MMIO address (Firecracker's, so existing guest init scripts work).
+uint64_t BootTimerAddress();
+
+}  // namespace edgevisor::arch

@@ -1,0 +1,143 @@
+#include "src/vmm/builder.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "src/devices/legacy/debug_exit.h"
+#include "src/devices/legacy/i8042.h"
+#include "src/vmm/arch/arch.h"
+#include "src/vmm/util/errors.h"
+#include "src/vmm/util/log.h"
+#if defined(__x86_64__)
+#include "src/vmm/arch/x86_64/layout.h"
+#endif
+
+namespace edgevisor {
+namespace {
+
+// A read-only view of a file, mmap'd for the duration of loading.
+class MappedFile {
+ public:
+  static absl::StatusOr<MappedFile> Open(const std::string& path) {
+    UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return ErrnoError(absl::StrFormat("open %s", path));
+    struct stat st {};
+    if (fstat(fd.get(), &st) != 0) return ErrnoError(absl::StrFormat("stat %s", path));
+    if (!S_ISREG(st.st_mode)) {
+      return absl::InvalidArgumentError(absl::StrFormat("%s: not a regular file", path));
+    }
+    MappedFile f;
+    f.size_ = static_cast<size_t>(st.st_size);
+    if (f.size_ == 0) return f;
+    void* p = mmap(nullptr, f.size_, PROT_READ, MAP_PRIVATE, fd.get(), 0);
+    if (p == MAP_FAILED) return ErrnoError(absl::StrFormat("mmap %s", path));
+    f.data_ = static_cast<const uint8_t*>(p);
+    return f;
+  }
+  MappedFile() = default;
+  MappedFile(MappedFile&& o) noexcept
+      : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+  MappedFile& operator=(MappedFile&&) = delete;
+  ~MappedFile() {
+    if (data_) munmap(const_cast<uint8_t*>(data_), size_);
+  }
+  absl::Span<const uint8_t> span() const { return {data_, size_}; }
+
+ private:
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock vmm_start) {
+  VmParts p;
+  p.id = cfg.id;
+  EV_ASSIGN_OR_RETURN(p.kvm, Kvm::Open());
+  if (cfg.machine.vcpus > p.kvm.max_vcpus()) {
+    return UsageError(absl::StrFormat("--vcpus: %d is more than KVM's limit of %d",
+                                      cfg.machine.vcpus, p.kvm.max_vcpus()));
+  }
+  EV_ASSIGN_OR_RETURN(p.vm, Vm::Create(p.kvm));
+  EV_ASSIGN_OR_RETURN(p.stop, StopController::Create());
+
+  // Guest RAM.
+  EV_ASSIGN_OR_RETURN(p.mem, GuestMemory::Create(arch::RamLayout(cfg.machine.mem_mib << 20)));
+  uint32_t slot = 0;
+  for (const GuestRegion& r : p.mem.regions()) {
+    EV_RETURN_IF_ERROR(p.vm.SetUserMemoryRegion(slot++, r.gpa, r.size, r.hva));
+  }
+  EV_RETURN_IF_ERROR(arch::SetupVm(p.vm));
+
+  // Kernel.
+  {
+    auto kernel_or = MappedFile::Open(cfg.boot.kernel_path);
+    if (!kernel_or.ok()) return UsageError(absl::StrCat("--kernel ", kernel_or.status().message()));
+    MappedFile kernel = std::move(*kernel_or);
+    auto boot = arch::LoadKernel(kernel.span(), cfg.boot.cmdline, p.mem);
+    if (!boot.ok()) {
+      return UsageError(
+          absl::StrFormat("--kernel %s: %s", cfg.boot.kernel_path, boot.status().message()));
+    }
+    // vCPUs.
+    for (int i = 0; i < cfg.machine.vcpus; ++i) {
+      EV_ASSIGN_OR_RETURN(std::unique_ptr<Vcpu> vcpu, Vcpu::Create(p.kvm, p.vm, i));
+      EV_RETURN_IF_ERROR(arch::SetupVcpu(p.kvm, *vcpu, cfg.machine.vcpus, *boot, p.mem));
+      p.vcpus.push_back(std::move(vcpu));
+    }
+  }
+
+  // Console.
+  int out_fd = -1;
+  switch (cfg.serial.mode) {
+    case SerialConfig::Mode::kStdio:
+      out_fd = STDOUT_FILENO;
+      p.serial_input_fd = STDIN_FILENO;
+      break;
+    case SerialConfig::Mode::kFile:
+      p.serial_output_file.Reset(
+          open(cfg.serial.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+      if (!p.serial_output_file.valid()) {
+        int err = errno;
+        return UsageError(absl::StrFormat("--serial file:%s: %s", cfg.serial.path, strerror(err)));
+      }
+      out_fd = p.serial_output_file.get();
+      break;
+    case SerialConfig::Mode::kOff:
+      break;
+  }
+
+  std::shared_ptr<StopController> stop = p.stop;
+  p.boot_timer = std::make_shared<BootTimer>(vmm_start);
+  EV_RETURN_IF_ERROR(
+      p.mmio->Insert(p.boot_timer, arch::BootTimerAddress(), BootTimer::kSize, "boot-timer"));
+
+#if defined(__x86_64__)
+  p.uart = std::make_shared<Uart16550>(out_fd, [vm_fd = p.vm.fd()](bool level) {
+    absl::Status s = Vm::SetIrqLine(vm_fd, x86::kCom1Irq, level);
+    if (!s.ok()) spdlog::warn("serial: {}", s.message());
+  });
+  EV_RETURN_IF_ERROR(p.pio->Insert(p.uart, x86::kCom1Port, 8, "com1"));
+  EV_RETURN_IF_ERROR(p.pio->Insert(std::make_shared<I8042>([stop] {
+                                     stop->Request(StopReason::kGuestReset, kExitOk,
+                                                   "guest reset through the i8042");
+                                   }),
+                                   I8042::kBase, I8042::kSize, "i8042"));
+  if (cfg.debug_exit) {
+    EV_RETURN_IF_ERROR(p.pio->Insert(std::make_shared<DebugExit>([stop](int code) {
+                                       stop->Request(StopReason::kDebugExit, code,
+                                                     absl::StrFormat("guest wrote debug-exit"));
+                                     }),
+                                     DebugExit::kPort, DebugExit::kSize, "debug-exit"));
+  }
+#endif
+
+  spdlog::debug("built VM: {} vCPUs, {} MiB, kernel {}", cfg.machine.vcpus, cfg.machine.mem_mib,
+                cfg.boot.kernel_path);
+  return std::make_unique<Vmm>(std::move(p));
+}
+
+}  // namespace edgevisor

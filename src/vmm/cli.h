@@ -1,0 +1,23 @@
+// Command-line parsing for `edgevisor run ...` into VmConfig.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "src/vmm/config/vm_config.h"
+
+namespace edgevisor {
+
+struct RunOptions {
+  VmConfig vm;
+  std::string log_level = "info";
+};
+
+// Parses the arguments after `run`. Errors are InvalidArgument and name the flag.
+absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args,
+                                        const HostLimits& host);
+
+std::string RunUsage();
+
+}  // namespace edgevisor

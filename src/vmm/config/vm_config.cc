@@ -1,0 +1,39 @@
+#include "src/vmm/config/vm_config.h"
+
+#include <unistd.h>
+
+#include "absl/strings/str_format.h"
+
+namespace edgevisor {
+
+HostLimits HostLimits::Detect() {
+  HostLimits h;
+  const long pages = sysconf(_SC_PHYS_PAGES);  // NOLINT(runtime/int)
+  const long page = sysconf(_SC_PAGESIZE);     // NOLINT(runtime/int)
+  h.mem_mib = pages > 0 && page > 0 ? (static_cast<uint64_t>(pages) * page) >> 20 : 0;
+  h.max_vcpus = 254;  // the xAPIC ID limit; KVM's own limit is checked when the VM is built
+  return h;
+}
+
+absl::Status ValidateVmConfig(const VmConfig& cfg, const HostLimits& host) {
+  if (cfg.boot.kernel_path.empty()) return absl::InvalidArgumentError("--kernel: missing");
+  if (cfg.machine.mem_mib == 0) return absl::InvalidArgumentError("--mem: must be at least 1 MiB");
+  if (host.mem_mib != 0 && cfg.machine.mem_mib > host.mem_mib) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--mem: %d MiB is more than the host's %d MiB of RAM", cfg.machine.mem_mib, host.mem_mib));
+  }
+  if (cfg.machine.vcpus < 1) return absl::InvalidArgumentError("--vcpus: must be at least 1");
+  if (cfg.machine.vcpus > host.max_vcpus) {
+    return absl::InvalidArgumentError(absl::StrFormat("--vcpus: %d is more than the limit of %d",
+                                                      cfg.machine.vcpus, host.max_vcpus));
+  }
+  if (cfg.serial.mode == SerialConfig::Mode::kFile && cfg.serial.path.empty()) {
+    return absl::InvalidArgumentError("--serial: file: needs a path (file:PATH)");
+  }
+  if (cfg.id.empty() || cfg.id.size() > 64) {
+    return absl::InvalidArgumentError("--id: must be 1 to 64 characters");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace edgevisor

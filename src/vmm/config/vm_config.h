@@ -1,0 +1,45 @@
+// The one VM model. The CLI fills it today; the config file and the REST API fill the same type.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace edgevisor {
+
+struct MachineConfig {
+  int vcpus = 1;
+  uint64_t mem_mib = 128;
+};
+
+struct BootSource {
+  std::string kernel_path;
+  std::string cmdline = "console=ttyS0 reboot=k panic=1";
+};
+
+struct SerialConfig {
+  enum class Mode { kStdio, kFile, kOff };
+  Mode mode = Mode::kStdio;
+  std::string path;  // kFile only
+};
+
+struct VmConfig {
+  std::string id = "anonymous";
+  MachineConfig machine;
+  BootSource boot;
+  SerialConfig serial;
+  bool debug_exit = false;
+};
+
+// Limits of the host the VM is checked against.
+struct HostLimits {
+  uint64_t mem_mib = 0;
+  int max_vcpus = 0;
+  static HostLimits Detect();  // physical RAM; max_vcpus from sysconf, refined by KVM at build
+};
+
+// Checks values alone (no I/O). Messages name the field as the CLI spells it.
+absl::Status ValidateVmConfig(const VmConfig& cfg, const HostLimits& host);
+
+}  // namespace edgevisor

@@ -1,0 +1,91 @@
+#include "src/vmm/guest_memory.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "src/vmm/util/errors.h"
+
+namespace edgevisor {
+
+absl::StatusOr<GuestMemory> GuestMemory::Create(const std::vector<GuestRange>& layout) {
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  GuestMemory mem;
+  uint64_t prev_end = 0;
+  for (size_t i = 0; i < layout.size(); ++i) {
+    const GuestRange& r = layout[i];
+    if (r.size == 0 || r.start % page != 0 || r.size % page != 0) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "guest memory range %d (0x%x+0x%x) is empty or not page aligned", i, r.start, r.size));
+    }
+    if (r.start + r.size < r.start || (i > 0 && r.start < prev_end)) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "guest memory range %d (0x%x+0x%x) overlaps or wraps", i, r.start, r.size));
+    }
+    prev_end = r.start + r.size;
+    // MAP_NORESERVE: a 4 GiB guest that touches 64 MiB costs 64 MiB, and no swap is reserved.
+    void* p = mmap(nullptr, r.size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+      return ErrnoError(absl::StrFormat("mmap of %d MiB guest RAM", r.size >> 20));
+    }
+    mem.regions_.push_back({r.start, r.size, static_cast<uint8_t*>(p)});
+  }
+  return mem;
+}
+
+GuestMemory::~GuestMemory() { Unmap(); }
+
+GuestMemory::GuestMemory(GuestMemory&& o) noexcept : regions_(std::exchange(o.regions_, {})) {}
+
+GuestMemory& GuestMemory::operator=(GuestMemory&& o) noexcept {
+  if (this != &o) {
+    Unmap();
+    regions_ = std::exchange(o.regions_, {});
+  }
+  return *this;
+}
+
+void GuestMemory::Unmap() {
+  for (const GuestRegion& r : regions_) munmap(r.hva, r.size);
+  regions_.clear();
+}
+
+uint64_t GuestMemory::total_size() const {
+  uint64_t total = 0;
+  for (const GuestRegion& r : regions_) total += r.size;
+  return total;
+}
+
+bool GuestMemory::Contains(uint64_t gpa, uint64_t len) const { return Translate(gpa, len).ok(); }
+
+absl::StatusOr<absl::Span<uint8_t>> GuestMemory::Translate(uint64_t gpa, uint64_t len) const {
+  for (const GuestRegion& r : regions_) {
+    if (gpa < r.gpa) continue;
+    const uint64_t off = gpa - r.gpa;
+    // Written so that no sum can wrap: off <= size and len <= size - off.
+    if (off > r.size || len > r.size - off) continue;
+    return absl::Span<uint8_t>(r.hva + off, len);
+  }
+  return absl::OutOfRangeError(
+      absl::StrFormat("guest range 0x%x+0x%x is outside guest RAM", gpa, len));
+}
+
+absl::Status GuestMemory::Write(uint64_t gpa, absl::Span<const uint8_t> data) const {
+  auto dst = Translate(gpa, data.size());
+  if (!dst.ok()) return dst.status();
+  if (!data.empty()) std::memcpy(dst->data(), data.data(), data.size());
+  return absl::OkStatus();
+}
+
+absl::Status GuestMemory::Read(uint64_t gpa, absl::Span<uint8_t> out) const {
+  auto src = Translate(gpa, out.size());
+  if (!src.ok()) return src.status();
+  if (!out.empty()) std::memcpy(out.data(), src->data(), out.size());
+  return absl::OkStatus();
+}
+
+}  // namespace edgevisor

@@ -1,0 +1,49 @@
+// RAII wrappers for the /dev/kvm system fd and the VM fd.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "src/vmm/util/fd.h"
+
+namespace edgevisor {
+
+class Kvm {
+ public:
+  // Opens /dev/kvm and checks the API version and the capabilities edgevisor relies on.
+  static absl::StatusOr<Kvm> Open(const char* path = "/dev/kvm");
+
+  int fd() const { return fd_.get(); }
+  int CheckExtension(long cap) const;  // NOLINT(runtime/int): the ioctl's type
+  int vcpu_mmap_size() const { return vcpu_mmap_size_; }
+  int max_vcpus() const { return max_vcpus_; }
+#if defined(__x86_64__)
+  // KVM_GET_SUPPORTED_CPUID, fetched once.
+  absl::StatusOr<std::vector<kvm_cpuid_entry2>> SupportedCpuid() const;
+#endif
+
+ private:
+  UniqueFd fd_;
+  int vcpu_mmap_size_ = 0;
+  int max_vcpus_ = 1;
+};
+
+class Vm {
+ public:
+  static absl::StatusOr<Vm> Create(const Kvm& kvm);
+
+  int fd() const { return fd_.get(); }
+  absl::Status SetUserMemoryRegion(uint32_t slot, uint64_t gpa, uint64_t size, void* hva) const;
+  // Drives a level-triggered interrupt line of the in-kernel irqchip. Static so that a device
+  // can hold the fd number without pointing at a Vm object that may move.
+  static absl::Status SetIrqLine(int vm_fd, uint32_t irq, bool level);
+
+ private:
+  UniqueFd fd_;
+};
+
+}  // namespace edgevisor

@@ -1,0 +1,309 @@
+#include "src/vmm/vmm.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "src/vmm/util/log.h"
+
+namespace edgevisor {
+namespace {
+
+int KickSignal() { return SIGRTMIN; }
+void NoopHandler(int) {}
+
+// How often the main thread checks whether every vCPU has parked (halted with interrupts off).
+// The in-kernel LAPIC handles HLT without an exit, so this is the only way to see it.
+constexpr long kParkCheckNs = 50'000'000;  // NOLINT(runtime/int)
+
+const char* ExitReasonName(uint32_t r) {
+  switch (r) {
+    case KVM_EXIT_UNKNOWN:
+      return "UNKNOWN";
+    case KVM_EXIT_EXCEPTION:
+      return "EXCEPTION";
+    case KVM_EXIT_SHUTDOWN:
+      return "SHUTDOWN";
+    case KVM_EXIT_FAIL_ENTRY:
+      return "FAIL_ENTRY";
+    case KVM_EXIT_INTERNAL_ERROR:
+      return "INTERNAL_ERROR";
+    default:
+      return "other";
+  }
+}
+
+const char* InternalSuberrorName(uint32_t s) {
+  switch (s) {
+    case KVM_INTERNAL_ERROR_EMULATION:
+      return "emulation failure";
+    case KVM_INTERNAL_ERROR_SIMUL_EX:
+      return "simultaneous exceptions";
+    case KVM_INTERNAL_ERROR_DELIVERY_EV:
+      return "event delivery failure";
+    default:
+      return "unknown";
+  }
+}
+
+// Software or nested virtualization, where KVM's instruction emulator is far less complete.
+std::string HostKvmHint() {
+  std::error_code ec;
+  if (std::filesystem::exists("/sys/module/kvm_pvm", ec)) {
+    return " hint: this host's KVM is PVM (software virtualization nested in a VM); stock Linux "
+           "kernels fail here on instructions it cannot emulate. Use the nested rig (tools/rig).";
+  }
+  return "";
+}
+
+}  // namespace
+
+Vmm::Vmm(VmParts parts) : p_(std::move(parts)), parked_(new std::atomic<bool>[p_.vcpus.size()]) {
+  for (size_t i = 0; i < p_.vcpus.size(); ++i) parked_[i] = false;
+}
+
+Vmm::~Vmm() {
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+}
+
+void Vmm::BlockProcessSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, KickSignal());
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  struct sigaction sa {};
+  sa.sa_handler = NoopHandler;  // no SA_RESTART: the kick must interrupt KVM_RUN
+  sigaction(KickSignal(), &sa, nullptr);
+}
+
+void Vmm::KickAll() {
+  for (size_t i = 0; i < threads_.size(); ++i) {
+    p_.vcpus[i]->RequestImmediateExit();
+    pthread_kill(threads_[i].native_handle(), KickSignal());
+  }
+}
+
+int Vmm::Run() {
+  for (size_t i = 0; i < p_.vcpus.size(); ++i) {
+    threads_.emplace_back([this, i] { VcpuThread(i); });
+  }
+
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  UniqueFd sfd(signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK));
+  UniqueFd tfd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
+  itimerspec its{};
+  its.it_interval.tv_nsec = its.it_value.tv_nsec = kParkCheckNs;
+  timerfd_settime(tfd.get(), 0, &its, nullptr);
+
+  auto add = [&](int fd) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    return epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev) == 0;
+  };
+  if (!sfd.valid() || !tfd.valid() || !ep.valid() || !add(sfd.get()) || !add(tfd.get()) ||
+      !add(p_.stop->event_fd())) {
+    p_.stop->Request(StopReason::kVmmError, kExitVmmError,
+                     absl::StrFormat("main loop setup failed: %s", strerror(errno)));
+  }
+  bool input_on = p_.uart && p_.serial_input_fd >= 0 && add(p_.serial_input_fd);
+
+  while (!p_.stop->requested()) {
+    epoll_event evs[4];
+    int n = epoll_wait(ep.get(), evs, 4, -1);
+    if (n < 0 && errno != EINTR) {
+      p_.stop->Request(StopReason::kVmmError, kExitVmmError,
+                       absl::StrFormat("epoll_wait: %s", strerror(errno)));
+    }
+    for (int i = 0; i < n; ++i) {
+      const int fd = evs[i].data.fd;
+      if (fd == sfd.get()) {
+        signalfd_siginfo si{};
+        if (read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
+          p_.stop->Request(StopReason::kSignal, kExitOk,
+                           absl::StrFormat("stopped by signal %s", strsignal(si.ssi_signo)));
+        }
+      } else if (fd == tfd.get()) {
+        uint64_t ticks;
+        [[maybe_unused]] ssize_t r = read(tfd.get(), &ticks, sizeof(ticks));
+        KickAll();  // each vCPU re-checks whether it is parked
+        if (!input_on && p_.serial_input_fd >= 0 && p_.uart->InputSpace() > 0) {
+          input_on = add(p_.serial_input_fd);
+        }
+      } else if (fd == p_.serial_input_fd) {
+        uint8_t buf[Uart16550::kRxFifoSize];
+        const size_t space = p_.uart->InputSpace();
+        if (space == 0) {  // guest is not draining; resume on a later tick
+          epoll_ctl(ep.get(), EPOLL_CTL_DEL, fd, nullptr);
+          input_on = false;
+          continue;
+        }
+        ssize_t r = read(fd, buf, space);
+        if (r > 0) {
+          p_.uart->EnqueueInput(absl::MakeSpan(buf, static_cast<size_t>(r)));
+        } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+          epoll_ctl(ep.get(), EPOLL_CTL_DEL, fd, nullptr);  // EOF: no more console input
+          p_.serial_input_fd = -1;
+          input_on = false;
+        }
+      }
+    }
+  }
+
+  KickAll();
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+
+  const StopInfo info = *p_.stop->info();
+  if (p_.boot_timer && !p_.boot_timer->boot_time()) {
+    spdlog::debug("boot timer: the guest never wrote the boot-complete marker");
+  }
+  if (info.reason == StopReason::kGuestCrash || info.reason == StopReason::kVmmError) {
+    spdlog::error("{}", info.message);
+  } else {
+    spdlog::info("{} (exit code {})", info.message, info.exit_code);
+  }
+  return info.exit_code;
+}
+
+void Vmm::VcpuThread(size_t index) {
+  Vcpu& vcpu = *p_.vcpus[index];
+  pthread_setname_np(pthread_self(), absl::StrFormat("vcpu%d", index).c_str());
+  sigset_t kick;
+  sigemptyset(&kick);
+  sigaddset(&kick, KickSignal());
+  pthread_sigmask(SIG_UNBLOCK, &kick, nullptr);
+
+  while (!p_.stop->requested()) {
+    absl::Status s = vcpu.Run();
+    if (!s.ok()) {
+      p_.stop->Request(StopReason::kVmmError, kExitVmmError, std::string(s.message()));
+      break;
+    }
+    if (!HandleExit(vcpu)) break;
+  }
+}
+
+void Vmm::CheckParked(Vcpu& vcpu) {
+  auto mp = vcpu.GetMpState();
+  bool parked = false;
+  if (mp.ok() && mp->mp_state == KVM_MP_STATE_UNINITIALIZED) {
+    parked = vcpu.index() != 0;
+  } else if (mp.ok() && mp->mp_state == KVM_MP_STATE_HALTED) {
+#if defined(__x86_64__)
+    auto regs = vcpu.GetRegs();
+    parked = regs.ok() && !(regs->rflags & (1u << 9));  // IF clear: nothing can wake it
+#endif
+  }
+  parked_[vcpu.index()] = parked;
+  if (!parked) return;
+  for (size_t i = 0; i < p_.vcpus.size(); ++i) {
+    if (!parked_[i]) return;
+  }
+  p_.stop->Request(StopReason::kGuestHalted, kExitOk, "guest halted with interrupts disabled");
+}
+
+void Vmm::Crash(Vcpu& vcpu, const std::string& what, bool emulator_limit) {
+  std::string where;
+#if defined(__x86_64__)
+  if (auto regs = vcpu.GetRegs(); regs.ok()) where = absl::StrFormat(" at RIP 0x%x", regs->rip);
+#endif
+  p_.stop->Request(StopReason::kGuestCrash, kExitGuestCrash,
+                   absl::StrFormat("vcpu%d: %s%s.%s", vcpu.index(), what, where,
+                                   emulator_limit ? HostKvmHint() : ""));
+}
+
+bool Vmm::HandleExit(Vcpu& vcpu) {
+  kvm_run* run = vcpu.run();
+  switch (run->exit_reason) {
+    case KVM_EXIT_INTR:
+      CheckParked(vcpu);
+      return true;
+#if defined(__x86_64__)
+    case KVM_EXIT_IO: {
+      auto* data = reinterpret_cast<uint8_t*>(run) + run->io.data_offset;
+      for (uint32_t i = 0; i < run->io.count; ++i) {
+        auto span = absl::MakeSpan(data + i * run->io.size, run->io.size);
+        if (run->io.direction == KVM_EXIT_IO_OUT) {
+          if (!p_.pio->Write(run->io.port, span)) {
+            spdlog::trace("pio write to unclaimed port 0x{:x}", run->io.port);
+          }
+        } else if (!p_.pio->Read(run->io.port, span)) {
+          std::fill(span.begin(), span.end(), 0xff);  // floating bus
+        }
+      }
+      return true;
+    }
+    case KVM_EXIT_HLT: {
+      // Only without an in-kernel LAPIC. Interrupts off means nothing will ever wake it.
+      auto regs = vcpu.GetRegs();
+      if (regs.ok() && !(regs->rflags & (1u << 9))) {
+        p_.stop->Request(StopReason::kGuestHalted, kExitOk,
+                         "guest halted with interrupts disabled");
+        return false;
+      }
+      return true;
+    }
+#endif
+    case KVM_EXIT_MMIO: {
+      auto span = absl::MakeSpan(run->mmio.data, std::min<uint32_t>(run->mmio.len, 8));
+      if (run->mmio.is_write) {
+        if (!p_.mmio->Write(run->mmio.phys_addr, span)) {
+          spdlog::trace("mmio write to unclaimed 0x{:x}", run->mmio.phys_addr);
+        }
+      } else if (!p_.mmio->Read(run->mmio.phys_addr, span)) {
+        std::fill(span.begin(), span.end(), 0xff);
+      }
+      return true;
+    }
+    case KVM_EXIT_SYSTEM_EVENT:
+      if (run->system_event.type == KVM_SYSTEM_EVENT_RESET) {
+        p_.stop->Request(StopReason::kGuestReset, kExitOk, "guest requested reset");
+      } else {
+        p_.stop->Request(StopReason::kGuestPowerOff, kExitOk, "guest powered off");
+      }
+      return false;
+    case KVM_EXIT_SHUTDOWN:
+      Crash(vcpu, "guest shutdown (triple fault)");
+      return false;
+    case KVM_EXIT_FAIL_ENTRY:
+      Crash(vcpu,
+            absl::StrFormat("KVM_EXIT_FAIL_ENTRY, hardware reason 0x%x",
+                            run->fail_entry.hardware_entry_failure_reason),
+            /*emulator_limit=*/true);
+      return false;
+    case KVM_EXIT_INTERNAL_ERROR: {
+      std::vector<std::string> words;
+      for (uint32_t i = 0; i < run->internal.ndata && i < 16; ++i) {
+        words.push_back(absl::StrFormat("0x%x", run->internal.data[i]));
+      }
+      Crash(
+          vcpu,
+          absl::StrFormat("KVM internal error, suberror %d (%s), data [%s]", run->internal.suberror,
+                          InternalSuberrorName(run->internal.suberror), absl::StrJoin(words, " ")),
+          /*emulator_limit=*/true);
+      return false;
+    }
+    default:
+      Crash(vcpu, absl::StrFormat("unhandled KVM exit reason %d (%s)", run->exit_reason,
+                                  ExitReasonName(run->exit_reason)));
+      return false;
+  }
+}
+
+}  // namespace edgevisor

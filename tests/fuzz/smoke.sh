@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang (ASan+UBSan+fuzzer) and runs each briefly.
+# usage: smoke.sh SOURCE_ROOT BUILD_DIR SECONDS
+set -euo pipefail
+SRC=$1; OUT=$2/fuzz; SECS=${3:-20}
+mkdir -p "$OUT"
+CXX=${FUZZ_CXX:-clang++}
+command -v "$CXX" >/dev/null || { echo "$CXX not found (apt-get install clang libclang-rt-14-dev)"; exit 1; }
+ABSL=$(pkg-config --libs absl_status absl_statusor absl_strings absl_str_format)
+FLAGS=(-std=c++20 -O1 -g -I"$SRC" -DSPDLOG_FMT_EXTERNAL -DFMT_HEADER_ONLY -D_GNU_SOURCE)
+SAN=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
+COMMON=("$SRC/src/vmm/guest_memory.cc" "$SRC/src/vmm/loader/elf.cc")
+"$CXX" "${FLAGS[@]}" "$SRC/tests/fuzz/make_seeds.cc" -o "$OUT/make_seeds"
+"$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/elf_fuzz.cc" "${COMMON[@]}" \
+  "$SRC/src/vmm/arch/x86_64/arch.cc" "$SRC/src/vmm/arch/x86_64/pvh.cc" \
+  "$SRC/src/vmm/arch/x86_64/cpuid.cc" "$SRC/src/vmm/kvm.cc" "$SRC/src/vmm/vcpu.cc" \
+  $ABSL -o "$OUT/elf_fuzz"
+mkdir -p "$OUT/elf_corpus"
+"$OUT/make_seeds" "$OUT/elf_corpus"
+"$OUT/elf_fuzz" -max_total_time="$SECS" -max_len=65536 -print_final_stats=1 "$OUT/elf_corpus" 2>&1 | tail -5

@@ -1,0 +1,226 @@
+// Boots the firmware payloads on the host's /dev/kvm and checks console text and exit status.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "tests/integration/vmm_process.h"
+#include "tests/unit/elf_builder.h"
+
+namespace edgevisor::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::vector<std::string> VmmArgs(std::vector<std::string> extra) {
+  std::vector<std::string> a = {EdgevisorBin(), "run"};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+std::string ReadFile(const std::string& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+class PayloadTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(access("/dev/kvm", R_OK | W_OK), 0) << "/dev/kvm is required for integration tests";
+  }
+};
+
+TEST_F(PayloadTest, HelloPrintsBannerAndCmdline) {
+  auto r = RunProcess(VmmArgs(
+      {"--kernel", Payload("hello"), "--cmdline", "hi there", "--mem", "64", "--debug-exit"}));
+  EXPECT_EQ(r.exit_code, 1) << r.err;  // payload exit 0 -> (0 << 1) | 1
+  EXPECT_EQ(r.out, "edgevisor hello payload\ncmdline: hi there\nhello: done\n");
+}
+
+TEST_F(PayloadTest, HelloWithoutDebugExitHaltsCleanly) {
+  auto r = RunProcess(VmmArgs({"--kernel", Payload("hello"), "--mem", "32"}));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("hello: done"));
+  EXPECT_THAT(r.err, HasSubstr("halted with interrupts disabled"));
+}
+
+TEST_F(PayloadTest, BootTimerIsLogged) {
+  auto r = RunProcess(VmmArgs({"--kernel", Payload("hello"), "--debug-exit"}));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("Guest-boot-time ="));
+}
+
+TEST_F(PayloadTest, SelftestPasses) {
+  auto r = RunProcess(VmmArgs({"--kernel", Payload("selftest"), "--cmdline",
+                               "selftest a=1 b=0x10 c=4K flag", "--mem", "64", "--debug-exit"}));
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr(" 0 failed"));
+  EXPECT_THAT(r.out, Not(HasSubstr("FAIL")));
+}
+
+TEST_F(PayloadTest, SelftestWithTwoVcpusAndMoreMemory) {
+  auto r = RunProcess(
+      VmmArgs({"--kernel", Payload("selftest"), "--cmdline", "selftest a=1 b=0x10 c=4K flag",
+               "--mem", "512", "--vcpus", "2", "--debug-exit"}));
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr(" 0 failed"));
+}
+
+TEST_F(PayloadTest, TwoVcpusHaltCleanlyWithSecondaryNeverStarted) {
+  auto r = RunProcess(VmmArgs({"--kernel", Payload("hello"), "--vcpus", "2"}));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("halted"));
+}
+
+TEST_F(PayloadTest, SerialToFile) {
+  const std::string path = ::testing::TempDir() + "/serial_to_file.log";
+  unlink(path.c_str());
+  auto r = RunProcess(VmmArgs({"--kernel", Payload("hello"), "--cmdline", "x", "--serial",
+                               "file:" + path, "--debug-exit"}));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(ReadFile(path), "edgevisor hello payload\ncmdline: x\nhello: done\n");
+}
+
+TEST_F(PayloadTest, SerialOffDiscards) {
+  auto r = RunProcess(VmmArgs({"--kernel", Payload("hello"), "--serial", "off", "--debug-exit"}));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+}
+
+TEST_F(PayloadTest, ConsoleInputReachesGuest) {
+  auto r = RunProcess(VmmArgs({"--kernel", Payload("console"), "--debug-exit"}),
+                      "first line\nsecond\nexit\n");
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("echo: first line\n"));
+  EXPECT_THAT(r.out, HasSubstr("echo: second\n"));
+}
+
+TEST_F(PayloadTest, ConsoleInputByInterrupt) {
+  auto r = RunProcess(VmmArgs({"--kernel", Payload("console"), "--cmdline", "irq", "--debug-exit"}),
+                      "via irq\nexit\n");
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("echo: via irq\n"));
+}
+
+TEST_F(PayloadTest, SigtermStopsRunningGuest) {
+  for (int sig : {SIGTERM, SIGINT}) {
+    auto r = RunProcess(
+        VmmArgs({"--kernel", Payload("console"), "--debug-exit"}), "", 20000,
+        [sig](const std::string& out) {
+          return out.find("console: ready") != std::string::npos ? sig : 0;
+        },
+        /*close_stdin=*/false);
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_THAT(r.err, HasSubstr("stopped by signal"));
+  }
+}
+
+TEST_F(PayloadTest, TripleFaultIsReportedAsCrash) {
+  auto r = RunProcess(VmmArgs({"--kernel", Payload("crash"), "--cmdline", "triple-fault"}));
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("triple fault"));
+  EXPECT_THAT(r.err, HasSubstr("RIP 0x"));
+}
+
+TEST_F(PayloadTest, PageFaultTripleFaultIsReportedAsCrash) {
+  auto r = RunProcess(VmmArgs({"--kernel", Payload("crash"), "--cmdline", "triple-fault=pf"}));
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("triple fault"));
+}
+
+// int3 with no IDT is a triple fault on hardware KVM; PVM cannot emulate int3 and reports an
+// internal error. Either way: exit 3 and a readable message with the RIP.
+TEST_F(PayloadTest, InternalErrorOrShutdownIsReadable) {
+  auto r = RunProcess(VmmArgs({"--kernel", Payload("crash"), "--cmdline", "triple-fault=int3"}));
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("RIP 0x"));
+  if (access("/sys/module/kvm_pvm", F_OK) == 0) {
+    EXPECT_THAT(r.err, HasSubstr("KVM internal error, suberror 1 (emulation failure)"));
+    EXPECT_THAT(r.err, HasSubstr("hint: this host's KVM is PVM"));
+  } else {
+    EXPECT_THAT(r.err, HasSubstr("triple fault"));
+  }
+}
+
+TEST_F(PayloadTest, I8042ResetEndsVm) {
+  auto r = RunProcess(VmmArgs({"--kernel", Payload("crash"), "--cmdline", "i8042-reset"}));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("reset through the i8042"));
+}
+
+// Bad user input: exit code 2 and a message naming the argument.
+struct BadArgCase {
+  const char* name;
+  std::vector<std::string> args;
+  const char* expect;
+};
+
+class BadArgsTest : public PayloadTest, public ::testing::WithParamInterface<BadArgCase> {};
+
+TEST_P(BadArgsTest, ExitsTwoNamingTheArgument) {
+  auto r = RunProcess(VmmArgs(GetParam().args));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr(GetParam().expect));
+  EXPECT_EQ(r.out, "");
+}
+
+std::string WriteTemp(const std::string& name, const std::vector<uint8_t>& data) {
+  std::string p = ::testing::TempDir() + "/" + name;
+  std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(data.data()), data.size());
+  return p;
+}
+
+std::vector<uint8_t> Nops() { return std::vector<uint8_t>(16, 0x90); }
+
+INSTANTIATE_TEST_SUITE_P(
+    Cli, BadArgsTest,
+    ::testing::Values(
+        BadArgCase{"NoKernel", {"--mem", "64"}, "--kernel"},
+        BadArgCase{"MissingKernel", {"--kernel", "/nonexistent.elf"}, "--kernel /nonexistent.elf"},
+        BadArgCase{"KernelIsDir", {"--kernel", "/"}, "not a regular file"},
+        BadArgCase{"NotElf", {"--kernel", "/etc/os-release"}, "not an ELF"},
+        BadArgCase{"ElfWithoutPvhNote", {"--kernel", "/bin/true"}, "--kernel /bin/true"},
+        BadArgCase{"StaticElfWithoutPvhNote",
+                   {"--kernel", WriteTemp("nonote.elf", BuildElf({{0x100000, Nops(), 16}}, {}))},
+                   "no PVH entry note"},
+        BadArgCase{"OverlappingSegments",
+                   {"--kernel", WriteTemp("overlap.elf", BuildElf({{0x100000, Nops(), 0x2000},
+                                                                   {0x101000, Nops(), 16}},
+                                                                  {PvhNote(0x100000)}))},
+                   "overlap"},
+        BadArgCase{
+            "SegmentOutsideRam",
+            {"--kernel",
+             WriteTemp("far.elf", BuildElf({{0x40000000, Nops(), 16}}, {PvhNote(0x40000000)})),
+             "--mem", "16"},
+            "does not fit in guest RAM"},
+        BadArgCase{"ZeroMem", {"--kernel", "/bin/true", "--mem", "0"}, "--mem"},
+        BadArgCase{"HugeMem", {"--kernel", "/bin/true", "--mem", "100000000"}, "--mem"},
+        BadArgCase{"ZeroVcpus", {"--kernel", "/bin/true", "--vcpus", "0"}, "--vcpus"},
+        BadArgCase{"UnknownFlag", {"--kernel", "/bin/true", "--bogus"}, "--bogus"},
+        BadArgCase{"SerialFileInMissingDir",
+                   {"--kernel", Payload("hello"), "--serial", "file:/nonexistent/dir/x"},
+                   "--serial"}),
+    [](const ::testing::TestParamInfo<BadArgCase>& i) { return i.param.name; });
+
+TEST_F(PayloadTest, HelloRunsUnchangedUnderQemu) {
+  const std::string qemu = "/usr/bin/qemu-system-x86_64";
+  ASSERT_EQ(access(qemu.c_str(), X_OK), 0) << "qemu-system-x86 is a test dependency (the peer)";
+  auto r = RunProcess({qemu, "-M", "microvm,acpi=off", "-enable-kvm", "-cpu",
+                       "host,-arch-capabilities", "-m", "64", "-nodefaults", "-no-user-config",
+                       "-nographic", "-serial", "stdio", "-kernel", Payload("hello"), "-append",
+                       "hi there", "-device", "isa-debug-exit,iobase=0xf4,iosize=4"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("edgevisor hello payload\ncmdline: hi there\nhello: done\n"));
+}
+
+}  // namespace
+}  // namespace edgevisor::testing

@@ -1,0 +1,118 @@
+#include "src/vmm/cli.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace edgevisor {
+namespace {
+
+using ::testing::HasSubstr;
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    kernel_ = ::testing::TempDir() + "/cli_test_kernel";
+    std::ofstream(kernel_) << "x";
+    host_.mem_mib = 1024;
+    host_.max_vcpus = 8;
+  }
+  absl::StatusOr<RunOptions> Parse(std::vector<std::string> args) {
+    return ParseRunArgs(args, host_);
+  }
+  std::string Err(std::vector<std::string> args) {
+    auto r = Parse(std::move(args));
+    EXPECT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    return std::string(r.status().message());
+  }
+  std::string kernel_;
+  HostLimits host_;
+};
+
+TEST_F(CliTest, ParsesAllFlags) {
+  auto r = Parse({"--kernel", kernel_, "--cmdline", "a b=c", "--mem", "64", "--vcpus=2", "--serial",
+                  "file:/tmp/x", "--debug-exit", "--id", "vm1", "--log-level", "debug"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->vm.boot.kernel_path, kernel_);
+  EXPECT_EQ(r->vm.boot.cmdline, "a b=c");
+  EXPECT_EQ(r->vm.machine.mem_mib, 64u);
+  EXPECT_EQ(r->vm.machine.vcpus, 2);
+  EXPECT_EQ(r->vm.serial.mode, SerialConfig::Mode::kFile);
+  EXPECT_EQ(r->vm.serial.path, "/tmp/x");
+  EXPECT_TRUE(r->vm.debug_exit);
+  EXPECT_EQ(r->vm.id, "vm1");
+  EXPECT_EQ(r->log_level, "debug");
+}
+
+TEST_F(CliTest, Defaults) {
+  auto r = Parse({"--kernel", kernel_});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->vm.machine.vcpus, 1);
+  EXPECT_EQ(r->vm.machine.mem_mib, 128u);
+  EXPECT_EQ(r->vm.serial.mode, SerialConfig::Mode::kStdio);
+  EXPECT_FALSE(r->vm.debug_exit);
+}
+
+TEST_F(CliTest, MissingKernel) { EXPECT_THAT(Err({"--mem", "64"}), HasSubstr("--kernel")); }
+
+TEST_F(CliTest, NonexistentKernel) {
+  EXPECT_THAT(Err({"--kernel", "/nonexistent/k"}),
+              AllOf(HasSubstr("--kernel"), HasSubstr("No such file")));
+}
+
+TEST_F(CliTest, KernelIsDirectory) {
+  EXPECT_THAT(Err({"--kernel", "/tmp"}), AllOf(HasSubstr("--kernel"), HasSubstr("regular")));
+}
+
+TEST_F(CliTest, UnreadableKernel) {
+  if (geteuid() == 0) GTEST_SKIP() << "root reads any file";
+  std::string p = ::testing::TempDir() + "/cli_unreadable";
+  std::ofstream(p) << "x";
+  chmod(p.c_str(), 0);
+  EXPECT_THAT(Err({"--kernel", p}), HasSubstr("--kernel"));
+}
+
+TEST_F(CliTest, ZeroMem) {
+  EXPECT_THAT(Err({"--kernel", kernel_, "--mem", "0"}), HasSubstr("--mem"));
+}
+
+TEST_F(CliTest, MemLargerThanHost) {
+  EXPECT_THAT(Err({"--kernel", kernel_, "--mem", "4096"}),
+              AllOf(HasSubstr("--mem"), HasSubstr("host")));
+}
+
+TEST_F(CliTest, MemNotANumber) {
+  EXPECT_THAT(Err({"--kernel", kernel_, "--mem", "lots"}), HasSubstr("--mem"));
+  EXPECT_THAT(Err({"--kernel", kernel_, "--mem", "-5"}), HasSubstr("--mem"));
+}
+
+TEST_F(CliTest, ZeroVcpus) {
+  EXPECT_THAT(Err({"--kernel", kernel_, "--vcpus", "0"}), HasSubstr("--vcpus"));
+}
+
+TEST_F(CliTest, TooManyVcpus) {
+  EXPECT_THAT(Err({"--kernel", kernel_, "--vcpus", "9"}), HasSubstr("--vcpus"));
+}
+
+TEST_F(CliTest, BadSerial) {
+  EXPECT_THAT(Err({"--kernel", kernel_, "--serial", "tcp:1"}), HasSubstr("--serial"));
+  EXPECT_THAT(Err({"--kernel", kernel_, "--serial", "file:"}), HasSubstr("--serial"));
+}
+
+TEST_F(CliTest, MissingValue) {
+  EXPECT_THAT(Err({"--kernel"}), HasSubstr("--kernel: missing value"));
+}
+
+TEST_F(CliTest, UnknownFlag) {
+  EXPECT_THAT(Err({"--kernel", kernel_, "--frobnicate"}), HasSubstr("--frobnicate"));
+}
+
+TEST_F(CliTest, BadLogLevel) {
+  EXPECT_THAT(Err({"--kernel", kernel_, "--log-level", "loud"}), HasSubstr("--log-level"));
+}
+
+}  // namespace
+}  // namespace edgevisor
