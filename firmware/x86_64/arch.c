@@ -21,7 +21,12 @@
 #define UART_SPINS 1000000
 #define UART_SPINS_DEGRADED 64
 
+#define UART_TX_FIFO 16  // 16550A transmit FIFO depth (FIFOs are enabled in rt_console_init)
+
 static bool g_uart_stuck;
+// Bytes that may still be written before THRE must be checked again. Once THRE is seen the whole
+// FIFO is free, so one LSR read (one VM exit) covers 16 characters instead of one.
+static unsigned g_tx_credit;
 
 void rt_console_init(void) {
   outb(RT_COM1_PORT + UART_IER, 0x00);           // no interrupts
@@ -36,6 +41,11 @@ void rt_console_init(void) {
 }
 
 void rt_putc(char c) {
+  if (g_tx_credit > 0) {
+    g_tx_credit--;
+    outb(RT_COM1_PORT + UART_THR, (uint8_t)c);
+    return;
+  }
   const unsigned limit = g_uart_stuck ? UART_SPINS_DEGRADED : UART_SPINS;
   unsigned spins = 0;
   while ((inb(RT_COM1_PORT + UART_LSR) & UART_LSR_THRE) == 0) {
@@ -46,6 +56,7 @@ void rt_putc(char c) {
     rt_cpu_relax();
   }
   g_uart_stuck = false;
+  g_tx_credit = UART_TX_FIFO - 1;
   outb(RT_COM1_PORT + UART_THR, (uint8_t)c);
 }
 

@@ -7,7 +7,6 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include <filesystem>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -55,8 +54,7 @@ const char* InternalSuberrorName(uint32_t s) {
 
 // Software or nested virtualization, where KVM's instruction emulator is far less complete.
 std::string HostKvmHint() {
-  std::error_code ec;
-  if (std::filesystem::exists("/sys/module/kvm_pvm", ec)) {
+  if (access("/sys/module/kvm_pvm", F_OK) == 0) {
     return " hint: this host's KVM is PVM (software virtualization nested in a VM); stock Linux "
            "kernels fail here on instructions it cannot emulate. Use the nested rig (tools/rig).";
   }

@@ -31,8 +31,9 @@ namespace {
 struct Sample {
   double wall_ms = 0;
   double cpu_ms = 0;
-  double rss_mib = 0;        // non-guest RSS at exit
-  double guest_rss_mib = 0;  // RSS of the guest-RAM mapping at exit
+  // Non-guest RSS at exit. edgevisor has already unmapped guest RAM by then; QEMU still has it,
+  // and its guest-RAM mapping is subtracted.
+  double rss_mib = 0;
   int exit_code = -1;
 };
 
@@ -89,7 +90,6 @@ Sample RunOnce(const std::vector<std::string>& argv, uint64_t guest_mib) {
       if (sig == SIGTRAP && (status >> 16) == PTRACE_EVENT_EXIT) {
         Smaps m = ReadSmaps(pid, guest_mib * 1024);
         s.rss_mib = (m.total_rss_kb - m.guest_rss_kb) / 1024.0;
-        s.guest_rss_mib = m.guest_rss_kb / 1024.0;
         sig = 0;
       } else if (sig == SIGTRAP) {
         sig = 0;
@@ -182,8 +182,7 @@ int Startup(std::map<std::string, std::string> opts) {
   };
   const Metric metrics[] = {{"wall time exec→exit", "ms", &Sample::wall_ms},
                             {"CPU time (user+sys)", "ms", &Sample::cpu_ms},
-                            {"non-guest RSS at exit", "MiB", &Sample::rss_mib},
-                            {"guest RAM touched (RSS)", "MiB", &Sample::guest_rss_mib}};
+                            {"non-guest RSS at exit", "MiB", &Sample::rss_mib}};
   bool first_peer = true;
   for (const Peer& p : peers) {
     js << (first_peer ? "" : ",") << "\"" << p.name << "\":{";
