@@ -7,7 +7,6 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "src/vmm/util/log.h"
@@ -119,7 +118,13 @@ int Vmm::Run() {
     p_.stop->Request(StopReason::kVmmError, kExitVmmError,
                      absl::StrFormat("main loop setup failed: %s", strerror(errno)));
   }
-  bool input_on = p_.uart && p_.serial_input_fd >= 0 && add(p_.serial_input_fd);
+  if (!p_.uart) p_.serial_input_fd = -1;
+  bool input_on = p_.serial_input_fd >= 0 && add(p_.serial_input_fd);
+  if (!input_on && p_.serial_input_fd >= 0) {
+    // epoll refuses regular files (EPERM) and closed fds: run without console input.
+    spdlog::debug("console input disabled: stdin cannot be polled ({})", strerror(errno));
+    p_.serial_input_fd = -1;
+  }
 
   while (!p_.stop->requested()) {
     epoll_event evs[4];
