@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "src/devices/block/virtio_block.h"
 #include "src/devices/legacy/debug_exit.h"
 #include "src/devices/legacy/i8042.h"
 #include "src/vmm/arch/arch.h"
@@ -65,19 +66,49 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
   EV_ASSIGN_OR_RETURN(p.stop, StopController::Create());
 
   // Guest RAM.
-  EV_ASSIGN_OR_RETURN(p.mem, GuestMemory::Create(arch::RamLayout(cfg.machine.mem_mib << 20)));
+  EV_ASSIGN_OR_RETURN(GuestMemory mem,
+                      GuestMemory::Create(arch::RamLayout(cfg.machine.mem_mib << 20)));
+  p.mem = std::make_unique<GuestMemory>(std::move(mem));
   uint32_t slot = 0;
-  for (const GuestRegion& r : p.mem.regions()) {
+  for (const GuestRegion& r : p.mem->regions()) {
     EV_RETURN_IF_ERROR(p.vm.SetUserMemoryRegion(slot++, r.gpa, r.size, r.hva));
   }
   EV_RETURN_IF_ERROR(arch::SetupVm(p.vm));
+
+  // virtio devices, before the kernel: their cmdline entries go into the boot information.
+  std::string cmdline = cfg.boot.cmdline;
+  for (size_t i = 0; i < cfg.drives.size(); ++i) {
+    const DriveConfig& d = cfg.drives[i];
+    auto blk = block::VirtioBlock::Create(d, absl::StrFormat("blk%d", i));
+    if (!blk.ok()) {
+      const std::string msg = absl::StrFormat("--drive %s: %s", d.id, blk.status().message());
+      return IsUsageError(blk.status()) ? UsageError(msg) : absl::Status(blk.status().code(), msg);
+    }
+    spdlog::debug("drive {}: {} sectors, {} engine, {} queue(s)", d.id, (*blk)->capacity_sectors(),
+                  (*blk)->engine_kind() == block::IoEngine::Kind::kUring ? "io_uring" : "sync",
+                  d.queues);
+    EV_ASSIGN_OR_RETURN(std::unique_ptr<virtio::MmioTransport> t,
+                        virtio::MmioTransport::Create(std::move(*blk), p.mem.get()));
+    const arch::MmioSlot at = arch::VirtioMmioSlot(i);
+    for (size_t q = 0; q < t->notify_fds().size(); ++q) {
+      EV_RETURN_IF_ERROR(p.vm.AddIoeventfd(
+          t->notify_fds()[q].get(), at.base + virtio::MmioTransport::kQueueNotifyOffset, 4, q));
+    }
+    EV_RETURN_IF_ERROR(p.vm.AddIrqfd(t->irq_fd(), at.gsi));
+    std::shared_ptr<virtio::MmioTransport> dev = std::move(t);
+    EV_RETURN_IF_ERROR(p.mmio->Insert(dev, at.base, virtio::MmioTransport::kSize,
+                                      absl::StrFormat("virtio-blk %s", d.id)));
+    p.virtio_devices.push_back(std::move(dev));
+    // Linux's (and QEMU microvm's) virtio_mmio.device=<size>@<base>:<irq> form.
+    absl::StrAppend(&cmdline, " virtio_mmio.device=4K@0x", absl::Hex(at.base), ":", at.gsi);
+  }
 
   // Kernel.
   {
     auto kernel_or = MappedFile::Open(cfg.boot.kernel_path);
     if (!kernel_or.ok()) return UsageError(absl::StrCat("--kernel ", kernel_or.status().message()));
     MappedFile kernel = std::move(*kernel_or);
-    auto boot = arch::LoadKernel(kernel.span(), cfg.boot.cmdline, p.mem);
+    auto boot = arch::LoadKernel(kernel.span(), cmdline, *p.mem);
     if (!boot.ok()) {
       return UsageError(
           absl::StrFormat("--kernel %s: %s", cfg.boot.kernel_path, boot.status().message()));
@@ -85,7 +116,7 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
     // vCPUs.
     for (int i = 0; i < cfg.machine.vcpus; ++i) {
       EV_ASSIGN_OR_RETURN(std::unique_ptr<Vcpu> vcpu, Vcpu::Create(p.kvm, p.vm, i));
-      EV_RETURN_IF_ERROR(arch::SetupVcpu(p.kvm, *vcpu, cfg.machine.vcpus, *boot, p.mem));
+      EV_RETURN_IF_ERROR(arch::SetupVcpu(p.kvm, *vcpu, cfg.machine.vcpus, *boot, *p.mem));
       p.vcpus.push_back(std::move(vcpu));
     }
   }

@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
 namespace edgevisor {
@@ -29,11 +30,59 @@ absl::Status CheckReadableFile(const std::string& flag, const std::string& path)
   return absl::OkStatus();
 }
 
+bool OnOff(const std::string& v, bool* out) {
+  if (v == "on" || v == "true") return (*out = true), true;
+  if (v == "off" || v == "false") return (*out = false), true;
+  return false;
+}
+
 }  // namespace
+
+absl::StatusOr<DriveConfig> ParseDriveSpec(const std::string& spec, size_t index) {
+  DriveConfig d;
+  d.id = absl::StrFormat("drive%d", index);
+  auto bad = [&](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrFormat("--drive %s: %s", spec, why));
+  };
+  for (absl::string_view item : absl::StrSplit(spec, ',')) {
+    const size_t eq = item.find('=');
+    if (eq == absl::string_view::npos) return bad(absl::StrCat("'", item, "' is not key=value"));
+    const std::string key(item.substr(0, eq));
+    const std::string val(item.substr(eq + 1));
+    if (key == "path") {
+      d.path = val;
+    } else if (key == "id") {
+      if (val.empty() || val.size() > 64) return bad("id must be 1 to 64 characters");
+      d.id = val;
+    } else if (key == "ro") {
+      if (!OnOff(val, &d.read_only)) return bad("ro must be on or off");
+    } else if (key == "direct") {
+      if (!OnOff(val, &d.direct)) return bad("direct must be on or off");
+    } else if (key == "queues") {
+      uint32_t q = 0;
+      if (!absl::SimpleAtoi(val, &q) || q < 1 || q > 16) return bad("queues must be 1 to 16");
+      d.queues = static_cast<uint16_t>(q);
+    } else if (key == "engine") {
+      if (val == "uring") {
+        d.engine = DriveConfig::Engine::kUring;
+      } else if (val == "sync") {
+        d.engine = DriveConfig::Engine::kSync;
+      } else {
+        return bad("engine must be uring or sync");
+      }
+    } else {
+      return bad(absl::StrCat("unknown key '", key, "'"));
+    }
+  }
+  if (d.path.empty()) return bad("path= is required");
+  return d;
+}
 
 std::string RunUsage() {
   return "usage: edgevisor run --kernel FILE [--cmdline STRING] [--mem MiB] [--vcpus N]\n"
          "                     [--serial stdio|file:PATH|off] [--debug-exit] [--id ID]\n"
+         "                     [--drive path=F[,id=S][,ro=on][,direct=on][,queues=N]"
+         "[,engine=uring|sync]]...\n"
          "                     [--log-level trace|debug|info|warn|error|off]\n";
 }
 
@@ -91,6 +140,12 @@ absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args,
         return absl::InvalidArgumentError(
             absl::StrFormat("--serial: '%s' is not stdio, off or file:PATH", *v));
       }
+    } else if (flag == "--drive") {
+      auto v = next();
+      if (!v.ok()) return v.status();
+      auto d = ParseDriveSpec(*v, vm.drives.size());
+      if (!d.ok()) return d.status();
+      vm.drives.push_back(std::move(*d));
     } else if (flag == "--debug-exit") {
       if (has_inline_value) return absl::InvalidArgumentError("--debug-exit: takes no value");
       vm.debug_exit = true;

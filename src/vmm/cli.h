@@ -18,6 +18,10 @@ struct RunOptions {
 absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args,
                                         const HostLimits& host);
 
+// `path=F[,id=S][,ro=on][,direct=on][,queues=N][,engine=uring|sync]`; `index` names the default
+// id (drive0, drive1, ...).
+absl::StatusOr<DriveConfig> ParseDriveSpec(const std::string& spec, size_t index);
+
 std::string RunUsage();
 
 }  // namespace edgevisor

@@ -87,3 +87,29 @@ absl::Status Vm::SetIrqLine(int vm_fd, uint32_t irq, bool level) {
 }
 
 }  // namespace edgevisor
+
+namespace edgevisor {
+
+absl::Status Vm::AddIoeventfd(int fd, uint64_t addr, uint32_t len, uint64_t datamatch) const {
+  kvm_ioeventfd io{};
+  io.datamatch = datamatch;
+  io.addr = addr;
+  io.len = len;
+  io.fd = fd;
+  io.flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
+  if (ioctl(fd_.get(), KVM_IOEVENTFD, &io) < 0) {
+    return ErrnoError(absl::StrFormat("KVM_IOEVENTFD at 0x%x", addr));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Vm::AddIrqfd(int fd, uint32_t gsi) const {
+  kvm_irqfd irq{};
+  irq.fd = static_cast<uint32_t>(fd);
+  irq.gsi = gsi;
+  if (ioctl(fd_.get(), KVM_IRQFD, &irq) < 0)
+    return ErrnoError(absl::StrFormat("KVM_IRQFD gsi %d", gsi));
+  return absl::OkStatus();
+}
+
+}  // namespace edgevisor

@@ -41,6 +41,11 @@ class Vm {
   // Drives a level-triggered interrupt line of the in-kernel irqchip. Static so that a device
   // can hold the fd number without pointing at a Vm object that may move.
   static absl::Status SetIrqLine(int vm_fd, uint32_t irq, bool level);
+  // Guest writes of `datamatch` (len bytes) to MMIO `addr` signal `fd` inside KVM, with no
+  // exit to user space.
+  absl::Status AddIoeventfd(int fd, uint64_t addr, uint32_t len, uint64_t datamatch) const;
+  // Writing to `fd` injects an edge on `gsi` through the in-kernel irqchip.
+  absl::Status AddIrqfd(int fd, uint32_t gsi) const;
 
  private:
   UniqueFd fd_;

@@ -9,6 +9,7 @@
 
 #include "src/devices/legacy/boot_timer.h"
 #include "src/devices/legacy/uart_16550.h"
+#include "src/devices/virtio/mmio_transport.h"
 #include "src/vmm/bus.h"
 #include "src/vmm/guest_memory.h"
 #include "src/vmm/kvm.h"
@@ -22,7 +23,7 @@ struct VmParts {
   std::string id;
   Kvm kvm;
   Vm vm;
-  GuestMemory mem;
+  std::unique_ptr<GuestMemory> mem;  // stable address: devices hold pointers to it
   std::unique_ptr<Bus> pio = std::make_unique<Bus>("pio");
   std::unique_ptr<Bus> mmio = std::make_unique<Bus>("mmio");
   std::shared_ptr<StopController> stop;
@@ -30,6 +31,7 @@ struct VmParts {
   int serial_input_fd = -1;  // stdin when the console is stdio
   UniqueFd serial_output_file;
   std::shared_ptr<BootTimer> boot_timer;
+  std::vector<std::shared_ptr<virtio::MmioTransport>> virtio_devices;
   std::vector<std::unique_ptr<Vcpu>> vcpus;
 };
 

@@ -1,4 +1,5 @@
 // Writes seed inputs for elf_fuzz: a valid PVH image and a few near-misses.
+#include <cstring>
 #include <fstream>
 #include <string>
 
@@ -19,5 +20,28 @@ int main(int argc, char** argv) {
       BuildElf({{0x100000, code, 64}, {0x200000, code, 0x3000}}, {PvhNote(0x100000)}));
   put("no_note", BuildElf({{0x100000, code, 64}}, {}));
   put("overlap", BuildElf({{0x100000, code, 0x2000}, {0x101000, code, 64}}, {PvhNote(0x100000)}));
+  if (argc < 3) return 0;
+  // virtio-blk seed: header (head 0, queue size 8, indirect, capacity 1024), then RAM with a
+  // 3-descriptor read request: desc table at 0, request header at 0x100, data 0x200, status 0x400.
+  const std::string vdir = argv[2];
+  std::vector<uint8_t> in(8 + 0x500, 0);
+  auto put16 = [&](size_t off, uint16_t v) { std::memcpy(&in[off], &v, 2); };
+  auto put32 = [&](size_t off, uint32_t v) { std::memcpy(&in[off], &v, 4); };
+  auto put64 = [&](size_t off, uint64_t v) { std::memcpy(&in[off], &v, 8); };
+  put16(2, 8);
+  in[4] = 1;
+  in[6] = 4;  // capacity 1024
+  auto desc = [&](int i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next) {
+    put64(8 + 16 * i, addr);
+    put32(8 + 16 * i + 8, len);
+    put16(8 + 16 * i + 12, flags);
+    put16(8 + 16 * i + 14, next);
+  };
+  desc(0, 0x100, 16, 1, 1);
+  desc(1, 0x200, 512, 3, 2);
+  desc(2, 0x400, 1, 2, 0);
+  put32(8 + 0x100, 0);  // VIRTIO_BLK_T_IN, sector 0
+  std::ofstream(vdir + "/read", std::ios::binary)
+      .write(reinterpret_cast<const char*>(in.data()), static_cast<std::streamsize>(in.size()));
   return 0;
 }

@@ -15,6 +15,14 @@ COMMON=("$SRC/src/vmm/guest_memory.cc" "$SRC/src/vmm/loader/elf.cc")
   "$SRC/src/vmm/arch/x86_64/arch.cc" "$SRC/src/vmm/arch/x86_64/pvh.cc" \
   "$SRC/src/vmm/arch/x86_64/cpuid.cc" "$SRC/src/vmm/kvm.cc" "$SRC/src/vmm/vcpu.cc" \
   $ABSL -o "$OUT/elf_fuzz"
-mkdir -p "$OUT/elf_corpus"
-"$OUT/make_seeds" "$OUT/elf_corpus"
-"$OUT/elf_fuzz" -max_total_time="$SECS" -max_len=65536 -print_final_stats=1 "$OUT/elf_corpus" 2>&1 | tail -5
+"$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/virtio_blk_fuzz.cc" "${COMMON[@]}" \
+  "$SRC/src/devices/virtio/descriptor_chain.cc" "$SRC/src/devices/block/request.cc" \
+  $ABSL -o "$OUT/virtio_blk_fuzz"
+mkdir -p "$OUT/elf_corpus" "$OUT/virtio_blk_corpus"
+"$OUT/make_seeds" "$OUT/elf_corpus" "$OUT/virtio_blk_corpus"
+set -o pipefail
+for t in elf virtio_blk; do
+  echo "--- $t: ${SECS}s"
+  "$OUT/${t}_fuzz" -max_total_time="$SECS" -max_len=65544 -print_final_stats=1 \
+    "$OUT/${t}_corpus" 2>&1 | tail -4
+done

@@ -33,6 +33,13 @@ absl::StatusOr<BootEntry> LoadKernel(absl::Span<const uint8_t> kernel, const std
 absl::Status SetupVcpu(const Kvm& kvm, const Vcpu& vcpu, int vcpu_count, const BootEntry& boot,
                        const GuestMemory& mem);
 
+// Where the index-th virtio-mmio device lives and which GSI it interrupts on.
+struct MmioSlot {
+  uint64_t base;
+  uint32_t gsi;
+};
+MmioSlot VirtioMmioSlot(size_t index);
+
 // The boot-timer device's MMIO address (Firecracker's, so existing guest init scripts work).
 uint64_t BootTimerAddress();
 

@@ -33,6 +33,18 @@ absl::Status ValidateVmConfig(const VmConfig& cfg, const HostLimits& host) {
   if (cfg.id.empty() || cfg.id.size() > 64) {
     return absl::InvalidArgumentError("--id: must be 1 to 64 characters");
   }
+  if (cfg.drives.size() > kMaxVirtioDevices) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--drive: at most %d drives", kMaxVirtioDevices));
+  }
+  for (size_t i = 0; i < cfg.drives.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (cfg.drives[i].id == cfg.drives[j].id) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("--drive: id '%s' is used twice", cfg.drives[i].id));
+      }
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 
@@ -24,13 +25,27 @@ struct SerialConfig {
   std::string path;  // kFile only
 };
 
+// One virtio-blk drive (`--drive path=F[,id=S][,ro=on][,direct=on][,queues=N][,engine=E]`).
+struct DriveConfig {
+  std::string path;
+  std::string id;  // also the serial that GET_ID returns (first 20 bytes)
+  bool read_only = false;
+  bool direct = false;  // O_DIRECT
+  uint16_t queues = 1;
+  enum class Engine { kAuto, kUring, kSync };
+  Engine engine = Engine::kAuto;
+};
+
 struct VmConfig {
   std::string id = "anonymous";
   MachineConfig machine;
   BootSource boot;
   SerialConfig serial;
   bool debug_exit = false;
+  std::vector<DriveConfig> drives;
 };
+
+inline constexpr size_t kMaxVirtioDevices = 16;
 
 // Limits of the host the VM is checked against.
 struct HostLimits {

@@ -116,3 +116,47 @@ TEST_F(CliTest, BadLogLevel) {
 
 }  // namespace
 }  // namespace edgevisor
+
+namespace edgevisor {
+namespace {
+
+TEST(DriveSpecTest, ParsesAllKeys) {
+  auto d = ParseDriveSpec("path=/d.img,id=rootfs,ro=on,direct=on,queues=4,engine=sync", 0);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->path, "/d.img");
+  EXPECT_EQ(d->id, "rootfs");
+  EXPECT_TRUE(d->read_only);
+  EXPECT_TRUE(d->direct);
+  EXPECT_EQ(d->queues, 4);
+  EXPECT_EQ(d->engine, DriveConfig::Engine::kSync);
+}
+
+TEST(DriveSpecTest, DefaultsAndDefaultId) {
+  auto d = ParseDriveSpec("path=/d.img", 3);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->id, "drive3");
+  EXPECT_FALSE(d->read_only);
+  EXPECT_EQ(d->queues, 1);
+  EXPECT_EQ(d->engine, DriveConfig::Engine::kAuto);
+}
+
+TEST(DriveSpecTest, RejectsBadSpecsNamingTheKey) {
+  for (const char* spec :
+       {"id=x", "path=/a,queues=0", "path=/a,queues=17", "path=/a,ro=maybe", "path=/a,engine=aio",
+        "path=/a,colour=red", "path=/a,novalue", "path=/a,id="}) {
+    auto d = ParseDriveSpec(spec, 0);
+    EXPECT_FALSE(d.ok()) << spec;
+    EXPECT_NE(std::string(d.status().message()).find("--drive"), std::string::npos) << spec;
+  }
+}
+
+TEST(DriveSpecTest, DuplicateIdsRejected) {
+  VmConfig cfg;
+  cfg.boot.kernel_path = "/k";
+  cfg.drives = {DriveConfig{"/a", "x"}, DriveConfig{"/b", "x"}};
+  HostLimits host{1024, 8};
+  EXPECT_FALSE(ValidateVmConfig(cfg, host).ok());
+}
+
+}  // namespace
+}  // namespace edgevisor

@@ -103,4 +103,9 @@ absl::Status SetupVcpu(const Kvm& kvm, const Vcpu& vcpu, int vcpu_count, const B
 
 uint64_t BootTimerAddress() { return kBootTimerAddr; }
 
+MmioSlot VirtioMmioSlot(size_t index) {
+  return {kVirtioMmioBase + index * kVirtioMmioStride,
+          kVirtioGsiBase + static_cast<uint32_t>(index)};
+}
+
 }  // namespace edgevisor::arch

@@ -18,6 +18,11 @@ inline constexpr uint64_t kHighMemStart = 0x100000;
 inline constexpr uint64_t kMmioHoleStart = 0xc0000000;
 inline constexpr uint64_t kMmioHoleEnd = 0x100000000;
 inline constexpr uint64_t kBootTimerAddr = 0xd0000000;  // Firecracker's x86_64 address
+// virtio-mmio devices: one 4 KiB window each after the boot timer, interrupts on IOAPIC pins
+// from 5 (4 is COM1).
+inline constexpr uint64_t kVirtioMmioBase = 0xd0001000;
+inline constexpr uint64_t kVirtioMmioStride = 0x1000;
+inline constexpr uint32_t kVirtioGsiBase = 5;
 inline constexpr uint64_t kTssAddr = 0xfffbd000;
 inline constexpr uint64_t kIdentityMapAddr = 0xfffbc000;
 

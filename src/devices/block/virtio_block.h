@@ -1,0 +1,68 @@
+// virtio-blk device model (virtio 1.2 §5.2): config space, features, and one worker thread
+// ("blkN") that serves every queue of the device from an epoll loop. Each queue has its own
+// host I/O engine (io_uring ring, or the sync fallback).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "src/devices/block/io_engine.h"
+#include "src/devices/block/request.h"
+#include "src/devices/virtio/device.h"
+#include "src/vmm/config/vm_config.h"
+#include "src/vmm/util/fd.h"
+
+namespace edgevisor::block {
+
+struct BlockCounters {
+  std::atomic<uint64_t> read_ops{0}, write_ops{0}, flush_ops{0}, discard_ops{0};
+  std::atomic<uint64_t> read_bytes{0}, write_bytes{0};
+  std::atomic<uint64_t> io_errors{0}, bad_requests{0};
+};
+
+class VirtioBlock : public virtio::VirtioDevice {
+ public:
+  static constexpr uint16_t kQueueSize = 256;
+
+  // Opens the backing file. Errors name the drive and the problem (missing, directory,
+  // permission, O_DIRECT unsupported).
+  static absl::StatusOr<std::unique_ptr<VirtioBlock>> Create(const DriveConfig& cfg,
+                                                             std::string thread_name);
+  ~VirtioBlock() override;
+
+  uint32_t device_id() const override;
+  uint64_t features() const override;
+  uint16_t num_queues() const override { return cfg_.queues; }
+  uint16_t queue_max_size() const override { return kQueueSize; }
+  void ReadConfig(uint64_t offset, absl::Span<uint8_t> data) const override;
+  void WriteConfig(uint64_t, absl::Span<const uint8_t>) override {}  // all fields read-only
+  absl::Status Activate(virtio::ActivateArgs args) override;
+  void Reset() override;
+
+  const BlockCounters& counters() const { return counters_; }
+  uint64_t capacity_sectors() const { return limits_.capacity_sectors; }
+  IoEngine::Kind engine_kind() const { return engine_kind_; }
+
+ private:
+  struct Slot;
+  struct Queue;
+  VirtioBlock(DriveConfig cfg, std::string thread_name)
+      : cfg_(std::move(cfg)), thread_name_(std::move(thread_name)) {}
+  void Run(virtio::ActivateArgs args, std::vector<std::unique_ptr<IoEngine>> engines);
+
+  DriveConfig cfg_;
+  std::string thread_name_;
+  UniqueFd disk_fd_;
+  DiskLimits limits_;
+  virtio_blk::Config config_{};
+  IoEngine::Kind engine_kind_ = IoEngine::Kind::kSync;
+  BlockCounters counters_;
+  UniqueFd stop_fd_;
+  std::thread worker_;
+};
+
+}  // namespace edgevisor::block

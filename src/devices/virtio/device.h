@@ -1,0 +1,50 @@
+// What a virtio device model provides to a transport (MMIO today, PCI later). The model knows
+// its queues, features and config space; the transport knows registers, status and interrupts.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "src/devices/virtio/queue.h"
+#include "src/vmm/guest_memory.h"
+
+namespace edgevisor::virtio {
+
+// Implemented by the transport; called from the device's own thread.
+class InterruptSink {
+ public:
+  virtual ~InterruptSink() = default;
+  // Sets interrupt-status bits (kInterruptUsedBuffer / kInterruptConfigChange) and injects.
+  virtual void Signal(uint32_t bits) = 0;
+  // The device hit guest input it cannot go on with (§2.1.2): sets DEVICE_NEEDS_RESET and
+  // raises a configuration-change interrupt. The device stops using its queues until reset.
+  virtual void NeedsReset() = 0;
+};
+
+struct ActivateArgs {
+  const GuestMemory* mem = nullptr;
+  uint64_t features = 0;  // negotiated
+  std::vector<QueueConfig> queues;
+  std::vector<int> notify_fds;  // eventfd per queue, written on QueueNotify (ioeventfd)
+  InterruptSink* interrupt = nullptr;
+};
+
+class VirtioDevice {
+ public:
+  virtual ~VirtioDevice() = default;
+  virtual uint32_t device_id() const = 0;
+  virtual uint64_t features() const = 0;  // everything offered, VERSION_1 included
+  virtual uint16_t num_queues() const = 0;
+  virtual uint16_t queue_max_size() const = 0;
+  // Config space (device-specific, §5.x). Out-of-range bytes read as 0 and writes are ignored.
+  virtual void ReadConfig(uint64_t offset, absl::Span<uint8_t> data) const = 0;
+  virtual void WriteConfig(uint64_t offset, absl::Span<const uint8_t> data) = 0;
+  // Starts processing queues (on DRIVER_OK). An error leaves the device inactive.
+  virtual absl::Status Activate(ActivateArgs args) = 0;
+  // Stops processing and drops all queue state. Safe to call when not active.
+  virtual void Reset() = 0;
+};
+
+}  // namespace edgevisor::virtio

@@ -1,0 +1,259 @@
+#include "src/devices/virtio/mmio_transport.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "src/devices/virtio/virtio_spec.h"
+#include "src/vmm/util/errors.h"
+#include "src/vmm/util/log.h"
+
+namespace edgevisor::virtio {
+namespace {
+
+// §4.2.2 register offsets.
+enum Reg : uint64_t {
+  kMagic = 0x000,
+  kVersion = 0x004,
+  kDeviceId = 0x008,
+  kVendorId = 0x00c,
+  kDeviceFeatures = 0x010,
+  kDeviceFeaturesSel = 0x014,
+  kDriverFeatures = 0x020,
+  kDriverFeaturesSel = 0x024,
+  kQueueSel = 0x030,
+  kQueueNumMax = 0x034,
+  kQueueNum = 0x038,
+  kQueueReady = 0x044,
+  kQueueNotify = 0x050,
+  kInterruptStatus = 0x060,
+  kInterruptAck = 0x064,
+  kStatus = 0x070,
+  kQueueDescLow = 0x080,
+  kQueueDescHigh = 0x084,
+  kQueueDriverLow = 0x090,
+  kQueueDriverHigh = 0x094,
+  kQueueDeviceLow = 0x0a0,
+  kQueueDeviceHigh = 0x0a4,
+  kShmLenLow = 0x0b0,
+  kShmLenHigh = 0x0b4,
+  kShmBaseLow = 0x0b8,
+  kShmBaseHigh = 0x0bc,
+  kConfigGeneration = 0x0fc,
+  kConfig = 0x100,
+};
+constexpr uint32_t kMagicValue = 0x74726976;  // "virt"
+constexpr uint32_t kVendor = 0x45444756;      // "VGDE": edgevisor
+
+void SetLow(uint64_t& v, uint32_t lo) { v = (v & ~0xffffffffull) | lo; }
+void SetHigh(uint64_t& v, uint32_t hi) { v = (v & 0xffffffffull) | (uint64_t{hi} << 32); }
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<MmioTransport>> MmioTransport::Create(
+    std::unique_ptr<VirtioDevice> dev, const GuestMemory* mem) {
+  std::unique_ptr<MmioTransport> t(new MmioTransport(std::move(dev), mem));
+  t->irq_fd_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!t->irq_fd_.valid()) return ErrnoError("eventfd for virtio interrupt");
+  for (uint16_t i = 0; i < t->dev_->num_queues(); ++i) {
+    UniqueFd fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!fd.valid()) return ErrnoError("eventfd for virtio queue notify");
+    t->notify_fds_.push_back(std::move(fd));
+  }
+  t->queues_.resize(t->dev_->num_queues());
+  for (QueueConfig& q : t->queues_) q.max_size = t->dev_->queue_max_size();
+  return t;
+}
+
+MmioTransport::~MmioTransport() { dev_->Reset(); }
+
+void MmioTransport::Read(uint64_t offset, absl::Span<uint8_t> data) {
+  if (offset >= kConfig) {
+    dev_->ReadConfig(offset - kConfig, data);
+    return;
+  }
+  // §4.2.2.2: registers are read with 32-bit aligned accesses; anything else reads as 0.
+  if (data.size() != 4 || offset % 4 != 0) {
+    std::fill(data.begin(), data.end(), 0);
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  const uint32_t v = ReadReg(offset);
+  std::memcpy(data.data(), &v, 4);
+}
+
+void MmioTransport::Write(uint64_t offset, absl::Span<const uint8_t> data) {
+  if (offset >= kConfig) {
+    std::lock_guard<std::mutex> lock(mu_);
+    dev_->WriteConfig(offset - kConfig, data);
+    return;
+  }
+  if (data.size() != 4 || offset % 4 != 0) return;
+  uint32_t v;
+  std::memcpy(&v, data.data(), 4);
+  std::lock_guard<std::mutex> lock(mu_);
+  WriteReg(offset, v);
+}
+
+QueueConfig* MmioTransport::SelectedQueue() {
+  return queue_sel_ < queues_.size() ? &queues_[queue_sel_] : nullptr;
+}
+
+uint32_t MmioTransport::ReadReg(uint64_t offset) {
+  const QueueConfig* q = SelectedQueue();
+  switch (offset) {
+    case kMagic:
+      return kMagicValue;
+    case kVersion:
+      return 2;
+    case kDeviceId:
+      return dev_->device_id();
+    case kVendorId:
+      return kVendor;
+    case kDeviceFeatures:
+      return device_features_sel_ == 0   ? static_cast<uint32_t>(dev_->features())
+             : device_features_sel_ == 1 ? static_cast<uint32_t>(dev_->features() >> 32)
+                                         : 0;
+    case kQueueNumMax:
+      return q ? q->max_size : 0;
+    case kQueueReady:
+      return q && q->ready ? 1 : 0;
+    case kInterruptStatus:
+      return interrupt_status_.load();
+    case kStatus:
+      return status_ | (needs_reset_.load() ? kStatusNeedsReset : 0);
+    case kShmLenLow:
+    case kShmLenHigh:
+    case kShmBaseLow:
+    case kShmBaseHigh:
+      return 0xffffffff;  // no shared memory regions
+    case kConfigGeneration:
+      return 0;  // config never changes under the driver
+    default:
+      return 0;
+  }
+}
+
+void MmioTransport::WriteReg(uint64_t offset, uint32_t v) {
+  // Queue and feature registers are frozen once the driver said DRIVER_OK (§4.2.3).
+  const bool setup = !(status_ & kStatusDriverOk);
+  QueueConfig* q = SelectedQueue();
+  switch (offset) {
+    case kDeviceFeaturesSel:
+      device_features_sel_ = v;
+      break;
+    case kDriverFeaturesSel:
+      driver_features_sel_ = v;
+      break;
+    case kDriverFeatures:
+      if (setup && !(status_ & kStatusFeaturesOk)) {
+        if (driver_features_sel_ == 0) SetLow(driver_features_, v);
+        if (driver_features_sel_ == 1) SetHigh(driver_features_, v);
+      }
+      break;
+    case kQueueSel:
+      queue_sel_ = v;
+      break;
+    case kQueueNum:
+      if (setup && q) q->size = static_cast<uint16_t>(std::min<uint32_t>(v, 0xffff));
+      break;
+    case kQueueReady:
+      if (setup && q) q->ready = v == 1;
+      break;
+    case kQueueDescLow:
+      if (setup && q) SetLow(q->desc, v);
+      break;
+    case kQueueDescHigh:
+      if (setup && q) SetHigh(q->desc, v);
+      break;
+    case kQueueDriverLow:
+      if (setup && q) SetLow(q->avail, v);
+      break;
+    case kQueueDriverHigh:
+      if (setup && q) SetHigh(q->avail, v);
+      break;
+    case kQueueDeviceLow:
+      if (setup && q) SetLow(q->used, v);
+      break;
+    case kQueueDeviceHigh:
+      if (setup && q) SetHigh(q->used, v);
+      break;
+    case kQueueNotify:
+      // Normally KVM's ioeventfd catches this write; without it we forward by hand.
+      if (v < notify_fds_.size()) {
+        uint64_t one = 1;
+        [[maybe_unused]] ssize_t n = ::write(notify_fds_[v].get(), &one, sizeof(one));
+      }
+      break;
+    case kInterruptAck:
+      interrupt_status_.fetch_and(~v);
+      break;
+    case kStatus:
+      WriteStatus(v);
+      break;
+    default:
+      break;
+  }
+}
+
+void MmioTransport::WriteStatus(uint32_t v) {
+  if (v == 0) {
+    ResetLocked();
+    return;
+  }
+  v &= ~kStatusNeedsReset;  // device-owned bit
+  const uint32_t added = v & ~status_;
+  if (added & kStatusFeaturesOk) {
+    // §3.1.1: accept only a subset of what we offered, and only modern drivers.
+    const bool subset = (driver_features_ & ~dev_->features()) == 0;
+    const bool modern = driver_features_ & Bit(kFeatureVersion1);
+    if (!subset || !modern) {
+      spdlog::warn("virtio-mmio: driver features 0x{:x} rejected ({})", driver_features_,
+                   !modern ? "no VIRTIO_F_VERSION_1" : "not offered");
+      v &= ~kStatusFeaturesOk;
+    }
+  }
+  status_ = v;
+  if ((added & kStatusDriverOk) && (status_ & kStatusFeaturesOk) && !active_) {
+    ActivateArgs args;
+    args.mem = mem_;
+    args.features = driver_features_;
+    args.queues = queues_;
+    for (const UniqueFd& fd : notify_fds_) args.notify_fds.push_back(fd.get());
+    args.interrupt = this;
+    absl::Status s = dev_->Activate(std::move(args));
+    if (!s.ok()) {
+      spdlog::warn("virtio-mmio: device {} not activated: {}", dev_->device_id(), s.message());
+      needs_reset_ = true;
+      return;
+    }
+    active_ = true;
+  }
+}
+
+void MmioTransport::ResetLocked() {
+  dev_->Reset();
+  active_ = false;
+  status_ = 0;
+  driver_features_ = 0;
+  device_features_sel_ = driver_features_sel_ = queue_sel_ = 0;
+  for (QueueConfig& q : queues_) q = QueueConfig{q.max_size};
+  interrupt_status_ = 0;
+  needs_reset_ = false;
+}
+
+void MmioTransport::Signal(uint32_t bits) {
+  interrupt_status_.fetch_or(bits);
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(irq_fd_.get(), &one, sizeof(one));
+}
+
+void MmioTransport::NeedsReset() {
+  if (!needs_reset_.exchange(true)) {
+    spdlog::warn("virtio device {}: guest input it cannot process; needs reset", dev_->device_id());
+  }
+  Signal(kInterruptConfigChange);
+}
+
+}  // namespace edgevisor::virtio

@@ -1,0 +1,64 @@
+// virtio-mmio transport, version 2 (virtio 1.2 §4.2). Knows nothing about the device type.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "src/devices/virtio/device.h"
+#include "src/vmm/bus.h"
+#include "src/vmm/util/fd.h"
+
+namespace edgevisor::virtio {
+
+class MmioTransport : public BusDevice, public InterruptSink {
+ public:
+  static constexpr uint64_t kSize = 0x1000;
+  static constexpr uint64_t kQueueNotifyOffset = 0x50;
+
+  static absl::StatusOr<std::unique_ptr<MmioTransport>> Create(std::unique_ptr<VirtioDevice> dev,
+                                                               const GuestMemory* mem);
+  ~MmioTransport() override;
+
+  // BusDevice: register accesses from vCPU threads.
+  void Read(uint64_t offset, absl::Span<uint8_t> data) override;
+  void Write(uint64_t offset, absl::Span<const uint8_t> data) override;
+
+  // InterruptSink: from the device thread.
+  void Signal(uint32_t bits) override;
+  void NeedsReset() override;
+
+  // For KVM_IRQFD (one per device) and KVM_IOEVENTFD (one per queue, datamatch = index).
+  int irq_fd() const { return irq_fd_.get(); }
+  const std::vector<UniqueFd>& notify_fds() const { return notify_fds_; }
+  VirtioDevice& device() { return *dev_; }
+
+ private:
+  MmioTransport(std::unique_ptr<VirtioDevice> dev, const GuestMemory* mem)
+      : dev_(std::move(dev)), mem_(mem) {}
+  uint32_t ReadReg(uint64_t offset);               // mu_ held
+  void WriteReg(uint64_t offset, uint32_t value);  // mu_ held
+  void WriteStatus(uint32_t value);                // mu_ held
+  void ResetLocked();
+  QueueConfig* SelectedQueue();
+
+  std::unique_ptr<VirtioDevice> dev_;
+  const GuestMemory* mem_;
+  UniqueFd irq_fd_;
+  std::vector<UniqueFd> notify_fds_;
+
+  std::mutex mu_;
+  uint32_t status_ = 0;
+  uint32_t device_features_sel_ = 0;
+  uint32_t driver_features_sel_ = 0;
+  uint64_t driver_features_ = 0;
+  uint32_t queue_sel_ = 0;
+  std::vector<QueueConfig> queues_;
+  bool active_ = false;
+  std::atomic<uint32_t> interrupt_status_{0};
+  std::atomic<bool> needs_reset_{false};
+};
+
+}  // namespace edgevisor::virtio

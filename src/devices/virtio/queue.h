@@ -1,0 +1,62 @@
+// A split virtqueue (virtio 1.2 §2.7) as the device sees it: pops available chains, publishes
+// used ones, and decides whether the driver wants an interrupt (VIRTIO_F_EVENT_IDX, §2.7.10).
+// All ring accesses go through GuestMemory; a corrupt ring is an error, never a wild access.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "absl/status/statusor.h"
+#include "src/devices/virtio/descriptor_chain.h"
+#include "src/vmm/guest_memory.h"
+
+namespace edgevisor::virtio {
+
+// What the driver programmed through the transport.
+struct QueueConfig {
+  uint16_t max_size = 256;
+  uint16_t size = 0;
+  bool ready = false;
+  uint64_t desc = 0;
+  uint64_t avail = 0;
+  uint64_t used = 0;
+};
+
+class Virtqueue {
+ public:
+  Virtqueue(const GuestMemory* mem, const QueueConfig& cfg, bool event_idx, bool indirect);
+
+  // Checks size (power of two, <= max), alignment (§2.7: 16/2/4) and that all three areas lie
+  // inside guest RAM. Call once before use.
+  absl::Status Validate() const;
+
+  // The next available head, nullopt when the ring is empty. An error when the driver moved
+  // avail->idx by more than the queue size or published an out-of-range head.
+  absl::StatusOr<std::optional<uint16_t>> PopHead();
+  absl::StatusOr<DescriptorChain> ReadChain(uint16_t head) const;
+
+  // Publishes one used element (write element, release, then bump used->idx).
+  absl::Status AddUsed(uint16_t head, uint32_t len);
+
+  // After AddUsed calls: whether to interrupt the driver (EVENT_IDX's used_event, or the
+  // NO_INTERRUPT flag). Resets the batch.
+  bool ShouldInterrupt();
+
+  // With EVENT_IDX: asks for a notification as soon as the driver adds anything new.
+  void ArmNotification();
+
+  uint16_t size() const { return cfg_.size; }
+
+ private:
+  uint16_t ReadAvailIdx() const;
+
+  const GuestMemory* mem_;
+  QueueConfig cfg_;
+  bool event_idx_;
+  bool indirect_;
+  uint16_t last_avail_ = 0;
+  uint16_t used_idx_ = 0;
+  uint16_t signalled_used_ = 0;  // used idx at the last interrupt decision
+};
+
+}  // namespace edgevisor::virtio
