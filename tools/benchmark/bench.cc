@@ -21,6 +21,7 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <sstream>
 #include <string>
@@ -217,20 +218,222 @@ int Startup(std::map<std::string, std::string> opts) {
   return 0;
 }
 
+// ---- blk: the blk_bench payload on edgevisor and QEMU, plus host fio ---------------------------
+
+struct PhaseResult {
+  double iops = 0;
+  double cpu_pct = 0;
+};
+using PhaseMap = std::map<std::string, PhaseResult>;
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// utime + stime of the whole process, in seconds.
+double ProcCpu(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const size_t rp = s.rfind(')');
+  if (rp == std::string::npos) return 0;
+  std::istringstream in(s.substr(rp + 2));
+  std::string field;
+  unsigned long long ut = 0, st = 0;  // NOLINT(runtime/int)
+  for (int i = 3; i <= 15 && in >> field; ++i) {
+    if (i == 14) ut = std::stoull(field);
+    if (i == 15) st = std::stoull(field);
+  }
+  return static_cast<double>(ut + st) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// Runs a VMM with the blk_bench payload and times the phases by the console lines
+// "bench: <phase> start" and "bench: <phase> done ops=<n> ...".
+bool RunBlkBench(const std::vector<std::string>& argv, PhaseMap& out) {
+  int pipefd[2];
+  if (pipe(pipefd) != 0) return false;
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_RDWR);
+    dup2(devnull, 0);
+    dup2(pipefd[1], 1);
+    dup2(devnull, 2);
+    close(pipefd[0]);
+    std::vector<char*> a;
+    for (const auto& x : argv) a.push_back(const_cast<char*>(x.c_str()));
+    a.push_back(nullptr);
+    execv(a[0], a.data());
+    _exit(127);
+  }
+  close(pipefd[1]);
+  std::string buf;
+  std::map<std::string, std::pair<double, double>> starts;  // phase -> (time, cpu)
+  bool done = false;
+  char chunk[4096];
+  for (;;) {
+    ssize_t n = read(pipefd[0], chunk, sizeof(chunk));
+    if (n <= 0) break;
+    const double t = Now();
+    buf.append(chunk, static_cast<size_t>(n));
+    size_t nl;
+    while ((nl = buf.find('\n')) != std::string::npos) {
+      const std::string line = buf.substr(0, nl);
+      buf.erase(0, nl + 1);
+      char phase[64];
+      unsigned long ops = 0;  // NOLINT(runtime/int)
+      if (std::sscanf(line.c_str(), "bench: %63s start", phase) == 1 &&
+          line.find(" start") != std::string::npos) {
+        starts[phase] = {t, ProcCpu(pid)};
+      } else if (std::sscanf(line.c_str(), "bench: %63s done ops=%lu", phase, &ops) == 2 &&
+                 starts.count(phase)) {
+        const auto [t0, c0] = starts[phase];
+        const double dt = t - t0;
+        out[phase] = {ops / dt, 100.0 * (ProcCpu(pid) - c0) / dt};
+      } else if (line.find("blk_bench: done") != std::string::npos) {
+        done = true;
+      }
+    }
+  }
+  close(pipefd[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return done;
+}
+
+// Host fio on the same file, block size and queue depth: the physical limit.
+double FioIops(const std::string& fio, const std::string& file, const std::string& rw, int qd,
+               bool direct) {
+  std::string cmd = fio + " --name=b --filename=" + file + " --ioengine=io_uring --rw=" + rw +
+                    " --bs=4k --iodepth=" + std::to_string(qd) +
+                    " --size=64M --runtime=3 --time_based --output-format=terse --terse-version=3" +
+                    " --direct=" + (direct ? "1" : "0") + " 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return 0;
+  std::string out;
+  char b[4096];
+  while (size_t n = fread(b, 1, sizeof(b), p)) out.append(b, n);
+  pclose(p);
+  // terse v3: field 8 is read IOPS, field 49 is write IOPS (1-based).
+  std::vector<std::string> f;
+  std::stringstream ss(out);
+  std::string item;
+  while (std::getline(ss, item, ';')) f.push_back(item);
+  if (f.size() < 49) return 0;
+  return std::stod(rw == "randread" ? f[7] : f[48]);
+}
+
+int Blk(std::map<std::string, std::string> opts) {
+  const int runs = std::stoi(Arg(opts, "--runs", "3"));
+  const std::string ev = Arg(opts, "--edgevisor", "build/src/edgevisor");
+  const std::string qemu = Arg(opts, "--qemu", "/usr/bin/qemu-system-x86_64");
+  const std::string payload = Arg(opts, "--payload", "build/firmware/blk_bench.elf");
+  const std::string file = Arg(opts, "--file", "/var/tmp/edgevisor-bench.img");
+  const std::string fio = Arg(opts, "--fio", "/usr/bin/fio");
+  const std::string ops = Arg(opts, "--ops", "2000");
+  const std::string cmdline = "ops=" + ops + " span=64";
+  {  // a fully allocated 256 MiB file, so neither side pays for holes
+    std::string mk = "test -s " + file + " || fio --name=fill --filename=" + file +
+                     " --rw=write --bs=1M --size=256M --output=/dev/null";
+    if (std::system(mk.c_str()) != 0) return 1;
+  }
+  struct Peer {
+    std::string name;
+    std::vector<std::string> argv;
+    std::vector<PhaseMap> runs;
+  };
+  std::vector<Peer> peers = {
+      {"edgevisor",
+       {ev, "run", "--kernel", payload, "--cmdline", cmdline, "--mem", "128", "--debug-exit",
+        "--log-level", "warn", "--drive", "path=" + file},
+       {}},
+      {"qemu-microvm",
+       {qemu,
+        "-M",
+        "microvm,acpi=off,x-option-roms=off,pit=off,pic=off,rtc=off",
+        "-enable-kvm",
+        "-cpu",
+        "host,-arch-capabilities",
+        "-m",
+        "128",
+        "-nodefaults",
+        "-no-user-config",
+        "-nographic",
+        "-serial",
+        "stdio",
+        "-kernel",
+        payload,
+        "-append",
+        cmdline,
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=4",
+        "-global",
+        "virtio-mmio.force-legacy=false",
+        "-drive",
+        "file=" + file + ",if=none,id=d,format=raw,aio=io_uring",
+        "-device",
+        "virtio-blk-device,drive=d"},
+       {}},
+  };
+  for (int i = 0; i < runs; ++i) {
+    for (size_t k = 0; k < peers.size(); ++k) {
+      Peer& p = peers[(i + k) % peers.size()];
+      PhaseMap m;
+      if (!RunBlkBench(p.argv, m)) {
+        std::fprintf(stderr, "%s: blk_bench did not finish\n", p.name.c_str());
+        return 1;
+      }
+      p.runs.push_back(m);
+    }
+  }
+  const char* phases[] = {"randread-qd1", "randwrite-qd1", "randread-qd32", "randwrite-qd32"};
+  char date[32];
+  time_t now = time(nullptr);
+  strftime(date, sizeof(date), "%Y-%m-%d", gmtime(&now));
+  std::ostringstream md;
+  md << "Block, " << date << ", " << sysconf(_SC_NPROCESSORS_ONLN) << "-core host, 4 KiB random I/O"
+     << " over 64 MiB of a 256 MiB raw file, " << ops << " ops per phase, median of " << runs
+     << " runs each (alternating)\n\n"
+     << "| phase | edgevisor IOPS (MiB/s, VMM CPU%) | QEMU IOPS (MiB/s, VMM CPU%) | host fio IOPS"
+        " | edgevisor/QEMU | edgevisor/fio |\n|---|---|---|---|---|---|\n";
+  for (const char* ph : phases) {
+    auto med = [&](const Peer& p, double PhaseResult::*f) {
+      std::vector<double> v;
+      for (const PhaseMap& m : p.runs) v.push_back(m.count(ph) ? m.at(ph).*f : 0);
+      return Summarize(v).median;
+    };
+    const std::string phs(ph);
+    const bool read = phs.rfind("randread", 0) == 0;
+    const int qd = phs.find("qd32") != std::string::npos ? 32 : 1;
+    const double host = FioIops(fio, file, read ? "randread" : "randwrite", qd, false);
+    const double e = med(peers[0], &PhaseResult::iops), q = med(peers[1], &PhaseResult::iops);
+    char row[512];
+    std::snprintf(row, sizeof(row),
+                  "| %s | %.0f (%.1f, %.0f%%) | %.0f (%.1f, %.0f%%) | %.0f | %.2fx | %.1f%% |\n",
+                  ph, e, e * 4096 / 1048576, med(peers[0], &PhaseResult::cpu_pct), q,
+                  q * 4096 / 1048576, med(peers[1], &PhaseResult::cpu_pct), host,
+                  q > 0 ? e / q : 0.0, host > 0 ? 100 * e / host : 0.0);
+    md << row;
+  }
+  std::fputs(md.str().c_str(), stdout);
+  if (opts.count("--markdown")) std::ofstream(opts["--markdown"]) << md.str();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || std::string(argv[1]) != "startup") {
+  const std::string cmd = argc >= 2 ? argv[1] : "";
+  if (cmd != "startup" && cmd != "blk") {
     std::fprintf(stderr,
                  "usage: edgevisor-bench startup [--runs N] [--mem MiB] [--edgevisor PATH] "
                  "[--qemu PATH] [--payload PATH] [--json FILE] [--markdown FILE]\n"
-                 "(blk and net benchmarks arrive with their devices)\n");
+                 "       edgevisor-bench blk [--runs N] [--ops N] [--file PATH] [--edgevisor PATH]"
+                 " [--qemu PATH] [--payload PATH] [--fio PATH] [--markdown FILE]\n");
     return 2;
   }
   std::map<std::string, std::string> opts;
   for (int i = 2; i + 1 < argc; i += 2) opts[argv[i]] = argv[i + 1];
   try {
-    return Startup(opts);
+    return cmd == "startup" ? Startup(opts) : Blk(opts);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "edgevisor-bench: bad argument: %s\n", e.what());
     return 2;
