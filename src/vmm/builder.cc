@@ -9,6 +9,7 @@
 #include "src/devices/block/virtio_block.h"
 #include "src/devices/legacy/debug_exit.h"
 #include "src/devices/legacy/i8042.h"
+#include "src/devices/net/virtio_net.h"
 #include "src/vmm/arch/arch.h"
 #include "src/vmm/util/errors.h"
 #include "src/vmm/util/log.h"
@@ -52,6 +53,26 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Puts a virtio device behind a virtio-mmio transport in the next slot: MMIO window, queue
+// ioeventfds, irqfd, and the kernel command-line entry.
+absl::Status AttachVirtio(VmParts& p, std::unique_ptr<virtio::VirtioDevice> device,
+                          const std::string& name, size_t index, std::string& cmdline) {
+  EV_ASSIGN_OR_RETURN(std::unique_ptr<virtio::MmioTransport> t,
+                      virtio::MmioTransport::Create(std::move(device), p.mem.get()));
+  const arch::MmioSlot at = arch::VirtioMmioSlot(index);
+  for (size_t q = 0; q < t->notify_fds().size(); ++q) {
+    EV_RETURN_IF_ERROR(p.vm.AddIoeventfd(
+        t->notify_fds()[q].get(), at.base + virtio::MmioTransport::kQueueNotifyOffset, 4, q));
+  }
+  EV_RETURN_IF_ERROR(p.vm.AddIrqfd(t->irq_fd(), at.gsi));
+  std::shared_ptr<virtio::MmioTransport> dev = std::move(t);
+  EV_RETURN_IF_ERROR(p.mmio->Insert(dev, at.base, virtio::MmioTransport::kSize, name));
+  p.virtio_devices.push_back(std::move(dev));
+  // Linux's (and QEMU microvm's) virtio_mmio.device=<size>@<base>:<irq> form.
+  absl::StrAppend(&cmdline, " virtio_mmio.device=4K@0x", absl::Hex(at.base), ":", at.gsi);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock vmm_start) {
@@ -77,30 +98,23 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
 
   // virtio devices, before the kernel: their cmdline entries go into the boot information.
   std::string cmdline = cfg.boot.cmdline;
+  size_t slot_index = 0;
   for (size_t i = 0; i < cfg.drives.size(); ++i) {
     const DriveConfig& d = cfg.drives[i];
     auto blk = block::VirtioBlock::Create(d, absl::StrFormat("blk%d", i));
-    if (!blk.ok()) {
-      const std::string msg = absl::StrFormat("--drive %s: %s", d.id, blk.status().message());
-      return IsUsageError(blk.status()) ? UsageError(msg) : absl::Status(blk.status().code(), msg);
-    }
+    if (!blk.ok()) return Annotate(blk.status(), absl::StrFormat("--drive %s", d.id));
     spdlog::debug("drive {}: {} sectors, {} engine, {} queue(s)", d.id, (*blk)->capacity_sectors(),
                   (*blk)->engine_kind() == block::IoEngine::Kind::kUring ? "io_uring" : "sync",
                   d.queues);
-    EV_ASSIGN_OR_RETURN(std::unique_ptr<virtio::MmioTransport> t,
-                        virtio::MmioTransport::Create(std::move(*blk), p.mem.get()));
-    const arch::MmioSlot at = arch::VirtioMmioSlot(i);
-    for (size_t q = 0; q < t->notify_fds().size(); ++q) {
-      EV_RETURN_IF_ERROR(p.vm.AddIoeventfd(
-          t->notify_fds()[q].get(), at.base + virtio::MmioTransport::kQueueNotifyOffset, 4, q));
-    }
-    EV_RETURN_IF_ERROR(p.vm.AddIrqfd(t->irq_fd(), at.gsi));
-    std::shared_ptr<virtio::MmioTransport> dev = std::move(t);
-    EV_RETURN_IF_ERROR(p.mmio->Insert(dev, at.base, virtio::MmioTransport::kSize,
-                                      absl::StrFormat("virtio-blk %s", d.id)));
-    p.virtio_devices.push_back(std::move(dev));
-    // Linux's (and QEMU microvm's) virtio_mmio.device=<size>@<base>:<irq> form.
-    absl::StrAppend(&cmdline, " virtio_mmio.device=4K@0x", absl::Hex(at.base), ":", at.gsi);
+    EV_RETURN_IF_ERROR(AttachVirtio(p, std::move(*blk), absl::StrFormat("virtio-blk %s", d.id),
+                                    slot_index++, cmdline));
+  }
+  for (size_t i = 0; i < cfg.nets.size(); ++i) {
+    const NetConfig& n = cfg.nets[i];
+    auto net = net::VirtioNet::Create(n, absl::StrFormat("net%d", i));
+    if (!net.ok()) return Annotate(net.status(), absl::StrFormat("--net tap=%s", n.tap));
+    EV_RETURN_IF_ERROR(AttachVirtio(p, std::move(*net), absl::StrFormat("virtio-net %s", n.tap),
+                                    slot_index++, cmdline));
   }
 
   // Kernel.

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/numbers.h"
@@ -78,11 +79,46 @@ absl::StatusOr<DriveConfig> ParseDriveSpec(const std::string& spec, size_t index
   return d;
 }
 
+absl::StatusOr<NetConfig> ParseNetSpec(const std::string& spec, size_t index) {
+  NetConfig n;
+  n.mac = {0x06, 0xed, 0x9e, 0x00, 0x00, static_cast<uint8_t>(index)};  // locally administered
+  auto bad = [&](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrFormat("--net %s: %s", spec, why));
+  };
+  for (absl::string_view item : absl::StrSplit(spec, ',')) {
+    const size_t eq = item.find('=');
+    if (eq == absl::string_view::npos) return bad(absl::StrCat("'", item, "' is not key=value"));
+    const std::string key(item.substr(0, eq));
+    const std::string val(item.substr(eq + 1));
+    if (key == "tap") {
+      n.tap = val;
+    } else if (key == "mac") {
+      unsigned b[6];
+      char extra;
+      if (std::sscanf(val.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4],
+                      &b[5], &extra) != 6) {
+        return bad("mac must look like 52:54:00:12:34:56");
+      }
+      if (b[0] & 1) return bad("mac must be unicast (the first octet's low bit is clear)");
+      for (int i = 0; i < 6; ++i) n.mac[i] = static_cast<uint8_t>(b[i]);
+    } else if (key == "queues") {
+      uint32_t q = 0;
+      if (!absl::SimpleAtoi(val, &q) || q < 1 || q > 8) return bad("queues must be 1 to 8");
+      n.queues = static_cast<uint16_t>(q);
+    } else {
+      return bad(absl::StrCat("unknown key '", key, "'"));
+    }
+  }
+  if (n.tap.empty()) return bad("tap= is required");
+  return n;
+}
+
 std::string RunUsage() {
   return "usage: edgevisor run --kernel FILE [--cmdline STRING] [--mem MiB] [--vcpus N]\n"
          "                     [--serial stdio|file:PATH|off] [--debug-exit] [--id ID]\n"
          "                     [--drive path=F[,id=S][,ro=on][,direct=on][,queues=N]"
          "[,engine=uring|sync]]...\n"
+         "                     [--net tap=NAME[,mac=M][,queues=N]]...\n"
          "                     [--log-level trace|debug|info|warn|error|off]\n";
 }
 
@@ -146,6 +182,12 @@ absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args,
       auto d = ParseDriveSpec(*v, vm.drives.size());
       if (!d.ok()) return d.status();
       vm.drives.push_back(std::move(*d));
+    } else if (flag == "--net") {
+      auto v = next();
+      if (!v.ok()) return v.status();
+      auto n = ParseNetSpec(*v, vm.nets.size());
+      if (!n.ok()) return n.status();
+      vm.nets.push_back(std::move(*n));
     } else if (flag == "--debug-exit") {
       if (has_inline_value) return absl::InvalidArgumentError("--debug-exit: takes no value");
       vm.debug_exit = true;

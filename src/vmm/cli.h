@@ -22,6 +22,9 @@ absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args,
 // id (drive0, drive1, ...).
 absl::StatusOr<DriveConfig> ParseDriveSpec(const std::string& spec, size_t index);
 
+// `tap=NAME[,mac=M][,queues=N]`; `index` picks the default MAC 06:ed:9e:00:00:<index>.
+absl::StatusOr<NetConfig> ParseNetSpec(const std::string& spec, size_t index);
+
 std::string RunUsage();
 
 }  // namespace edgevisor

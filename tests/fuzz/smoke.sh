@@ -18,10 +18,14 @@ COMMON=("$SRC/src/vmm/guest_memory.cc" "$SRC/src/vmm/loader/elf.cc")
 "$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/virtio_blk_fuzz.cc" "${COMMON[@]}" \
   "$SRC/src/devices/virtio/descriptor_chain.cc" "$SRC/src/devices/block/request.cc" \
   $ABSL -o "$OUT/virtio_blk_fuzz"
-mkdir -p "$OUT/elf_corpus" "$OUT/virtio_blk_corpus"
+"$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/net_tx_fuzz.cc" "${COMMON[@]}" \
+  "$SRC/src/devices/virtio/descriptor_chain.cc" "$SRC/src/devices/net/packet.cc" \
+  $ABSL -o "$OUT/net_tx_fuzz"
+mkdir -p "$OUT/elf_corpus" "$OUT/virtio_blk_corpus" "$OUT/net_tx_corpus"
 "$OUT/make_seeds" "$OUT/elf_corpus" "$OUT/virtio_blk_corpus"
 set -o pipefail
-for t in elf virtio_blk; do
+cp "$OUT/virtio_blk_corpus/read" "$OUT/net_tx_corpus/seed" 2>/dev/null || true
+for t in elf virtio_blk net_tx; do
   echo "--- $t: ${SECS}s"
   "$OUT/${t}_fuzz" -max_total_time="$SECS" -max_len=65544 -print_final_stats=1 \
     "$OUT/${t}_corpus" 2>&1 | tail -4

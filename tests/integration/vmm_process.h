@@ -104,3 +104,97 @@ inline ProcessResult RunProcess(const std::vector<std::string>& argv, const std:
 }
 
 }  // namespace edgevisor::testing
+
+namespace edgevisor::testing {
+
+// A child process that keeps running while the test talks to it (a VM serving the network).
+class Spawned {
+ public:
+  explicit Spawned(const std::vector<std::string>& argv) {
+    int out[2], err[2];
+    if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) return;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    if (posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&fa);
+    close(out[1]);
+    close(err[1]);
+    out_fd_ = out[0];
+    err_fd_ = err[0];
+  }
+  ~Spawned() {
+    if (pid_ > 0 && !reaped_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (out_fd_ >= 0) close(out_fd_);
+    if (err_fd_ >= 0) close(err_fd_);
+  }
+  // Reads output until `text` appears on stdout or the time runs out.
+  bool WaitFor(const std::string& text, int timeout_ms) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (out_.find(text) == std::string::npos) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      deadline - std::chrono::steady_clock::now())
+                      .count();
+      if (left <= 0 || !Pump(static_cast<int>(left))) return out_.find(text) != std::string::npos;
+    }
+    return true;
+  }
+  // Waits for exit (killing it after the timeout) and returns what it printed.
+  ProcessResult Finish(int timeout_ms) {
+    ProcessResult r;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      deadline - std::chrono::steady_clock::now())
+                      .count();
+      if (left <= 0) {
+        r.timed_out = true;
+        kill(pid_, SIGKILL);
+        break;
+      }
+      if (!Pump(static_cast<int>(left))) break;
+    }
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    reaped_ = true;
+    if (WIFEXITED(status) && !r.timed_out) r.exit_code = WEXITSTATUS(status);
+    r.out = out_;
+    r.err = err_;
+    return r;
+  }
+  const std::string& out() const { return out_; }
+  const std::string& err() const { return err_; }
+
+ private:
+  // One poll round; false once both streams are closed.
+  bool Pump(int timeout_ms) {
+    pollfd p[2] = {{out_open_ ? out_fd_ : -1, POLLIN, 0}, {err_open_ ? err_fd_ : -1, POLLIN, 0}};
+    if (!out_open_ && !err_open_) return false;
+    if (poll(p, 2, timeout_ms) <= 0) return true;
+    char buf[4096];
+    for (int i = 0; i < 2; ++i) {
+      if (!(p[i].revents & (POLLIN | POLLHUP))) continue;
+      ssize_t n = read(p[i].fd, buf, sizeof(buf));
+      if (n <= 0) {
+        (i == 0 ? out_open_ : err_open_) = false;
+      } else {
+        (i == 0 ? out_ : err_).append(buf, static_cast<size_t>(n));
+      }
+    }
+    return true;
+  }
+  pid_t pid_ = -1;
+  int out_fd_ = -1, err_fd_ = -1;
+  bool out_open_ = true, err_open_ = true, reaped_ = false;
+  std::string out_, err_;
+};
+
+}  // namespace edgevisor::testing

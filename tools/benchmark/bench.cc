@@ -418,22 +418,194 @@ int Blk(std::map<std::string, std::string> opts) {
   return 0;
 }
 
+// ---- net: the net_bench payload on edgevisor and QEMU into a TAP in a network namespace ------
+
+uint64_t TapRxPackets(const std::string& ns) {
+  std::string cmd = "ip netns exec " + ns + " cat /sys/class/net/tap0/statistics/rx_packets";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return 0;
+  unsigned long long v = 0;  // NOLINT(runtime/int)
+  if (std::fscanf(p, "%llu", &v) != 1) v = 0;
+  pclose(p);
+  return v;
+}
+
+struct NetRun {
+  double pps = 0;
+  double cpu_pct = 0;
+};
+
+// Runs a VMM and measures host-side TAP rx_packets between "bench: tx start" and "bench: tx done".
+bool RunNetBench(const std::vector<std::string>& argv, const std::string& ns, NetRun& out) {
+  int pipefd[2];
+  if (pipe(pipefd) != 0) return false;
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_RDWR);
+    dup2(devnull, 0);
+    dup2(pipefd[1], 1);
+    dup2(devnull, 2);
+    close(pipefd[0]);
+    std::vector<char*> a;
+    for (const auto& x : argv) a.push_back(const_cast<char*>(x.c_str()));
+    a.push_back(nullptr);
+    execv(a[0], a.data());
+    _exit(127);
+  }
+  close(pipefd[1]);
+  std::string buf;
+  double t0 = 0, c0 = 0;
+  uint64_t p0 = 0;
+  bool done = false;
+  pid_t vmm = 0;  // the VMM is a grandchild of `ip netns exec`; find it for CPU accounting
+  char chunk[4096];
+  for (;;) {
+    ssize_t n = read(pipefd[0], chunk, sizeof(chunk));
+    if (n <= 0) break;
+    buf.append(chunk, static_cast<size_t>(n));
+    size_t nl;
+    while ((nl = buf.find('\n')) != std::string::npos) {
+      const std::string line = buf.substr(0, nl);
+      buf.erase(0, nl + 1);
+      if (line.find("bench: tx start") != std::string::npos) {
+        vmm = pid;  // `ip netns exec` execs the command in place: same pid
+        p0 = TapRxPackets(ns);
+        t0 = Now();
+        c0 = ProcCpu(vmm);
+      } else if (line.find("bench: tx done") != std::string::npos && t0 > 0) {
+        const double dt = Now() - t0;
+        out.pps = static_cast<double>(TapRxPackets(ns) - p0) / dt;
+        out.cpu_pct = 100.0 * (ProcCpu(vmm) - c0) / dt;
+      } else if (line.find("net_bench: done") != std::string::npos) {
+        done = true;
+      }
+    }
+  }
+  close(pipefd[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return done;
+}
+
+int Net(std::map<std::string, std::string> opts) {
+  const int runs = std::stoi(Arg(opts, "--runs", "3"));
+  const std::string ev = Arg(opts, "--edgevisor", "build/src/edgevisor");
+  const std::string qemu = Arg(opts, "--qemu", "/usr/bin/qemu-system-x86_64");
+  const std::string payload = Arg(opts, "--payload", "build/firmware/net_bench.elf");
+  const std::string size = Arg(opts, "--size", "64");
+  const std::string secs = Arg(opts, "--seconds", "3");
+  const std::string ns = "evbench" + std::to_string(getpid());
+  const std::string setup = "ip netns add " + ns + " && ip netns exec " + ns +
+                            " sh -c 'ip tuntap add dev tap0 mode tap && ip addr add 10.0.2.1/24 "
+                            "dev tap0 && ip link set tap0 up && ip link set lo up'";
+  if (std::system(setup.c_str()) != 0) {
+    std::fprintf(stderr, "cannot create the network namespace (root needed)\n");
+    return 1;
+  }
+  const std::string cmdline = "ip=10.0.2.15 dst=10.0.2.1 port=9 size=" + size + " seconds=" + secs;
+  const std::vector<std::string> in_ns = {"/usr/bin/ip", "netns", "exec", ns};
+  auto with_ns = [&](std::vector<std::string> v) {
+    v.insert(v.begin(), in_ns.begin(), in_ns.end());
+    return v;
+  };
+  struct Peer {
+    std::string name;
+    std::vector<std::string> argv;
+    std::vector<NetRun> runs;
+  };
+  std::vector<Peer> peers = {
+      {"edgevisor",
+       with_ns({ev, "run", "--kernel", payload, "--cmdline", cmdline, "--mem", "64", "--debug-exit",
+                "--log-level", "warn", "--net", "tap=tap0"}),
+       {}},
+      {"qemu-microvm",
+       with_ns({qemu,
+                "-M",
+                "microvm,acpi=off,x-option-roms=off,pit=off,pic=off,rtc=off",
+                "-enable-kvm",
+                "-cpu",
+                "host,-arch-capabilities",
+                "-m",
+                "64",
+                "-nodefaults",
+                "-no-user-config",
+                "-nographic",
+                "-serial",
+                "stdio",
+                "-kernel",
+                payload,
+                "-append",
+                cmdline,
+                "-device",
+                "isa-debug-exit,iobase=0xf4,iosize=4",
+                "-global",
+                "virtio-mmio.force-legacy=false",
+                "-netdev",
+                "tap,id=n,ifname=tap0,script=no,downscript=no,vhost=off",
+                "-device",
+                "virtio-net-device,netdev=n"}),
+       {}},
+  };
+  int rc = 0;
+  for (int i = 0; i < runs && rc == 0; ++i) {
+    for (size_t k = 0; k < peers.size(); ++k) {
+      Peer& p = peers[(i + k) % peers.size()];
+      NetRun r;
+      if (!RunNetBench(p.argv, ns, r)) {
+        std::fprintf(stderr, "%s: net_bench did not finish\n", p.name.c_str());
+        rc = 1;
+        break;
+      }
+      p.runs.push_back(r);
+    }
+  }
+  std::system(("ip netns del " + ns).c_str());
+  if (rc != 0) return rc;
+  char date[32];
+  time_t now = time(nullptr);
+  strftime(date, sizeof(date), "%Y-%m-%d", gmtime(&now));
+  auto med = [](const Peer& p, double NetRun::*f) {
+    std::vector<double> v;
+    for (const NetRun& r : p.runs) v.push_back(r.*f);
+    return Summarize(v).median;
+  };
+  const double e = med(peers[0], &NetRun::pps), q = med(peers[1], &NetRun::pps);
+  std::ostringstream md;
+  md << "Network TX, " << date << ", " << sysconf(_SC_NPROCESSORS_ONLN) << "-core host, UDP "
+     << size << "-byte payloads for " << secs << " s into a TAP in a netns, packets counted on "
+     << "the host (tap0 rx_packets), median of " << runs << " runs each (alternating)\n\n"
+     << "| VMM | packets/s | VMM CPU% |\n|---|---|---|\n";
+  char row[256];
+  std::snprintf(row, sizeof(row),
+                "| edgevisor | %.0f | %.0f%% |\n| QEMU microvm (vhost=off) | %.0f "
+                "| %.0f%% |\n| edgevisor / QEMU | %.2fx | |\n",
+                e, med(peers[0], &NetRun::cpu_pct), q, med(peers[1], &NetRun::cpu_pct),
+                q > 0 ? e / q : 0.0);
+  md << row;
+  std::fputs(md.str().c_str(), stdout);
+  if (opts.count("--markdown")) std::ofstream(opts["--markdown"]) << md.str();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string cmd = argc >= 2 ? argv[1] : "";
-  if (cmd != "startup" && cmd != "blk") {
+  if (cmd != "startup" && cmd != "blk" && cmd != "net") {
     std::fprintf(stderr,
                  "usage: edgevisor-bench startup [--runs N] [--mem MiB] [--edgevisor PATH] "
                  "[--qemu PATH] [--payload PATH] [--json FILE] [--markdown FILE]\n"
                  "       edgevisor-bench blk [--runs N] [--ops N] [--file PATH] [--edgevisor PATH]"
-                 " [--qemu PATH] [--payload PATH] [--fio PATH] [--markdown FILE]\n");
+                 " [--qemu PATH] [--payload PATH] [--fio PATH] [--markdown FILE]\n"
+                 "       edgevisor-bench net [--runs N] [--size BYTES] [--seconds N] "
+                 "[--edgevisor PATH] [--qemu PATH] [--payload PATH] [--markdown FILE]\n");
     return 2;
   }
   std::map<std::string, std::string> opts;
   for (int i = 2; i + 1 < argc; i += 2) opts[argv[i]] = argv[i + 1];
   try {
-    return cmd == "startup" ? Startup(opts) : Blk(opts);
+    if (cmd == "startup") return Startup(opts);
+    return cmd == "blk" ? Blk(opts) : Net(opts);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "edgevisor-bench: bad argument: %s\n", e.what());
     return 2;

@@ -33,9 +33,20 @@ absl::Status ValidateVmConfig(const VmConfig& cfg, const HostLimits& host) {
   if (cfg.id.empty() || cfg.id.size() > 64) {
     return absl::InvalidArgumentError("--id: must be 1 to 64 characters");
   }
-  if (cfg.drives.size() > kMaxVirtioDevices) {
+  if (cfg.drives.size() + cfg.nets.size() > kMaxVirtioDevices) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("--drive: at most %d drives", kMaxVirtioDevices));
+        absl::StrFormat("--drive/--net: at most %d virtio devices in all", kMaxVirtioDevices));
+  }
+  for (size_t i = 0; i < cfg.nets.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (cfg.nets[i].tap == cfg.nets[j].tap) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("--net: tap '%s' is used twice", cfg.nets[i].tap));
+      }
+      if (cfg.nets[i].mac == cfg.nets[j].mac) {
+        return absl::InvalidArgumentError("--net: two devices have the same mac");
+      }
+    }
   }
   for (size_t i = 0; i < cfg.drives.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {

@@ -1,6 +1,7 @@
 // The one VM model. The CLI fills it today; the config file and the REST API fill the same type.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -36,6 +37,13 @@ struct DriveConfig {
   Engine engine = Engine::kAuto;
 };
 
+// One virtio-net device on a TAP (`--net tap=NAME[,mac=M][,queues=N]`).
+struct NetConfig {
+  std::string tap;
+  std::array<uint8_t, 6> mac{};  // all zero: derived from the device index
+  uint16_t queues = 1;           // queue pairs; more than one offers MQ and a control queue
+};
+
 struct VmConfig {
   std::string id = "anonymous";
   MachineConfig machine;
@@ -43,6 +51,7 @@ struct VmConfig {
   SerialConfig serial;
   bool debug_exit = false;
   std::vector<DriveConfig> drives;
+  std::vector<NetConfig> nets;
 };
 
 inline constexpr size_t kMaxVirtioDevices = 16;

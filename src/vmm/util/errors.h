@@ -27,9 +27,10 @@ inline bool IsUsageError(const absl::Status& s) {
   return s.GetPayload(kUsageErrorPayload).has_value();
 }
 
-// Prefixes a non-OK status with context, keeping its code.
+// Prefixes a non-OK status with context, keeping its code and whether it is a usage error.
 inline absl::Status Annotate(const absl::Status& s, absl::string_view context) {
   if (s.ok()) return s;
+  if (IsUsageError(s)) return UsageError(absl::StrCat(context, ": ", s.message()));
   return absl::Status(s.code(), absl::StrCat(context, ": ", s.message()));
 }
 

@@ -160,3 +160,44 @@ TEST(DriveSpecTest, DuplicateIdsRejected) {
 
 }  // namespace
 }  // namespace edgevisor
+
+namespace edgevisor {
+namespace {
+
+TEST(NetSpecTest, ParsesAllKeys) {
+  auto n = ParseNetSpec("tap=tap7,mac=52:54:00:12:34:56,queues=2", 0);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(n->tap, "tap7");
+  EXPECT_EQ(n->mac[0], 0x52);
+  EXPECT_EQ(n->mac[5], 0x56);
+  EXPECT_EQ(n->queues, 2);
+}
+
+TEST(NetSpecTest, DefaultMacIsLocallyAdministeredAndPerIndex) {
+  auto a = ParseNetSpec("tap=a", 0);
+  auto b = ParseNetSpec("tap=b", 1);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->mac[0] & 0x02, 0x02);
+  EXPECT_EQ(a->mac[0] & 0x01, 0);
+  EXPECT_NE(a->mac, b->mac);
+}
+
+TEST(NetSpecTest, RejectsBadSpecsNamingTheFlag) {
+  for (const char* spec :
+       {"mac=52:54:00:12:34:56", "tap=t,mac=zz", "tap=t,mac=01:00:00:00:00:01", "tap=t,queues=0",
+        "tap=t,queues=9", "tap=t,speed=fast", "tap=t,x", "tap=t,mac=52:54:00:12:34:56:77"}) {
+    auto n = ParseNetSpec(spec, 0);
+    EXPECT_FALSE(n.ok()) << spec;
+    EXPECT_NE(std::string(n.status().message()).find("--net"), std::string::npos) << spec;
+  }
+}
+
+TEST(NetSpecTest, DuplicateTapRejected) {
+  VmConfig cfg;
+  cfg.boot.kernel_path = "/k";
+  cfg.nets = {*ParseNetSpec("tap=x", 0), *ParseNetSpec("tap=x", 1)};
+  EXPECT_FALSE(ValidateVmConfig(cfg, HostLimits{1024, 8}).ok());
+}
+
+}  // namespace
+}  // namespace edgevisor

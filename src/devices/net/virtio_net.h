@@ -1,0 +1,63 @@
+// virtio-net device model (virtio 1.2 §5.1) on a TAP backend. One worker thread ("netN") serves
+// all queue pairs and the control queue from an epoll loop.
+//
+// RX is loss-free under backpressure: a frame is read from the TAP only while the guest has
+// receive buffers, and a frame that does not fit the buffers posted so far waits in the device
+// until the guest posts more. The TAP fd leaves the epoll set meanwhile: no busy loop, no drop.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "src/devices/net/virtio_net_spec.h"
+#include "src/devices/virtio/device.h"
+#include "src/net/tap.h"
+#include "src/vmm/config/vm_config.h"
+#include "src/vmm/util/fd.h"
+
+namespace edgevisor::net {
+
+struct QueueCounters {
+  std::atomic<uint64_t> packets{0}, bytes{0}, drops{0};
+};
+
+class VirtioNet : public virtio::VirtioDevice {
+ public:
+  static constexpr uint16_t kQueueSize = 256;
+
+  static absl::StatusOr<std::unique_ptr<VirtioNet>> Create(const NetConfig& cfg,
+                                                           std::string thread_name);
+  ~VirtioNet() override;
+
+  uint32_t device_id() const override;
+  uint64_t features() const override { return features_; }
+  uint16_t num_queues() const override;
+  uint16_t queue_max_size() const override { return kQueueSize; }
+  void ReadConfig(uint64_t offset, absl::Span<uint8_t> data) const override;
+  void WriteConfig(uint64_t, absl::Span<const uint8_t>) override {}  // MAC is read-only here
+  absl::Status Activate(virtio::ActivateArgs args) override;
+  void Reset() override;
+
+  // Per pair: rx[i], tx[i].
+  const std::vector<std::unique_ptr<QueueCounters>>& rx_counters() const { return rx_; }
+  const std::vector<std::unique_ptr<QueueCounters>>& tx_counters() const { return tx_; }
+
+ private:
+  VirtioNet(NetConfig cfg, Tap tap, std::string thread_name);
+  void Run(virtio::ActivateArgs args);
+
+  NetConfig cfg_;
+  Tap tap_;
+  std::string thread_name_;
+  uint64_t features_ = 0;
+  virtio_net::Config config_{};
+  std::vector<std::unique_ptr<QueueCounters>> rx_, tx_;
+  UniqueFd stop_fd_;
+  std::thread worker_;
+};
+
+}  // namespace edgevisor::net

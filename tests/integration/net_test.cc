@@ -1,0 +1,155 @@
+// virtio-net on /dev/kvm, against real host tools in a network namespace: ping, socat and the
+// kernel's UDP stack talk to the net_responder payload through a TAP.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "tests/integration/vmm_process.h"
+
+namespace edgevisor::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Runs a shell command; returns its exit status and stdout.
+std::pair<int, std::string> Sh(const std::string& cmd) {
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
+  const int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+class NetTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(access("/dev/kvm", R_OK | W_OK), 0);
+    ASSERT_EQ(geteuid(), 0u) << "network namespaces and TAPs need root";
+    ns_ = "evnet" + std::to_string(getpid());
+    Sh("ip netns del " + ns_);
+    ASSERT_EQ(Sh("ip netns add " + ns_).first, 0);
+  }
+  void TearDown() override { Sh("ip netns del " + ns_); }
+
+  void MakeTap(bool multi_queue) {
+    auto [rc, out] =
+        In("ip tuntap add dev tap0 mode tap" + std::string(multi_queue ? " multi_queue" : "") +
+           " && ip addr add 10.0.2.1/24 dev tap0 && ip link set tap0 up &&"
+           " ip link set lo up");
+    ASSERT_EQ(rc, 0) << out;
+  }
+  std::pair<int, std::string> In(const std::string& cmd) {
+    return Sh("ip netns exec " + ns_ + " sh -c '" + cmd + "'");
+  }
+  std::unique_ptr<Spawned> Boot(const std::string& payload, const std::string& cmdline,
+                                const std::string& net) {
+    auto vm = std::make_unique<Spawned>(std::vector<std::string>{
+        "/usr/bin/ip", "netns", "exec", ns_, EdgevisorBin(), "run", "--kernel", Payload(payload),
+        "--cmdline", cmdline, "--mem", "64", "--debug-exit", "--net", net});
+    return vm;
+  }
+  // Ends the responder with its "quit" datagram and checks it exited cleanly.
+  void Quit(Spawned& vm) {
+    In("printf quit | socat -u - UDP:10.0.2.15:7");
+    auto r = vm.Finish(20000);
+    EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+    EXPECT_THAT(r.out, HasSubstr("net_responder: quit"));
+  }
+  std::string ns_;
+};
+
+TEST_F(NetTest, PingFromHostHasNoLoss) {
+  MakeTap(false);
+  auto vm = Boot("net_responder", "ip=10.0.2.15 port=7", "tap=tap0");
+  ASSERT_TRUE(vm->WaitFor("ready", 20000)) << vm->out() << vm->err();
+  auto [rc, out] = In("ping -c 50 -i 0.01 -W 2 10.0.2.15");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("50 received, 0% packet loss"));
+  Quit(*vm);
+}
+
+TEST_F(NetTest, UdpEchoThroughSocatIsByteExact) {
+  MakeTap(false);
+  auto vm = Boot("net_responder", "ip=10.0.2.15 port=7", "tap=tap0");
+  ASSERT_TRUE(vm->WaitFor("ready", 20000)) << vm->out() << vm->err();
+  for (int size : {1, 2, 64, 512, 1000, 1471, 1472}) {
+    auto [rc, out] =
+        In("head -c " + std::to_string(size) +
+           " /dev/urandom > /tmp/evin.$$ && socat -t 1 - UDP:10.0.2.15:7 < /tmp/evin.$$"
+           " > /tmp/evout.$$ && cmp /tmp/evin.$$ /tmp/evout.$$; r=$?; "
+           "rm -f /tmp/evin.$$ /tmp/evout.$$; exit $r");
+    EXPECT_EQ(rc, 0) << "size " << size << ": " << out;
+  }
+  Quit(*vm);
+}
+
+// Every size from 1 to 1472 bytes (a full 1500-byte MTU datagram) through the kernel's UDP.
+TEST_F(NetTest, UdpEchoEverySizeByteExact) {
+  MakeTap(false);
+  auto vm = Boot("net_responder", "ip=10.0.2.15 port=7", "tap=tap0");
+  ASSERT_TRUE(vm->WaitFor("ready", 20000)) << vm->out() << vm->err();
+  const char* py =
+      "import os,socket,sys\n"
+      "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(2)\n"
+      "for n in range(1,1473):\n"
+      "  d=os.urandom(n)\n"
+      "  for attempt in range(3):\n"
+      "    s.sendto(d,(\"10.0.2.15\",7))\n"
+      "    try:\n"
+      "      r,_=s.recvfrom(4096); break\n"
+      "    except socket.timeout: r=None\n"
+      "  if r!=d: print(\"mismatch at\",n); sys.exit(1)\n"
+      "print(\"all sizes ok\")\n";
+  FILE* f = fopen("/tmp/ev_udp_sweep.py", "w");
+  fputs(py, f);
+  fclose(f);
+  auto [rc, out] = In("python3 /tmp/ev_udp_sweep.py");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("all sizes ok"));
+  Quit(*vm);
+}
+
+TEST_F(NetTest, MultiQueueWithControlQueue) {
+  MakeTap(true);
+  auto vm = Boot("net_responder", "ip=10.0.2.15 port=7 mq", "tap=tap0,queues=2");
+  ASSERT_TRUE(vm->WaitFor("ready", 20000)) << vm->out() << vm->err();
+  auto [rc, out] = In("ping -c 20 -i 0.01 -W 2 10.0.2.15");
+  EXPECT_THAT(out, HasSubstr("20 received, 0% packet loss"));
+  Quit(*vm);
+}
+
+TEST_F(NetTest, ChecksumOffloadNegotiated) {
+  MakeTap(false);
+  auto vm = Boot("net_responder", "ip=10.0.2.15 port=7 csum", "tap=tap0");
+  ASSERT_TRUE(vm->WaitFor("ready", 20000)) << vm->out() << vm->err();
+  auto [rc, out] =
+      In("ping -c 10 -i 0.01 -W 2 10.0.2.15 && printf hello | socat -t 1 - "
+         "UDP:10.0.2.15:7");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("hello"));
+  Quit(*vm);
+}
+
+TEST_F(NetTest, BadTapNamesExitTwo) {
+  auto run = [&](const std::string& net) {
+    return RunProcess({"/usr/bin/ip", "netns", "exec", ns_, EdgevisorBin(), "run", "--kernel",
+                       Payload("hello"), "--net", net});
+  };
+  auto too_long = run("tap=abcdefghijklmnopqrstuvwxyz");
+  EXPECT_EQ(too_long.exit_code, 2);
+  EXPECT_THAT(too_long.err, HasSubstr("--net tap=abcdefghijklmnopqrstuvwxyz"));
+  auto taken = run("tap=lo");  // not a TAP: the name is taken
+  EXPECT_EQ(taken.exit_code, 2);
+  EXPECT_THAT(taken.err, HasSubstr("the name is taken"));
+  MakeTap(false);
+  auto mq = run("tap=tap0,queues=2");  // a single-queue TAP cannot take two queues
+  EXPECT_EQ(mq.exit_code, 2);
+  EXPECT_THAT(mq.err, HasSubstr("--net tap=tap0"));
+}
+
+}  // namespace
+}  // namespace edgevisor::testing
