@@ -20,7 +20,8 @@ enum {
 enum {
   TX_FREE = 0,
   TX_ALLOC = 1,     // handed out by vnet_tx_alloc
-  TX_INFLIGHT = 2,  // on the avail ring (device-owned)
+  TX_INFLIGHT = 2,  // on the avail ring (device-owned), sending the slot's own buffer
+  TX_LENT = 3,      // on the avail ring, sending from an RX buffer (vnet_tx_reply, zero copy)
 };
 
 // Lowest address of the buffer region: above the largest payload image (link.ld asserts
@@ -145,24 +146,31 @@ static uint64_t fix_features(const struct virtio_mmio_dev* dev, uint64_t f) {
 
 static void read_config(struct vnet* n) {
   const struct virtio_mmio_dev* d = &n->dev;
-  // §5.1.4: each field is valid only with its feature. mac is six byte-wide fields (§4.2.2.2:
-  // accesses as wide as the field); the u16 fields are read as 16-bit accesses.
-  if (vnet_has(n, VIRTIO_NET_F_MAC)) {
-    for (unsigned i = 0; i < 6; i++) n->mac[i] = virtio_config_read8(d, VIRTIO_NET_CFG_MAC + i);
-    n->mac_from_device = true;
-  } else {
+  // §5.1.4: each field is valid only with its feature. The mac is six byte-wide fields
+  // (§4.2.2.2: accesses as wide as the field), so the reads run inside a ConfigGeneration loop
+  // (§2.5.1) to get a consistent snapshot; bounded, like virtio_config_read64.
+  for (int tries = 0; tries < 16; tries++) {
+    const uint32_t gen = virtio_config_generation(d);
+    if (vnet_has(n, VIRTIO_NET_F_MAC)) {
+      for (unsigned i = 0; i < 6; i++) {
+        n->mac[i] = virtio_config_read8(d, VIRTIO_NET_CFG_MAC + i);
+      }
+    }
+    n->status = vnet_has(n, VIRTIO_NET_F_STATUS)
+                    ? virtio_config_read16(d, VIRTIO_NET_CFG_STATUS)
+                    : VIRTIO_NET_S_LINK_UP;  // §5.1.5: without STATUS assume the link is up
+    n->max_pairs =
+        vnet_has(n, VIRTIO_NET_F_MQ) ? virtio_config_read16(d, VIRTIO_NET_CFG_MAX_VQ_PAIRS) : 1;
+    n->mtu = vnet_has(n, VIRTIO_NET_F_MTU) ? virtio_config_read16(d, VIRTIO_NET_CFG_MTU) : 1500;
+    if (virtio_config_generation(d) == gen) break;
+  }
+  n->mac_from_device = vnet_has(n, VIRTIO_NET_F_MAC);
+  if (!n->mac_from_device) {
     // §5.1.5: "otherwise, the driver typically generates a random local MAC address".
     const uint64_t t = rt_rdtsc() * 0x9e3779b97f4a7c15ull;
     n->mac[0] = 0x02;  // locally administered, unicast
     for (unsigned i = 1; i < 6; i++) n->mac[i] = (uint8_t)(t >> (8 * i));
   }
-  n->status = vnet_has(n, VIRTIO_NET_F_STATUS) ? virtio_config_read16(d, VIRTIO_NET_CFG_STATUS)
-                                               : VIRTIO_NET_S_LINK_UP;
-  n->max_pairs = 1;
-  if (vnet_has(n, VIRTIO_NET_F_MQ)) {
-    n->max_pairs = virtio_config_read16(d, VIRTIO_NET_CFG_MAX_VQ_PAIRS);
-  }
-  n->mtu = vnet_has(n, VIRTIO_NET_F_MTU) ? virtio_config_read16(d, VIRTIO_NET_CFG_MTU) : 1500;
 }
 
 static void rx_post(struct vnet_rxq* r, uint16_t b, bool split) {
@@ -185,6 +193,12 @@ static int setup_pair(struct vnet* n, unsigned k, uint8_t* mem, uint16_t qsize) 
 
   r->nbufs = (uint16_t)(n->split ? r->vq->size / 2 : r->vq->size);
   t->nslots = (uint16_t)(n->split ? t->vq->size / 2 : t->vq->size);
+  // §5.1.6.3.1: the posted buffers together must hold an MTU-sized packet, or a device that
+  // waits for room (QEMU does) stalls the queue for good. Small queues get full-size buffers.
+  if ((uint32_t)r->nbufs * n->rx_buf_len < VNET_HDR_LEN + ETH_HLEN + (uint32_t)n->mtu) {
+    if (k != 0) return VIRTIO_ERR_INVAL;  // rx_buf_len is already in use by pair 0
+    n->rx_buf_len = VNET_BUF_SIZE;
+  }
   r->mem = mem;
   t->mem = mem + (size_t)VIRTQ_MAX_SIZE * VNET_BUF_SIZE;
   r->reasm = mem + (size_t)2 * VIRTQ_MAX_SIZE * VNET_BUF_SIZE;
@@ -322,7 +336,12 @@ int vnet_init(struct vnet* n, const struct virtio_mmio_dev* probed, const struct
   // §5.1.5 step 1: N = max_virtqueue_pairs with MQ. We set up (and enable, below) at most
   // VNET_MAX_PAIRS of them, fewer if the buffer memory is not there.
   unsigned pairs = n->max_pairs;
-  if (pairs == 0) pairs = 1;  // invalid config (§5.1.4: 1..0x8000); use pair 0 only
+  if (pairs == 0) {
+    // §5.1.4: max_virtqueue_pairs is 1..0x8000; 0 would also put the control queue on rx 0.
+    rt_printf("virtio-net: max_virtqueue_pairs is 0\n");
+    virtio_dev_fail(&n->dev);
+    return VIRTIO_ERR_INVAL;
+  }
   if (pairs > VNET_MAX_PAIRS) pairs = VNET_MAX_PAIRS;
   uint64_t base = 0;
   for (; pairs > 0; pairs--) {
@@ -367,7 +386,7 @@ int vnet_init(struct vnet* n, const struct virtio_mmio_dev* probed, const struct
     err = ctrl_mq_pairs_set(n, n->npairs);
     if (err != VIRTIO_OK) {
       virtio_dev_fail(&n->dev);
-      return err == VIRTIO_OK ? VNET_ERR_CTRL : err;
+      return err;
     }
   }
   // Tell every receive queue about its buffers once, whatever the flags say: a device may
@@ -562,7 +581,7 @@ static void tx_submit(struct vnet* n, unsigned q, uint16_t s, uint8_t* base, uin
     d[head].addr = (uintptr_t)base;
     d[head].len = VNET_HDR_LEN + len;
   }
-  t->state[s] = TX_INFLIGHT;
+  t->state[s] = t->lent[s] >= 0 ? TX_LENT : TX_INFLIGHT;
   t->inflight++;
   virtq_publish(t->vq, head);
   t->pending++;
@@ -579,7 +598,8 @@ unsigned vnet_tx_reclaim(struct vnet* n, unsigned q) {
     vq->last_used++;
     uint32_t s = id;
     if (n->split) s = (id & 1) ? VIRTQ_MAX_SIZE : id / 2;
-    if (id >= vq->size || s >= t->nslots || t->state[s] != TX_INFLIGHT) {
+    if (id >= vq->size || s >= t->nslots ||
+        (t->state[s] != TX_INFLIGHT && t->state[s] != TX_LENT)) {
       n->st.tx_bad++;
       continue;
     }
@@ -595,6 +615,47 @@ unsigned vnet_tx_reclaim(struct vnet* n, unsigned q) {
   }
   n->st.tx_completed += done;
   return done;
+}
+
+unsigned vnet_tx_recycle(struct vnet* n, unsigned q) {
+  struct vnet_txq* t = &n->tx[q];
+  struct virtq* vq = t->vq;
+  const uint16_t used_idx = __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE);
+  const uint16_t first = vq->last_used;
+  if (used_idx == first) return 0;
+  // At a few million guest instructions per second every instruction here shows in the packet
+  // rate: everything in locals (no reloads through vq), no header or descriptor writes, the used
+  // id is the head to republish, one avail->idx store per batch.
+  const uint16_t mask = (uint16_t)(vq->size - 1);
+  const struct virtq_used_elem* used = vq->used->ring;
+  uint16_t* ring = vq->avail->ring;
+  const uint8_t* state = t->state;
+  const uint32_t nslots = t->nslots;
+  const uint32_t shift = n->split ? 1 : 0;  // split: heads are the even descriptors 2s
+  uint16_t avail = vq->avail_idx;
+  unsigned bad = 0;
+  for (uint16_t u = first; u != used_idx; u++) {
+    const uint32_t id = used[u & mask].id;
+    const uint32_t s = id >> shift;
+    // Only slots sent from their own buffer: a zero-copy reply (TX_LENT) must go back to RX.
+    if ((id & shift) != 0 || s >= nslots || state[s] != TX_INFLIGHT) {
+      bad++;
+      continue;
+    }
+    ring[avail & mask] = (uint16_t)id;
+    avail++;
+  }
+  vq->last_used = used_idx;
+  const unsigned resent = (uint16_t)(used_idx - first) - bad;
+  n->st.tx_bad += bad;
+  if (resent != 0) {
+    vq->avail_idx = avail;
+    __atomic_store_n(&vq->avail->idx, avail, __ATOMIC_RELEASE);  // §2.7.13.3
+    t->pending = (uint16_t)(t->pending + resent);
+    n->st.tx_completed += resent;
+    n->st.tx_packets += resent;
+  }
+  return resent;
 }
 
 static int take_slot(struct vnet* n, unsigned q) {

@@ -1,6 +1,7 @@
 // net_responder: answers ARP, ICMP echo and UDP echo on the first virtio-net device.
 //
 // Command line: ip=<a.b.c.d> (10.0.2.15) port=<udp port> (7) seconds=<n> (0 = until `quit`),
+// rxpause=<ms> (after `ready`, ignore the receive ring for that long: a backpressure test),
 // plus the driver options of vnet_opts_from_cmdline (mq, csum, nomrg, split, rxbuf=, qsize=).
 //
 // - ARP requests (RFC 826) for ip: reply with the device MAC.
@@ -31,6 +32,7 @@ static uint16_t g_port;
 static bool g_quit;
 
 static struct { uint64_t rx, tx, arp, icmp, udp, dropped; } g_cnt;
+static uint64_t g_rx_pair[VNET_MAX_PAIRS];  // frames per queue pair (printed with mq)
 
 #define HEALTH_EVERY_MS 200
 
@@ -222,6 +224,11 @@ static bool find_net_device(struct virtio_mmio_dev* out) {
 static void print_counters(void) {
   rt_printf("net_responder: rx=%lu tx=%lu arp=%lu icmp=%lu udp=%lu dropped=%lu\n", g_cnt.rx,
             g_cnt.tx, g_cnt.arp, g_cnt.icmp, g_cnt.udp, g_cnt.dropped);
+  if (g_net.npairs > 1) {
+    rt_printf("net_responder: rx per pair:");
+    for (unsigned q = 0; q < g_net.npairs; q++) rt_printf(" %lu", g_rx_pair[q]);
+    rt_printf("\n");
+  }
   const struct vnet_stats* s = &g_net.st;
   rt_printf(
       "net_responder: driver rx_merged=%lu rx_bad=%lu rx_oversize=%lu rx_csum_partial=%lu "
@@ -269,6 +276,15 @@ int payload_main(const char* cmdline) {
             inet_ipv4_str(g_ip, ip), g_port);
 
   const uint64_t hz = virtio_tsc_hz();
+  // rxpause=<ms>: leave the receive ring alone for a while, so the device runs out of buffers
+  // and must hold further frames back (the host's RX backpressure test).
+  uint64_t rxpause_ms = 0;
+  if (rt_cmdline_get_u64("rxpause", &rxpause_ms) && rxpause_ms > 0) {
+    rt_printf("net_responder: rx paused\n");
+    const uint64_t until = rt_rdtsc() + hz / 1000 * rxpause_ms;
+    while ((int64_t)(rt_rdtsc() - until) < 0) rt_cpu_relax();
+    rt_printf("net_responder: rx resumed\n");
+  }
   const uint64_t t0 = rt_rdtsc();
   const uint64_t health_every = hz / 1000 * HEALTH_EVERY_MS;
   uint64_t next_health = t0 + health_every;
@@ -279,6 +295,7 @@ int payload_main(const char* cmdline) {
       // Bounded batch, so one busy queue cannot starve the others' notifications.
       for (unsigned budget = 64; budget > 0 && vnet_rx(n, q, &p); budget--) {
         g_cnt.rx++;
+        g_rx_pair[q]++;
         handle(&p);
         if (g_quit) break;
       }

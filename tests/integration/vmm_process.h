@@ -172,6 +172,7 @@ class Spawned {
   }
   const std::string& out() const { return out_; }
   const std::string& err() const { return err_; }
+  pid_t pid() const { return pid_; }
 
  private:
   // One poll round; false once both streams are closed.

@@ -250,6 +250,7 @@ void VirtioBlock::Run(virtio::ActivateArgs args, std::vector<std::unique_ptr<IoE
   };
   auto process = [&](Queue& q, size_t qi) {
     bool armed = false;
+    q.vq->SuppressNotifications();
     while (!q.broken) {
       auto head = q.vq->PopHead();
       if (!head.ok()) return broken(q, head.status());

@@ -168,6 +168,7 @@ void VirtioNet::Run(virtio::ActivateArgs args) {
     virtio::Virtqueue* vq = vqs[2 * p + 1].get();
     if (!vq || state[p].broken) return;
     QueueCounters& c = *tx_[p];
+    vq->SuppressNotifications();
     for (bool armed = false;;) {
       auto head = vq->PopHead();
       if (!head.ok()) return broken(p, head.status());
@@ -228,6 +229,7 @@ void VirtioNet::Run(virtio::ActivateArgs args) {
     virtio::Virtqueue* vq = vqs[2 * p].get();
     uint64_t have = 0;
     for (const RxChain& ch : st.rx_chains) have += ch.capacity;
+    vq->SuppressNotifications();  // armed again below only if the buffers run out
     for (bool armed = false; have < need;) {
       auto head = vq->PopHead();
       if (!head.ok()) {

@@ -89,9 +89,19 @@ bool Virtqueue::ShouldInterrupt() {
   return static_cast<uint16_t>(now - used_event - 1) < static_cast<uint16_t>(now - old);
 }
 
+void Virtqueue::SuppressNotifications() {
+  if (event_idx_ || suppressed_) return;  // with EVENT_IDX a stale avail_event suppresses
+  StoreU16(*mem_, cfg_.used, kUsedFlagNoNotify);
+  suppressed_ = true;
+}
+
 void Virtqueue::ArmNotification() {
-  if (!event_idx_) return;
-  StoreU16(*mem_, cfg_.used + 4 + 8 * uint64_t{cfg_.size}, last_avail_);
+  if (event_idx_) {
+    StoreU16(*mem_, cfg_.used + 4 + 8 * uint64_t{cfg_.size}, last_avail_);
+  } else if (suppressed_) {
+    StoreU16(*mem_, cfg_.used, 0);
+    suppressed_ = false;
+  }
   std::atomic_thread_fence(std::memory_order_seq_cst);
 }
 

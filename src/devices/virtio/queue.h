@@ -42,7 +42,11 @@ class Virtqueue {
   // NO_INTERRUPT flag). Resets the batch.
   bool ShouldInterrupt();
 
-  // With EVENT_IDX: asks for a notification as soon as the driver adds anything new.
+  // While the device is draining the ring it needs no notifications (§2.7.10): without
+  // EVENT_IDX this sets VIRTQ_USED_F_NO_NOTIFY. Call before popping a batch.
+  void SuppressNotifications();
+  // Asks for a notification as soon as the driver adds anything new (clears NO_NOTIFY, or sets
+  // avail_event with EVENT_IDX). Re-check the ring afterwards: the driver may have raced us.
   void ArmNotification();
 
   uint16_t size() const { return cfg_.size; }
@@ -57,6 +61,7 @@ class Virtqueue {
   uint16_t last_avail_ = 0;
   uint16_t used_idx_ = 0;
   uint16_t signalled_used_ = 0;  // used idx at the last interrupt decision
+  bool suppressed_ = false;      // NO_NOTIFY is set in used->flags
 };
 
 }  // namespace edgevisor::virtio

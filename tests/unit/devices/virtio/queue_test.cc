@@ -92,6 +92,14 @@ TEST_F(QueueTest, EventIdxInterruptsOnlyWhenUsedEventPassed) {
   EXPECT_TRUE(q.ShouldInterrupt());
 }
 
+TEST_F(QueueTest, SuppressSetsNoNotifyUntilArmed) {
+  Virtqueue q(&mem_, cfg_, /*event_idx=*/false, false);
+  q.SuppressNotifications();
+  EXPECT_EQ(*mem_.ReadObj<uint16_t>(kUsed), kUsedFlagNoNotify);
+  q.ArmNotification();
+  EXPECT_EQ(*mem_.ReadObj<uint16_t>(kUsed), 0);
+}
+
 TEST_F(QueueTest, ArmWritesAvailEvent) {
   Virtqueue q(&mem_, cfg_, true, false);
   SetAvailIdx(3);
