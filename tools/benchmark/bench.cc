@@ -21,6 +21,7 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <sstream>
@@ -246,11 +247,12 @@ double ProcCpu(pid_t pid) {
   return static_cast<double>(ut + st) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
-// Runs a VMM with the blk_bench payload and times the phases by the console lines
-// "bench: <phase> start" and "bench: <phase> done ops=<n> ...".
-bool RunBlkBench(const std::vector<std::string>& argv, PhaseMap& out) {
+// Runs a VMM with its console on a pipe and calls on_line(line, arrival time, pid) for every
+// console line as it arrives. Returns when the VMM exits.
+void RunWithConsole(const std::vector<std::string>& argv,
+                    const std::function<void(const std::string&, double, pid_t)>& on_line) {
   int pipefd[2];
-  if (pipe(pipefd) != 0) return false;
+  if (pipe(pipefd) != 0) return;
   pid_t pid = fork();
   if (pid == 0) {
     int devnull = open("/dev/null", O_RDWR);
@@ -266,8 +268,6 @@ bool RunBlkBench(const std::vector<std::string>& argv, PhaseMap& out) {
   }
   close(pipefd[1]);
   std::string buf;
-  std::map<std::string, std::pair<double, double>> starts;  // phase -> (time, cpu)
-  bool done = false;
   char chunk[4096];
   for (;;) {
     ssize_t n = read(pipefd[0], chunk, sizeof(chunk));
@@ -276,26 +276,35 @@ bool RunBlkBench(const std::vector<std::string>& argv, PhaseMap& out) {
     buf.append(chunk, static_cast<size_t>(n));
     size_t nl;
     while ((nl = buf.find('\n')) != std::string::npos) {
-      const std::string line = buf.substr(0, nl);
+      on_line(buf.substr(0, nl), t, pid);
       buf.erase(0, nl + 1);
-      char phase[64];
-      unsigned long ops = 0;  // NOLINT(runtime/int)
-      if (std::sscanf(line.c_str(), "bench: %63s start", phase) == 1 &&
-          line.find(" start") != std::string::npos) {
-        starts[phase] = {t, ProcCpu(pid)};
-      } else if (std::sscanf(line.c_str(), "bench: %63s done ops=%lu", phase, &ops) == 2 &&
-                 starts.count(phase)) {
-        const auto [t0, c0] = starts[phase];
-        const double dt = t - t0;
-        out[phase] = {ops / dt, 100.0 * (ProcCpu(pid) - c0) / dt};
-      } else if (line.find("blk_bench: done") != std::string::npos) {
-        done = true;
-      }
     }
   }
   close(pipefd[0]);
   int status = 0;
   waitpid(pid, &status, 0);
+}
+
+// Runs a VMM with the blk_bench payload and times the phases by the console lines
+// "bench: <phase> start" and "bench: <phase> done ops=<n> ...".
+bool RunBlkBench(const std::vector<std::string>& argv, PhaseMap& out) {
+  std::map<std::string, std::pair<double, double>> starts;  // phase -> (time, cpu)
+  bool done = false;
+  RunWithConsole(argv, [&](const std::string& line, double t, pid_t pid) {
+    char phase[64];
+    unsigned long ops = 0;  // NOLINT(runtime/int)
+    if (std::sscanf(line.c_str(), "bench: %63s start", phase) == 1 &&
+        line.find(" start") != std::string::npos) {
+      starts[phase] = {t, ProcCpu(pid)};
+    } else if (std::sscanf(line.c_str(), "bench: %63s done ops=%lu", phase, &ops) == 2 &&
+               starts.count(phase)) {
+      const auto [t0, c0] = starts[phase];
+      const double dt = t - t0;
+      out[phase] = {ops / dt, 100.0 * (ProcCpu(pid) - c0) / dt};
+    } else if (line.find("blk_bench: done") != std::string::npos) {
+      done = true;
+    }
+  });
   return done;
 }
 
@@ -436,54 +445,24 @@ struct NetRun {
 };
 
 // Runs a VMM and measures host-side TAP rx_packets between "bench: tx start" and "bench: tx done".
+// `ip netns exec` execs the VMM in place, so the child's pid is the VMM's.
 bool RunNetBench(const std::vector<std::string>& argv, const std::string& ns, NetRun& out) {
-  int pipefd[2];
-  if (pipe(pipefd) != 0) return false;
-  pid_t pid = fork();
-  if (pid == 0) {
-    int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 0);
-    dup2(pipefd[1], 1);
-    dup2(devnull, 2);
-    close(pipefd[0]);
-    std::vector<char*> a;
-    for (const auto& x : argv) a.push_back(const_cast<char*>(x.c_str()));
-    a.push_back(nullptr);
-    execv(a[0], a.data());
-    _exit(127);
-  }
-  close(pipefd[1]);
-  std::string buf;
   double t0 = 0, c0 = 0;
   uint64_t p0 = 0;
   bool done = false;
-  pid_t vmm = 0;  // the VMM is a grandchild of `ip netns exec`; find it for CPU accounting
-  char chunk[4096];
-  for (;;) {
-    ssize_t n = read(pipefd[0], chunk, sizeof(chunk));
-    if (n <= 0) break;
-    buf.append(chunk, static_cast<size_t>(n));
-    size_t nl;
-    while ((nl = buf.find('\n')) != std::string::npos) {
-      const std::string line = buf.substr(0, nl);
-      buf.erase(0, nl + 1);
-      if (line.find("bench: tx start") != std::string::npos) {
-        vmm = pid;  // `ip netns exec` execs the command in place: same pid
-        p0 = TapRxPackets(ns);
-        t0 = Now();
-        c0 = ProcCpu(vmm);
-      } else if (line.find("bench: tx done") != std::string::npos && t0 > 0) {
-        const double dt = Now() - t0;
-        out.pps = static_cast<double>(TapRxPackets(ns) - p0) / dt;
-        out.cpu_pct = 100.0 * (ProcCpu(vmm) - c0) / dt;
-      } else if (line.find("net_bench: done") != std::string::npos) {
-        done = true;
-      }
+  RunWithConsole(argv, [&](const std::string& line, double t, pid_t pid) {
+    if (line.find("bench: tx start") != std::string::npos) {
+      p0 = TapRxPackets(ns);
+      t0 = Now();
+      c0 = ProcCpu(pid);
+    } else if (line.find("bench: tx done") != std::string::npos && t0 > 0) {
+      const double dt = t - t0;
+      out.pps = static_cast<double>(TapRxPackets(ns) - p0) / dt;
+      out.cpu_pct = 100.0 * (ProcCpu(pid) - c0) / dt;
+    } else if (line.find("net_bench: done") != std::string::npos) {
+      done = true;
     }
-  }
-  close(pipefd[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
+  });
   return done;
 }
 
