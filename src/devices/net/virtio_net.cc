@@ -8,7 +8,6 @@
 
 #include <cstring>
 #include <deque>
-#include <optional>
 
 #include "absl/strings/str_format.h"
 #include "src/devices/net/packet.h"
@@ -139,11 +138,13 @@ void VirtioNet::Run(virtio::ActivateArgs args) {
   }
   struct Pair {
     std::deque<RxChain> rx_chains;  // popped from the RX ring, not yet used
-    std::optional<Frame> pending;   // read from the TAP, waiting for buffers
+    Frame frame;                    // staging buffer, allocated once per pair
+    bool pending = false;           // `frame` holds a frame that waits for buffers
     bool tap_watched = false;
     bool broken = false;
   };
   std::vector<Pair> state(static_cast<size_t>(pairs));
+  for (Pair& st : state) st.frame.data.resize(sizeof(NetHdr) + kMaxFrame);
   UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
   constexpr uint64_t kStop = ~0ull, kTapBase = 1000;
   auto ctl = [&](int op, int fd, uint64_t tag) {
@@ -267,7 +268,7 @@ void VirtioNet::Run(virtio::ActivateArgs args) {
   // Delivers the pending frame if the buffers allow; returns false if it must keep waiting.
   auto deliver = [&](int p) -> bool {
     Pair& st = state[p];
-    Frame& f = *st.pending;
+    Frame& f = st.frame;
     virtio::Virtqueue* vq = vqs[2 * p].get();
     QueueCounters& c = *rx_[p];
     if (!mrg) {
@@ -287,7 +288,7 @@ void VirtioNet::Run(virtio::ActivateArgs args) {
         c.bytes += f.len - sizeof(NetHdr);
       }
       want_irq[2 * p] = true;
-      st.pending.reset();
+      st.pending = false;
       return true;
     }
     if (!gather_rx(p, f.len)) return false;
@@ -312,7 +313,7 @@ void VirtioNet::Run(virtio::ActivateArgs args) {
     c.packets++;
     c.bytes += f.len - sizeof(NetHdr);
     want_irq[2 * p] = true;
-    st.pending.reset();
+    st.pending = false;
     return true;
   };
   auto process_rx = [&](int p) {
@@ -321,8 +322,7 @@ void VirtioNet::Run(virtio::ActivateArgs args) {
     for (;;) {
       if (st.pending && !deliver(p)) break;  // out of buffers: wait for the guest
       if (st.broken) return;
-      Frame f;
-      f.data.resize(sizeof(NetHdr) + kMaxFrame);
+      Frame& f = st.frame;
       ssize_t n = read(tap_.fd(p), f.data.data(), f.data.size());
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {  // EAGAIN: the TAP is empty; wait for it
@@ -334,7 +334,7 @@ void VirtioNet::Run(virtio::ActivateArgs args) {
         continue;
       }
       f.len = static_cast<size_t>(n);
-      st.pending = std::move(f);
+      st.pending = true;
     }
     watch_tap(p, false);  // backpressure: no reads until the guest posts buffers
   };
