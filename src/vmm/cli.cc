@@ -207,11 +207,55 @@ absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args,
       return absl::InvalidArgumentError(absl::StrFormat("%s: unknown argument", flag));
     }
   }
-  absl::Status s = ValidateVmConfig(vm, host);
-  if (!s.ok()) return s;
-  s = CheckReadableFile("--kernel", vm.boot.kernel_path);
+  absl::Status s = CheckVmInputs(vm, host);
   if (!s.ok()) return s;
   return opts;
+}
+
+absl::Status CheckVmInputs(const VmConfig& vm, const HostLimits& host) {
+  absl::Status s = ValidateVmConfig(vm, host);
+  if (!s.ok()) return s;
+  return CheckReadableFile("--kernel", vm.boot.kernel_path);
+}
+
+absl::StatusOr<FirecrackerArgs> ParseFirecrackerArgs(const std::vector<std::string>& args) {
+  FirecrackerArgs fa;
+  bool no_api = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& flag = args[i];
+    auto value = [&]() -> absl::StatusOr<std::string> {
+      if (i + 1 >= args.size()) return absl::InvalidArgumentError(flag + ": missing value");
+      return args[++i];
+    };
+    if (flag == "--config-file") {
+      auto v = value();
+      if (!v.ok()) return v.status();
+      fa.config_file = *v;
+    } else if (flag == "--no-api") {
+      no_api = true;
+    } else if (flag == "--api-sock") {
+      return absl::InvalidArgumentError(
+          "--api-sock: the REST API is not implemented yet; use --config-file FILE --no-api");
+    } else if (flag == "--id") {
+      auto v = value();
+      if (!v.ok()) return v.status();
+      fa.id = *v;
+    } else if (flag == "--level") {
+      auto v = value();
+      if (!v.ok()) return v.status();
+      fa.level = *v;
+    } else if (flag == "--boot-timer") {
+      // Always on in edgevisor: the boot-timer device is part of every VM.
+    } else {
+      return absl::InvalidArgumentError(absl::StrFormat("%s: unknown argument", flag));
+    }
+  }
+  if (!no_api) {
+    return absl::InvalidArgumentError(
+        "the REST API is not implemented yet: run with --config-file FILE --no-api");
+  }
+  if (fa.config_file.empty()) return absl::InvalidArgumentError("--no-api needs --config-file");
+  return fa;
 }
 
 }  // namespace edgevisor

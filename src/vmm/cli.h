@@ -18,6 +18,19 @@ struct RunOptions {
 absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args,
                                         const HostLimits& host);
 
+// Firecracker's own flags, so that tools which exec `firecracker` can exec edgevisor:
+// `--config-file F --no-api [--id ID] [--level L] [--boot-timer]`. The REST API (--api-sock)
+// is not implemented yet and is refused with a clear message.
+struct FirecrackerArgs {
+  std::string config_file;
+  std::string id;
+  std::string level;  // Firecracker spelling (Info, Debug, ...) or empty
+};
+absl::StatusOr<FirecrackerArgs> ParseFirecrackerArgs(const std::vector<std::string>& args);
+
+// Checks a filled VmConfig: values (ValidateVmConfig) and that the kernel file is readable.
+absl::Status CheckVmInputs(const VmConfig& vm, const HostLimits& host);
+
 // `path=F[,id=S][,ro=on][,direct=on][,queues=N][,engine=uring|sync]`; `index` names the default
 // id (drive0, drive1, ...).
 absl::StatusOr<DriveConfig> ParseDriveSpec(const std::string& spec, size_t index);

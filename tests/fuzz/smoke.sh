@@ -21,11 +21,16 @@ COMMON=("$SRC/src/vmm/guest_memory.cc" "$SRC/src/vmm/loader/elf.cc")
 "$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/net_tx_fuzz.cc" "${COMMON[@]}" \
   "$SRC/src/devices/virtio/descriptor_chain.cc" "$SRC/src/devices/net/packet.cc" \
   $ABSL -o "$OUT/net_tx_fuzz"
-mkdir -p "$OUT/elf_corpus" "$OUT/virtio_blk_corpus" "$OUT/net_tx_corpus"
+"$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/fc_config_fuzz.cc" \
+  "$SRC/src/vmm/config/fc_config.cc" "$SRC/src/vmm/config/vm_config.cc" $ABSL -o "$OUT/fc_config_fuzz"
+mkdir -p "$OUT/elf_corpus" "$OUT/virtio_blk_corpus" "$OUT/net_tx_corpus" "$OUT/fc_config_corpus"
+cat > "$OUT/fc_config_corpus/seed.json" <<'JSON'
+{"boot-source":{"kernel_image_path":"/k","boot_args":"x"},"drives":[{"drive_id":"r","path_on_host":"/r","is_root_device":true}],"machine-config":{"vcpu_count":1,"mem_size_mib":64},"network-interfaces":[{"iface_id":"e","host_dev_name":"t","guest_mac":"AA:FC:00:00:00:01"}],"logger":{"level":"Info"}}
+JSON
 "$OUT/make_seeds" "$OUT/elf_corpus" "$OUT/virtio_blk_corpus"
 set -o pipefail
 cp "$OUT/virtio_blk_corpus/read" "$OUT/net_tx_corpus/seed" 2>/dev/null || true
-for t in elf virtio_blk net_tx; do
+for t in elf virtio_blk net_tx fc_config; do
   echo "--- $t: ${SECS}s"
   "$OUT/${t}_fuzz" -max_total_time="$SECS" -max_len=65544 -print_final_stats=1 \
     "$OUT/${t}_corpus" 2>&1 | tail -4

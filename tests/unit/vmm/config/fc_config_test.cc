@@ -1,0 +1,163 @@
+#include "src/vmm/config/fc_config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace edgevisor {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kGettingStarted[] = R"({
+  "boot-source": {"kernel_image_path": "/k.elf", "boot_args": "console=ttyS0 reboot=k"},
+  "drives": [
+    {"drive_id": "data", "path_on_host": "/d.img", "is_root_device": false, "io_engine": "Sync"},
+    {"drive_id": "rootfs", "path_on_host": "/r.ext4", "is_root_device": true,
+     "is_read_only": false, "cache_type": "Unsafe", "io_engine": "Async"}
+  ],
+  "machine-config": {"vcpu_count": 2, "mem_size_mib": 1024, "smt": false,
+                     "track_dirty_pages": false},
+  "network-interfaces": [{"iface_id": "eth0", "guest_mac": "AA:FC:00:00:00:01",
+                          "host_dev_name": "tap0"}],
+  "logger": {"log_path": "/tmp/fc.log", "level": "Debug", "show_level": true,
+             "show_log_origin": false}
+})";
+
+TEST(FcConfigTest, FirecrackerGettingStartedConfig) {
+  auto c = ParseFirecrackerConfig(kGettingStarted);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->vm.boot.kernel_path, "/k.elf");
+  EXPECT_EQ(c->vm.boot.cmdline, "console=ttyS0 reboot=k root=/dev/vda rw");
+  EXPECT_EQ(c->vm.machine.vcpus, 2);
+  EXPECT_EQ(c->vm.machine.mem_mib, 1024u);
+  ASSERT_EQ(c->vm.drives.size(), 2u);
+  EXPECT_EQ(c->vm.drives[0].id, "rootfs") << "the root drive becomes /dev/vda";
+  EXPECT_EQ(c->vm.drives[0].engine, DriveConfig::Engine::kUring);
+  EXPECT_EQ(c->vm.drives[1].engine, DriveConfig::Engine::kSync);
+  ASSERT_EQ(c->vm.nets.size(), 1u);
+  EXPECT_EQ(c->vm.nets[0].tap, "tap0");
+  EXPECT_EQ(c->vm.nets[0].mac[0], 0xaa);
+  EXPECT_EQ(c->logger.level, "debug");
+  EXPECT_EQ(c->logger.log_path, "/tmp/fc.log");
+}
+
+TEST(FcConfigTest, ReadOnlyRootWithPartuuid) {
+  auto c = ParseFirecrackerConfig(R"({"boot-source": {"kernel_image_path": "/k"},
+    "drives": [{"drive_id": "r", "path_on_host": "/r", "is_root_device": true,
+                "is_read_only": true, "partuuid": "0eaa91a0-01"}]})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_THAT(c->vm.boot.cmdline, HasSubstr("root=PARTUUID=0eaa91a0-01 ro"));
+  EXPECT_TRUE(c->vm.drives[0].read_only);
+}
+
+struct BadCase {
+  const char* name;
+  const char* json;
+  const char* expect;  // the field the message must name
+};
+
+class FcConfigBadTest : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(FcConfigBadTest, NamesTheField) {
+  auto c = ParseFirecrackerConfig(GetParam().json);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(c.status().message()), HasSubstr(GetParam().expect));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, FcConfigBadTest,
+    ::testing::Values(
+        BadCase{"NotJson", "{boot-source", "not valid JSON"},
+        BadCase{"NotAnObject", "[1,2]", "must be an object"},
+        BadCase{"UnknownTopLevel", R"({"boot-source":{"kernel_image_path":"/k"},"bogus":1})",
+                "bogus: unknown field"},
+        BadCase{"MissingBootSource", R"({"machine-config":{"vcpu_count":1,"mem_size_mib":8}})",
+                "boot-source: missing"},
+        BadCase{"KernelWrongType", R"({"boot-source":{"kernel_image_path":5}})",
+                "boot-source.kernel_image_path: must be a string"},
+        BadCase{"KernelMissing", R"({"boot-source":{"boot_args":"x"}})",
+                "boot-source.kernel_image_path: missing"},
+        BadCase{"UnknownBootField", R"({"boot-source":{"kernel_image_path":"/k","x":1}})",
+                "boot-source.x: unknown field"},
+        BadCase{"Initrd", R"({"boot-source":{"kernel_image_path":"/k","initrd_path":"/i"}})",
+                "boot-source.initrd_path"},
+        BadCase{
+            "VcpuZero",
+            R"({"boot-source":{"kernel_image_path":"/k"},"machine-config":{"vcpu_count":0,"mem_size_mib":8}})",
+            "machine-config.vcpu_count"},
+        BadCase{
+            "VcpuNegative",
+            R"({"boot-source":{"kernel_image_path":"/k"},"machine-config":{"vcpu_count":-1,"mem_size_mib":8}})",
+            "machine-config.vcpu_count"},
+        BadCase{
+            "MemString",
+            R"({"boot-source":{"kernel_image_path":"/k"},"machine-config":{"vcpu_count":1,"mem_size_mib":"8"}})",
+            "machine-config.mem_size_mib"},
+        BadCase{"MemMissing",
+                R"({"boot-source":{"kernel_image_path":"/k"},"machine-config":{"vcpu_count":1}})",
+                "machine-config.mem_size_mib: missing"},
+        BadCase{
+            "Smt",
+            R"({"boot-source":{"kernel_image_path":"/k"},"machine-config":{"vcpu_count":1,"mem_size_mib":8,"smt":true}})",
+            "machine-config.smt"},
+        BadCase{
+            "CpuTemplate",
+            R"({"boot-source":{"kernel_image_path":"/k"},"machine-config":{"vcpu_count":1,"mem_size_mib":8,"cpu_template":"T2"}})",
+            "machine-config.cpu_template"},
+        BadCase{"DrivesNotArray", R"({"boot-source":{"kernel_image_path":"/k"},"drives":{}})",
+                "drives: must be an array"},
+        BadCase{
+            "DriveNoPath",
+            R"({"boot-source":{"kernel_image_path":"/k"},"drives":[{"drive_id":"a","is_root_device":false}]})",
+            "drives[0].path_on_host: missing"},
+        BadCase{
+            "DriveNoRootFlag",
+            R"({"boot-source":{"kernel_image_path":"/k"},"drives":[{"drive_id":"a","path_on_host":"/a"}]})",
+            "drives[0].is_root_device: missing"},
+        BadCase{
+            "DriveRootNotBool",
+            R"({"boot-source":{"kernel_image_path":"/k"},"drives":[{"drive_id":"a","path_on_host":"/a","is_root_device":"yes"}]})",
+            "drives[0].is_root_device: must be true or false"},
+        BadCase{
+            "TwoRoots",
+            R"({"boot-source":{"kernel_image_path":"/k"},"drives":[{"drive_id":"a","path_on_host":"/a","is_root_device":true},{"drive_id":"b","path_on_host":"/b","is_root_device":true}]})",
+            "drives[1].is_root_device"},
+        BadCase{
+            "BadEngine",
+            R"({"boot-source":{"kernel_image_path":"/k"},"drives":[{"drive_id":"a","path_on_host":"/a","is_root_device":false,"io_engine":"Fast"}]})",
+            "drives[0].io_engine"},
+        BadCase{
+            "RateLimiter",
+            R"({"boot-source":{"kernel_image_path":"/k"},"drives":[{"drive_id":"a","path_on_host":"/a","is_root_device":false,"rate_limiter":{}}]})",
+            "drives[0].rate_limiter"},
+        BadCase{
+            "UnknownDriveField",
+            R"({"boot-source":{"kernel_image_path":"/k"},"drives":[{"drive_id":"a","path_on_host":"/a","is_root_device":false,"speed":1}]})",
+            "drives[0].speed: unknown field"},
+        BadCase{
+            "NetNoTap",
+            R"({"boot-source":{"kernel_image_path":"/k"},"network-interfaces":[{"iface_id":"eth0"}]})",
+            "network-interfaces[0].host_dev_name: missing"},
+        BadCase{
+            "NetBadMac",
+            R"({"boot-source":{"kernel_image_path":"/k"},"network-interfaces":[{"iface_id":"eth0","host_dev_name":"t","guest_mac":"zz"}]})",
+            "network-interfaces[0].guest_mac"},
+        BadCase{
+            "NetMulticastMac",
+            R"({"boot-source":{"kernel_image_path":"/k"},"network-interfaces":[{"iface_id":"eth0","host_dev_name":"t","guest_mac":"01:00:5e:00:00:01"}]})",
+            "network-interfaces[0].guest_mac"},
+        BadCase{"LoggerLevel",
+                R"({"boot-source":{"kernel_image_path":"/k"},"logger":{"level":"Loud"}})",
+                "logger.level"},
+        BadCase{"Metrics",
+                R"({"boot-source":{"kernel_image_path":"/k"},"metrics":{"metrics_path":"/m"}})",
+                "metrics: is not supported yet"},
+        BadCase{
+            "Vsock",
+            R"({"boot-source":{"kernel_image_path":"/k"},"vsock":{"guest_cid":3,"uds_path":"/v"}})",
+            "vsock: is not supported yet"}),
+    [](const ::testing::TestParamInfo<BadCase>& i) { return i.param.name; });
+
+}  // namespace
+}  // namespace edgevisor
