@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/numbers.h"
@@ -81,7 +80,7 @@ absl::StatusOr<DriveConfig> ParseDriveSpec(const std::string& spec, size_t index
 
 absl::StatusOr<NetConfig> ParseNetSpec(const std::string& spec, size_t index) {
   NetConfig n;
-  n.mac = {0x06, 0xed, 0x9e, 0x00, 0x00, static_cast<uint8_t>(index)};  // locally administered
+  n.mac = DefaultMac(index);
   auto bad = [&](const std::string& why) {
     return absl::InvalidArgumentError(absl::StrFormat("--net %s: %s", spec, why));
   };
@@ -93,14 +92,9 @@ absl::StatusOr<NetConfig> ParseNetSpec(const std::string& spec, size_t index) {
     if (key == "tap") {
       n.tap = val;
     } else if (key == "mac") {
-      unsigned b[6];
-      char extra;
-      if (std::sscanf(val.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4],
-                      &b[5], &extra) != 6) {
-        return bad("mac must look like 52:54:00:12:34:56");
-      }
-      if (b[0] & 1) return bad("mac must be unicast (the first octet's low bit is clear)");
-      for (int i = 0; i < 6; ++i) n.mac[i] = static_cast<uint8_t>(b[i]);
+      auto mac = ParseMac(val);
+      if (!mac.ok()) return bad(absl::StrCat("mac ", mac.status().message()));
+      n.mac = *mac;
     } else if (key == "queues") {
       uint32_t q = 0;
       if (!absl::SimpleAtoi(val, &q) || q < 1 || q > 8) return bad("queues must be 1 to 8");

@@ -1,6 +1,5 @@
 #include "src/vmm/config/fc_config.h"
 
-#include <cstdio>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -162,18 +161,13 @@ absl::Status ParseNets(const Json& j, VmConfig& vm) {
     std::string id, mac;
     ASSIGN_OR_RETURN(id, GetString(n, w, "iface_id", true));
     NetConfig nc;
-    nc.mac = {0x06, 0xed, 0x9e, 0x00, 0x00, static_cast<uint8_t>(i)};
+    nc.mac = DefaultMac(i);
     ASSIGN_OR_RETURN(nc.tap, GetString(n, w, "host_dev_name", true));
     ASSIGN_OR_RETURN(mac, GetString(n, w, "guest_mac", false));
     if (!mac.empty()) {
-      unsigned b[6];
-      char extra;
-      if (std::sscanf(mac.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4],
-                      &b[5], &extra) != 6 ||
-          (b[0] & 1)) {
-        return Bad(w + ".guest_mac", "must be a unicast MAC like AA:FC:00:00:00:01");
-      }
-      for (int k = 0; k < 6; ++k) nc.mac[k] = static_cast<uint8_t>(b[k]);
+      auto parsed = ParseMac(mac);
+      if (!parsed.ok()) return Bad(w + ".guest_mac", std::string(parsed.status().message()));
+      nc.mac = *parsed;
     }
     if (n.contains("rx_rate_limiter") || n.contains("tx_rate_limiter")) {
       return Bad(w + (n.contains("rx_rate_limiter") ? ".rx_rate_limiter" : ".tx_rate_limiter"),

@@ -2,9 +2,30 @@
 
 #include <unistd.h>
 
+#include <cstdio>
+
 #include "absl/strings/str_format.h"
 
 namespace edgevisor {
+
+absl::StatusOr<MacAddress> ParseMac(const std::string& text) {
+  unsigned b[6];
+  char extra;
+  if (std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4],
+                  &b[5], &extra) != 6) {
+    return absl::InvalidArgumentError("must look like 52:54:00:12:34:56");
+  }
+  if (b[0] & 1) {
+    return absl::InvalidArgumentError("must be unicast (the first octet's low bit is clear)");
+  }
+  MacAddress mac;
+  for (int i = 0; i < 6; ++i) mac[i] = static_cast<uint8_t>(b[i]);
+  return mac;
+}
+
+MacAddress DefaultMac(size_t index) {
+  return {0x06, 0xed, 0x9e, 0x00, 0x00, static_cast<uint8_t>(index)};
+}
 
 HostLimits HostLimits::Detect() {
   HostLimits h;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace edgevisor {
 
@@ -37,11 +38,18 @@ struct DriveConfig {
   Engine engine = Engine::kAuto;
 };
 
+using MacAddress = std::array<uint8_t, 6>;
+
+// "52:54:00:12:34:56" -> bytes. Errors say why: not six hex octets, or not unicast.
+absl::StatusOr<MacAddress> ParseMac(const std::string& text);
+// The MAC a net device gets when none is given: locally administered, 06:ed:9e:00:00:<index>.
+MacAddress DefaultMac(size_t index);
+
 // One virtio-net device on a TAP (`--net tap=NAME[,mac=M][,queues=N]`).
 struct NetConfig {
   std::string tap;
-  std::array<uint8_t, 6> mac{};  // all zero: derived from the device index
-  uint16_t queues = 1;           // queue pairs; more than one offers MQ and a control queue
+  MacAddress mac{};     // the parsers fill in DefaultMac(index) when none is given
+  uint16_t queues = 1;  // queue pairs; more than one offers MQ and a control queue
 };
 
 struct VmConfig {
