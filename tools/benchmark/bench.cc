@@ -123,6 +123,34 @@ std::string Arg(std::map<std::string, std::string>& opts, const std::string& k,
   return it == opts.end() ? def : it->second;
 }
 
+// QEMU microvm as the side-by-side peer, with the flags from qemu-peer.md, booting `payload`
+// with the debug-exit device; `extra` adds the devices under test.
+std::vector<std::string> QemuMicrovm(const std::string& qemu, const std::string& payload,
+                                     const std::string& cmdline, const std::string& mem_mib,
+                                     const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> a = {qemu,
+                                "-M",
+                                "microvm,acpi=off,x-option-roms=off,pit=off,pic=off,rtc=off",
+                                "-enable-kvm",
+                                "-cpu",
+                                "host,-arch-capabilities",
+                                "-m",
+                                mem_mib,
+                                "-nodefaults",
+                                "-no-user-config",
+                                "-nographic",
+                                "-serial",
+                                "stdio",
+                                "-kernel",
+                                payload,
+                                "-append",
+                                cmdline,
+                                "-device",
+                                "isa-debug-exit,iobase=0xf4,iosize=4"};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
 int Startup(std::map<std::string, std::string> opts) {
   const int runs = std::stoi(Arg(opts, "--runs", "20"));
   const uint64_t mem = std::stoull(Arg(opts, "--mem", "64"));
@@ -142,12 +170,7 @@ int Startup(std::map<std::string, std::string> opts) {
        {ev, "run", "--kernel", payload, "--cmdline", cmdline, "--mem", mem_s, "--debug-exit",
         "--log-level", "warn"},
        {}},
-      {"qemu-microvm",
-       {qemu, "-M", "microvm,acpi=off,x-option-roms=off,pit=off,pic=off,rtc=off", "-enable-kvm",
-        "-cpu", "host,-arch-capabilities", "-m", mem_s, "-nodefaults", "-no-user-config",
-        "-nographic", "-serial", "stdio", "-kernel", payload, "-append", cmdline, "-device",
-        "isa-debug-exit,iobase=0xf4,iosize=4"},
-       {}},
+      {"qemu-microvm", QemuMicrovm(qemu, payload, cmdline, mem_s), {}},
   };
   for (Peer& p : peers) RunOnce(p.argv, mem);  // warm the page cache; not counted
   for (int i = 0; i < runs; ++i) {
@@ -355,31 +378,10 @@ int Blk(std::map<std::string, std::string> opts) {
         "--log-level", "warn", "--drive", "path=" + file},
        {}},
       {"qemu-microvm",
-       {qemu,
-        "-M",
-        "microvm,acpi=off,x-option-roms=off,pit=off,pic=off,rtc=off",
-        "-enable-kvm",
-        "-cpu",
-        "host,-arch-capabilities",
-        "-m",
-        "128",
-        "-nodefaults",
-        "-no-user-config",
-        "-nographic",
-        "-serial",
-        "stdio",
-        "-kernel",
-        payload,
-        "-append",
-        cmdline,
-        "-device",
-        "isa-debug-exit,iobase=0xf4,iosize=4",
-        "-global",
-        "virtio-mmio.force-legacy=false",
-        "-drive",
-        "file=" + file + ",if=none,id=d,format=raw,aio=io_uring",
-        "-device",
-        "virtio-blk-device,drive=d"},
+       QemuMicrovm(qemu, payload, cmdline, "128",
+                   {"-global", "virtio-mmio.force-legacy=false", "-drive",
+                    "file=" + file + ",if=none,id=d,format=raw,aio=io_uring", "-device",
+                    "virtio-blk-device,drive=d"}),
        {}},
   };
   for (int i = 0; i < runs; ++i) {
@@ -498,31 +500,10 @@ int Net(std::map<std::string, std::string> opts) {
                 "--log-level", "warn", "--net", "tap=tap0"}),
        {}},
       {"qemu-microvm",
-       with_ns({qemu,
-                "-M",
-                "microvm,acpi=off,x-option-roms=off,pit=off,pic=off,rtc=off",
-                "-enable-kvm",
-                "-cpu",
-                "host,-arch-capabilities",
-                "-m",
-                "64",
-                "-nodefaults",
-                "-no-user-config",
-                "-nographic",
-                "-serial",
-                "stdio",
-                "-kernel",
-                payload,
-                "-append",
-                cmdline,
-                "-device",
-                "isa-debug-exit,iobase=0xf4,iosize=4",
-                "-global",
-                "virtio-mmio.force-legacy=false",
-                "-netdev",
-                "tap,id=n,ifname=tap0,script=no,downscript=no,vhost=off",
-                "-device",
-                "virtio-net-device,netdev=n"}),
+       with_ns(QemuMicrovm(qemu, payload, cmdline, "64",
+                           {"-global", "virtio-mmio.force-legacy=false", "-netdev",
+                            "tap,id=n,ifname=tap0,script=no,downscript=no,vhost=off", "-device",
+                            "virtio-net-device,netdev=n"})),
        {}},
   };
   int rc = 0;
