@@ -108,6 +108,17 @@ struct Frame {
   size_t len = 0;
 };
 
+// Host views of a chain's non-empty buffers. The chain walker proved each lies in guest RAM.
+std::vector<iovec> HostViews(const GuestMemory& mem, const virtio::DescriptorChain& chain) {
+  std::vector<iovec> iov;
+  for (const virtio::ChainDesc& d : chain.descs) {
+    if (d.len == 0) continue;
+    absl::Span<uint8_t> v = *mem.Translate(d.addr, d.len);
+    iov.push_back({v.data(), v.size()});
+  }
+  return iov;
+}
+
 uint64_t CopyTo(const std::vector<iovec>& iov, const uint8_t* src, uint64_t len) {
   uint64_t done = 0;
   for (const iovec& v : iov) {
@@ -182,13 +193,8 @@ void VirtioNet::Run(virtio::ActivateArgs args) {
       armed = false;
       auto chain = vq->ReadChain(**head);
       if (!chain.ok()) return broken(p, chain.status());
-      std::vector<iovec> iov;
+      const std::vector<iovec> iov = HostViews(mem, *chain);
       bool ok = chain->writable_bytes == 0;  // a TX chain is all device-readable (§5.1.6.2)
-      for (const virtio::ChainDesc& d : chain->descs) {
-        if (d.len == 0) continue;
-        absl::Span<uint8_t> v = *mem.Translate(d.addr, d.len);
-        iov.push_back({v.data(), v.size()});
-      }
       NetHdr h{};
       if (ok && GatherTxHeader(iov, &h)) {
         absl::Status s = ValidateTxHeader(h, chain->readable_bytes - sizeof(NetHdr), features);
@@ -253,12 +259,7 @@ void VirtioNet::Run(virtio::ActivateArgs args) {
         broken(p, absl::InvalidArgumentError("RX buffer is not device-writable or too small"));
         return false;
       }
-      RxChain rc{**head, {}, chain->writable_bytes};
-      for (const virtio::ChainDesc& d : chain->descs) {
-        if (d.len == 0) continue;
-        absl::Span<uint8_t> v = *mem.Translate(d.addr, d.len);
-        rc.iov.push_back({v.data(), v.size()});
-      }
+      RxChain rc{**head, HostViews(mem, *chain), chain->writable_bytes};
       have += rc.capacity;
       st.rx_chains.push_back(std::move(rc));
       if (!mrg) break;  // without MRG_RXBUF one chain must hold a whole frame
