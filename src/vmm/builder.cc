@@ -106,6 +106,7 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
     spdlog::debug("drive {}: {} sectors, {} engine, {} queue(s)", d.id, (*blk)->capacity_sectors(),
                   (*blk)->engine_kind() == block::IoEngine::Kind::kUring ? "io_uring" : "sync",
                   d.queues);
+    p.blocks.emplace_back(d.id, blk->get());
     EV_RETURN_IF_ERROR(AttachVirtio(p, std::move(*blk), absl::StrFormat("virtio-blk %s", d.id),
                                     slot_index++, cmdline));
   }
@@ -113,6 +114,7 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
     const NetConfig& n = cfg.nets[i];
     auto net = net::VirtioNet::Create(n, absl::StrFormat("net%d", i));
     if (!net.ok()) return Annotate(net.status(), absl::StrFormat("--net tap=%s", n.tap));
+    p.nets.emplace_back(n.id.empty() ? absl::StrFormat("net%d", i) : n.id, net->get());
     EV_RETURN_IF_ERROR(AttachVirtio(p, std::move(*net), absl::StrFormat("virtio-net %s", n.tap),
                                     slot_index++, cmdline));
   }
@@ -166,11 +168,15 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
     if (!s.ok()) spdlog::warn("serial: {}", s.message());
   });
   EV_RETURN_IF_ERROR(p.pio->Insert(p.uart, x86::kCom1Port, 8, "com1"));
-  EV_RETURN_IF_ERROR(p.pio->Insert(std::make_shared<I8042>([stop] {
-                                     stop->Request(StopReason::kGuestReset, kExitOk,
-                                                   "guest reset through the i8042");
-                                   }),
-                                   I8042::kBase, I8042::kSize, "i8042"));
+  p.i8042 = std::make_shared<I8042>(
+      [stop] { stop->Request(StopReason::kGuestReset, kExitOk, "guest reset through the i8042"); },
+      [vm_fd = p.vm.fd()] {
+        // ISA IRQ 1 is edge-triggered: a pulse delivers one interrupt.
+        absl::Status s = Vm::SetIrqLine(vm_fd, x86::kKeyboardIrq, true);
+        if (s.ok()) s = Vm::SetIrqLine(vm_fd, x86::kKeyboardIrq, false);
+        if (!s.ok()) spdlog::warn("i8042: {}", s.message());
+      });
+  EV_RETURN_IF_ERROR(p.pio->Insert(p.i8042, I8042::kBase, I8042::kSize, "i8042"));
   if (cfg.debug_exit) {
     EV_RETURN_IF_ERROR(p.pio->Insert(std::make_shared<DebugExit>([stop](int code) {
                                        stop->Request(StopReason::kDebugExit, code,

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "src/vmm/config/fc_config.h"
 
 namespace edgevisor {
 namespace {
@@ -113,7 +114,11 @@ std::string RunUsage() {
          "                     [--drive path=F[,id=S][,ro=on][,direct=on][,queues=N]"
          "[,engine=uring|sync]]...\n"
          "                     [--net tap=NAME[,mac=M][,queues=N]]...\n"
-         "                     [--log-level trace|debug|info|warn|error|off]\n";
+         "                     [--log-level trace|debug|info|warn|error|off]\n"
+         "       edgevisor [--api-sock PATH | --no-api] [--config-file FILE] [--id ID]\n"
+         "                 [--level Error|Warning|Info|Debug|Trace|Off] [--log-path FILE]\n"
+         "                 [--show-level] [--metrics-path FILE] [--http-api-max-payload-size N]\n"
+         "                 (Firecracker's command line; the REST API is in docs/API.md)\n";
 }
 
 absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args,
@@ -214,41 +219,67 @@ absl::Status CheckVmInputs(const VmConfig& vm, const HostLimits& host) {
 
 absl::StatusOr<FirecrackerArgs> ParseFirecrackerArgs(const std::vector<std::string>& args) {
   FirecrackerArgs fa;
-  bool no_api = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& flag = args[i];
     auto value = [&]() -> absl::StatusOr<std::string> {
       if (i + 1 >= args.size()) return absl::InvalidArgumentError(flag + ": missing value");
       return args[++i];
     };
+    auto take = [&](std::string& into) -> absl::Status {
+      auto v = value();
+      if (!v.ok()) return v.status();
+      into = *v;
+      return absl::OkStatus();
+    };
+    absl::Status s;
     if (flag == "--config-file") {
-      auto v = value();
-      if (!v.ok()) return v.status();
-      fa.config_file = *v;
+      s = take(fa.config_file);
     } else if (flag == "--no-api") {
-      no_api = true;
+      fa.no_api = true;
     } else if (flag == "--api-sock") {
-      return absl::InvalidArgumentError(
-          "--api-sock: the REST API is not implemented yet; use --config-file FILE --no-api");
+      s = take(fa.api_sock);
     } else if (flag == "--id") {
-      auto v = value();
-      if (!v.ok()) return v.status();
-      fa.id = *v;
+      s = take(fa.id);
+      if (s.ok() && (fa.id.empty() || fa.id.size() > 64)) {
+        s = absl::InvalidArgumentError("--id: must be 1 to 64 characters");
+      }
     } else if (flag == "--level") {
-      auto v = value();
-      if (!v.ok()) return v.status();
-      fa.level = *v;
+      s = take(fa.level);
+      if (s.ok() && !SpdlogLevelFromFirecracker(fa.level)) {
+        s = absl::InvalidArgumentError(absl::StrFormat(
+            "--level: '%s' is not Error, Warning, Info, Debug, Trace or Off", fa.level));
+      }
+    } else if (flag == "--log-path") {
+      s = take(fa.log_path);
+    } else if (flag == "--show-level") {
+      fa.show_level = true;
+    } else if (flag == "--metrics-path") {
+      s = take(fa.metrics_path);
+    } else if (flag == "--http-api-max-payload-size") {
+      std::string v;
+      s = take(v);
+      if (s.ok() && (!absl::SimpleAtoi(v, &fa.max_payload) || fa.max_payload == 0)) {
+        s = absl::InvalidArgumentError("--http-api-max-payload-size: must be a positive integer");
+      }
     } else if (flag == "--boot-timer") {
       // Always on in edgevisor: the boot-timer device is part of every VM.
+    } else if (flag == "--start-time-us" || flag == "--start-time-cpu-us" ||
+               flag == "--parent-cpu-time-us" || flag == "--mmds-size-limit") {
+      std::string ignored;  // the jailer's timing hints; MMDS does not exist here
+      s = take(ignored);
+    } else if (flag == "--no-seccomp") {
+      // edgevisor installs no seccomp filter yet, so there is nothing to turn off.
+    } else if (flag == "--seccomp-filter" || flag == "--show-log-origin" || flag == "--module" ||
+               flag == "--describe-snapshot" || flag == "--enable-pci") {
+      s = absl::InvalidArgumentError(absl::StrFormat("%s: not supported by edgevisor", flag));
     } else {
-      return absl::InvalidArgumentError(absl::StrFormat("%s: unknown argument", flag));
+      s = absl::InvalidArgumentError(absl::StrFormat("%s: unknown argument", flag));
     }
+    if (!s.ok()) return s;
   }
-  if (!no_api) {
-    return absl::InvalidArgumentError(
-        "the REST API is not implemented yet: run with --config-file FILE --no-api");
+  if (fa.no_api && fa.config_file.empty()) {
+    return absl::InvalidArgumentError("--no-api needs --config-file (nothing could start the VM)");
   }
-  if (fa.config_file.empty()) return absl::InvalidArgumentError("--no-api needs --config-file");
   return fa;
 }
 

@@ -18,13 +18,21 @@ struct RunOptions {
 absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args,
                                         const HostLimits& host);
 
-// Firecracker's own flags, so that tools which exec `firecracker` can exec edgevisor:
-// `--config-file F --no-api [--id ID] [--level L] [--boot-timer]`. The REST API (--api-sock)
-// is not implemented yet and is refused with a clear message.
+// Firecracker's own flags, so that tools which exec `firecracker` (firectl, firecracker-go-sdk,
+// the jailer) can exec edgevisor: `[--api-sock PATH | --no-api] [--config-file F] [--id ID]
+// [--level L] [--log-path P] [--show-level] [--show-log-origin] [--metrics-path P]
+// [--boot-timer] [--http-api-max-payload-size N] ...`. Flags for features edgevisor lacks are
+// refused by name; the jailer's timing flags are accepted and ignored.
 struct FirecrackerArgs {
+  std::string api_sock = "/run/firecracker.socket";
+  bool no_api = false;
   std::string config_file;
   std::string id;
   std::string level;  // Firecracker spelling (Info, Debug, ...) or empty
+  std::string log_path;
+  bool show_level = false;
+  std::string metrics_path;
+  size_t max_payload = 51200;
 };
 absl::StatusOr<FirecrackerArgs> ParseFirecrackerArgs(const std::vector<std::string>& args);
 

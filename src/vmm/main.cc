@@ -1,26 +1,47 @@
 // edgevisor: one process per microVM.
+//   edgevisor run --kernel F ...            our own command line (cli.h)
+//   edgevisor --api-sock PATH [...]         Firecracker's: REST API on a Unix socket
+//   edgevisor --config-file F --no-api      Firecracker's: boot from a JSON file
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "spdlog/sinks/basic_file_sink.h"
 #include "spdlog/sinks/stdout_sinks.h"
+#include "src/net/tap.h"
+#include "src/vmm/api/api.h"
+#include "src/vmm/api/http_server.h"
 #include "src/vmm/builder.h"
 #include "src/vmm/cli.h"
 #include "src/vmm/config/fc_config.h"
+#include "src/vmm/metrics.h"
 #include "src/vmm/util/errors.h"
 #include "src/vmm/util/log.h"
 
 namespace {
 
+using edgevisor::Json;
+
 constexpr const char* kVersion = "0.1.0";
 
-// Logs go to stderr, or to `path` (Firecracker's logger.log_path).
-bool SetUpLogging(const std::string& vm_id, const std::string& level,
-                  const std::string& path = "") {
+// Logs go to stderr, or to `path` (Firecracker's logger.log_path / --log-path). The logger's
+// name is the VM id, so every line carries it.
+absl::Status SetUpLogging(const std::string& vm_id, const std::string& level,
+                          const std::string& path = "", bool show_level = true) {
   spdlog::sink_ptr sink;
   if (path.empty()) {
     sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
@@ -28,16 +49,16 @@ bool SetUpLogging(const std::string& vm_id, const std::string& level,
     try {
       sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path);
     } catch (const spdlog::spdlog_ex& e) {
-      std::fprintf(stderr, "edgevisor: logger.log_path %s: %s\n", path.c_str(), e.what());
-      return false;
+      return absl::InvalidArgumentError(absl::StrFormat("log_path: %s: %s", path, e.what()));
     }
   }
   auto logger = std::make_shared<spdlog::logger>(vm_id, std::move(sink));
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%f [%n:%t] [%l] %v");
+  logger->set_pattern(show_level ? "%Y-%m-%dT%H:%M:%S.%f [%n:%t] [%l] %v"
+                                 : "%Y-%m-%dT%H:%M:%S.%f [%n:%t] %v");
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(std::move(logger));
-  return true;
+  return absl::OkStatus();
 }
 
 std::string ReadFile(const std::string& path, std::string* error) {
@@ -56,49 +77,243 @@ std::string ReadFile(const std::string& path, std::string* error) {
   return out;
 }
 
-int Boot(const edgevisor::VmConfig& vm, edgevisor::ProcessClock start) {
+int Boot(const edgevisor::VmConfig& vm, edgevisor::ProcessClock start,
+         std::shared_ptr<edgevisor::MetricsWriter> metrics = nullptr) {
   auto vmm = edgevisor::BuildVm(vm, start);
   if (!vmm.ok()) {
     spdlog::error("{}", vmm.status().message());
     return edgevisor::IsUsageError(vmm.status()) ? edgevisor::kExitUsage : edgevisor::kExitVmmError;
   }
+  (*vmm)->SetMetrics(std::move(metrics));
   return (*vmm)->Run();
 }
 
-// `edgevisor --config-file F --no-api ...`: Firecracker's command line.
+edgevisor::MetricsConfig MetricsAt(const std::string& path) {
+  edgevisor::MetricsConfig m;
+  m.metrics_path = path;
+  return m;
+}
+
+// Checks a drive's backing file when it is PUT, as Firecracker does.
+absl::Status CheckDrive(const edgevisor::FcDrive& d) {
+  edgevisor::UniqueFd fd(
+      open(d.path_on_host.c_str(), (d.is_read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
+  if (!fd.valid()) {
+    const int err = errno;
+    return absl::InvalidArgumentError(
+        absl::StrFormat("path_on_host: cannot open %s: %s", d.path_on_host, strerror(err)));
+  }
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "path_on_host: %s is not a regular file or block device", d.path_on_host));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckNet(const edgevisor::FcNet& n) {
+  auto tap = edgevisor::net::Tap::Open(n.host_dev_name, 1);
+  if (!tap.ok()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "host_dev_name: cannot open TAP '%s': %s", n.host_dev_name, tap.status().message()));
+  }
+  return absl::OkStatus();
+}
+
+// BuildVm names inputs the way the `run` command line spells them; the API names fields.
+absl::Status ApiStyle(const absl::Status& s) {
+  std::string m(s.message());
+  for (const auto& [flag, field] :
+       {std::pair<const char*, const char*>{"--kernel ", "kernel_image_path: "},
+        {"--drive ", "drives/"},
+        {"--net tap=", "network-interfaces host_dev_name="},
+        {"--vcpus", "vcpu_count"},
+        {"--mem", "mem_size_mib"}}) {
+    if (absl::StartsWith(m, flag)) m = absl::StrCat(field, m.substr(strlen(flag)));
+  }
+  return edgevisor::IsUsageError(s) ? absl::InvalidArgumentError(m) : absl::InternalError(m);
+}
+
+// The Vmm, as the API controller sees it.
+class VmmHandle : public edgevisor::api::RunningVm {
+ public:
+  explicit VmmHandle(edgevisor::Vmm* vmm) : vmm_(vmm) {}
+  absl::Status Pause() override { return vmm_->Pause(); }
+  absl::Status Resume() override { return vmm_->Resume(); }
+  bool paused() const override { return vmm_->paused(); }
+  absl::Status SendCtrlAltDel() override { return vmm_->SendCtrlAltDel(); }
+  Json Counters() const override { return vmm_->Counters(); }
+
+ private:
+  edgevisor::Vmm* vmm_;
+};
+
+// Hands the VM that InstanceStart built (on the API thread) to the main thread, which runs it.
+struct Launch {
+  std::mutex mu;
+  std::unique_ptr<edgevisor::Vmm> vmm;
+  std::unique_ptr<VmmHandle> handle;
+  edgevisor::UniqueFd started{eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+};
+
+// `edgevisor --api-sock PATH [--config-file F]`: serve Firecracker's API until the VM stops.
+int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
+            std::optional<edgevisor::VmResources> from_file, edgevisor::ProcessClock start) {
+  Launch launch;
+  edgevisor::api::ApiHooks hooks;
+  hooks.start = [&](const edgevisor::VmConfig& cfg,
+                    std::shared_ptr<edgevisor::MetricsWriter> metrics)
+      -> absl::StatusOr<edgevisor::api::RunningVm*> {
+    auto vmm = edgevisor::BuildVm(cfg, start);
+    if (!vmm.ok()) return ApiStyle(vmm.status());
+    (*vmm)->SetMetrics(std::move(metrics));
+    EV_RETURN_IF_ERROR((*vmm)->Start());
+    std::lock_guard lock(launch.mu);
+    launch.vmm = std::move(*vmm);
+    launch.handle = std::make_unique<VmmHandle>(launch.vmm.get());
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = write(launch.started.get(), &one, sizeof(one));
+    return launch.handle.get();
+  };
+  hooks.check_drive = CheckDrive;
+  hooks.check_net = CheckNet;
+  hooks.apply_logger = [vm_id](const edgevisor::LoggerConfig& l) {
+    return SetUpLogging(vm_id, l.level, l.log_path, l.show_level);
+  };
+  edgevisor::api::ApiController api(vm_id, kVersion, edgevisor::HostLimits::Detect(),
+                                    std::move(hooks));
+  if (from_file) {
+    std::optional<edgevisor::MetricsConfig> metrics = from_file->metrics;
+    from_file->metrics.reset();
+    api.SetResources(std::move(*from_file));
+    if (metrics) {
+      if (absl::Status s = api.SetMetrics(*metrics); !s.ok()) {
+        spdlog::error("--config-file {}: {}", fa.config_file, s.message());
+        return edgevisor::kExitUsage;
+      }
+    }
+  }
+  if (!fa.metrics_path.empty()) {
+    if (absl::Status s = api.SetMetrics(MetricsAt(fa.metrics_path)); !s.ok()) {
+      spdlog::error("--metrics-path: {}", s.message());
+      return edgevisor::kExitUsage;
+    }
+  }
+
+  auto server = edgevisor::api::HttpServer::Start(
+      fa.api_sock, fa.max_payload,
+      [&api](const edgevisor::api::HttpRequest& r) { return api.Handle(r); });
+  if (!server.ok()) {
+    spdlog::error("{}", server.status().message());
+    return edgevisor::IsUsageError(server.status()) ? edgevisor::kExitUsage
+                                                    : edgevisor::kExitVmmError;
+  }
+  spdlog::info("API server listening on {}", fa.api_sock);
+  if (from_file) {  // Firecracker boots a --config-file VM at once, API or not
+    if (absl::Status s = api.StartFromResources(); !s.ok()) {
+      spdlog::error("--config-file {}: {}", fa.config_file, s.message());
+      return edgevisor::kExitUsage;
+    }
+  }
+
+  // Wait for InstanceStart, or a signal.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  {
+    edgevisor::UniqueFd sfd(signalfd(-1, &sigs, SFD_CLOEXEC));
+    edgevisor::UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
+    for (int fd : {sfd.get(), launch.started.get()}) {
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.fd = fd;
+      epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev);
+    }
+    for (;;) {
+      epoll_event ev{};
+      if (epoll_wait(ep.get(), &ev, 1, -1) != 1) continue;
+      if (ev.data.fd == sfd.get()) {
+        signalfd_siginfo si{};
+        [[maybe_unused]] ssize_t n = read(sfd.get(), &si, sizeof(si));
+        spdlog::info("stopped by signal {} before InstanceStart", strsignal(si.ssi_signo));
+        return edgevisor::kExitOk;
+      }
+      break;
+    }
+  }
+  edgevisor::Vmm* vmm;
+  {
+    std::lock_guard lock(launch.mu);
+    vmm = launch.vmm.get();
+  }
+  const int code = vmm->Run();
+  server->reset();  // no request may reach the VM while it is torn down
+  return code;
+}
+
+// `edgevisor [--api-sock PATH | --no-api] [--config-file F] ...`: Firecracker's command line.
 int FirecrackerMain(const std::vector<std::string>& args, edgevisor::ProcessClock start) {
   auto fa = edgevisor::ParseFirecrackerArgs(args);
   if (!fa.ok()) {
     std::fprintf(stderr, "edgevisor: %s\n", std::string(fa.status().message()).c_str());
     return edgevisor::kExitUsage;
   }
-  std::string error;
-  const std::string text = ReadFile(fa->config_file, &error);
-  if (!error.empty()) {
-    std::fprintf(stderr, "edgevisor: --config-file %s: %s\n", fa->config_file.c_str(),
-                 error.c_str());
+  const std::string vm_id = fa->id.empty() ? "anonymous" : fa->id;
+  std::string level = "info";
+  if (!fa->level.empty()) level = *edgevisor::SpdlogLevelFromFirecracker(fa->level);
+
+  std::optional<edgevisor::FirecrackerConfig> cfg;
+  if (!fa->config_file.empty()) {
+    std::string error;
+    const std::string text = ReadFile(fa->config_file, &error);
+    if (!error.empty()) {
+      std::fprintf(stderr, "edgevisor: --config-file %s: %s\n", fa->config_file.c_str(),
+                   error.c_str());
+      return edgevisor::kExitUsage;
+    }
+    auto parsed = edgevisor::ParseFirecrackerConfig(text);
+    absl::Status s = parsed.ok() ? edgevisor::CheckVmInputs(parsed->vm,
+                                                            edgevisor::HostLimits::Detect())
+                                 : parsed.status();
+    if (!s.ok()) {
+      std::fprintf(stderr, "edgevisor: --config-file %s: %s\n", fa->config_file.c_str(),
+                   std::string(s.message()).c_str());
+      return edgevisor::kExitUsage;
+    }
+    cfg = std::move(*parsed);
+    cfg->vm.id = vm_id;
+  }
+
+  // The config file's logger section wins over the flags, as in Firecracker.
+  edgevisor::LoggerConfig log;
+  log.level = level;
+  log.log_path = fa->log_path;
+  log.show_level = true;  // our default; Firecracker's logger section can turn it off
+  if (cfg && cfg->resources.logger) log = *cfg->resources.logger;
+  if (absl::Status s = SetUpLogging(vm_id, log.level, log.log_path, log.show_level); !s.ok()) {
+    std::fprintf(stderr, "edgevisor: %s\n", std::string(s.message()).c_str());
     return edgevisor::kExitUsage;
   }
-  auto cfg = edgevisor::ParseFirecrackerConfig(text);
-  absl::Status s =
-      cfg.ok() ? edgevisor::CheckVmInputs(cfg->vm, edgevisor::HostLimits::Detect()) : cfg.status();
-  if (!s.ok()) {
-    std::fprintf(stderr, "edgevisor: --config-file %s: %s\n", fa->config_file.c_str(),
-                 std::string(s.message()).c_str());
-    return edgevisor::kExitUsage;
+
+  if (!fa->no_api) {
+    std::optional<edgevisor::VmResources> resources;
+    if (cfg) resources = std::move(cfg->resources);
+    return ApiMain(*fa, vm_id, std::move(resources), start);
   }
-  if (!fa->id.empty()) cfg->vm.id = fa->id;
-  std::string level = cfg->logger.level;
-  for (const auto& [fc, ours] : {std::pair<const char*, const char*>{"Error", "error"},
-                                 {"Warning", "warn"},
-                                 {"Info", "info"},
-                                 {"Debug", "debug"},
-                                 {"Trace", "trace"},
-                                 {"Off", "off"}}) {
-    if (fa->level == fc) level = ours;
+
+  std::shared_ptr<edgevisor::MetricsWriter> metrics;
+  std::optional<edgevisor::MetricsConfig> mc = cfg->resources.metrics;
+  if (!fa->metrics_path.empty()) mc = MetricsAt(fa->metrics_path);
+  if (mc) {
+    auto w = edgevisor::MetricsWriter::Open(*mc, vm_id);
+    if (!w.ok()) {
+      spdlog::error("{}", w.status().message());
+      return edgevisor::kExitUsage;
+    }
+    metrics = std::move(*w);
   }
-  if (!SetUpLogging(cfg->vm.id, level, cfg->logger.log_path)) return edgevisor::kExitUsage;
-  return Boot(cfg->vm, start);
+  return Boot(cfg->vm, start, std::move(metrics));
 }
 
 }  // namespace
@@ -130,6 +345,6 @@ int main(int argc, char** argv) {
                  edgevisor::RunUsage().c_str());
     return edgevisor::kExitUsage;
   }
-  SetUpLogging(opts->vm.id, opts->log_level);
+  (void)SetUpLogging(opts->vm.id, opts->log_level);
   return Boot(opts->vm, start);
 }

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "nlohmann/json.hpp"
 #include "src/vmm/util/log.h"
 
 namespace edgevisor {
@@ -62,11 +63,18 @@ std::string HostKvmHint() {
 
 }  // namespace
 
-Vmm::Vmm(VmParts parts) : p_(std::move(parts)), parked_(new std::atomic<bool>[p_.vcpus.size()]) {
+Vmm::Vmm(VmParts parts)
+    : p_(std::move(parts)),
+      counters_(new VcpuCounters[p_.vcpus.size()]),
+      parked_(new std::atomic<bool>[p_.vcpus.size()]) {
   for (size_t i = 0; i < p_.vcpus.size(); ++i) parked_[i] = false;
 }
 
 Vmm::~Vmm() {
+  if (!threads_.empty()) {
+    p_.stop->Request(StopReason::kVmmError, kExitVmmError, "VM destroyed while running");
+    KickAll();
+  }
   for (std::thread& t : threads_) {
     if (t.joinable()) t.join();
   }
@@ -91,9 +99,109 @@ void Vmm::KickAll() {
   }
 }
 
-int Vmm::Run() {
+absl::Status Vmm::Start() {
+  std::lock_guard lock(start_mu_);
+  if (!threads_.empty()) return absl::OkStatus();
   for (size_t i = 0; i < p_.vcpus.size(); ++i) {
     threads_.emplace_back([this, i] { VcpuThread(i); });
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Vmm::Pause() {
+  std::unique_lock lock(pause_mu_);
+  if (p_.stop->requested()) return absl::FailedPreconditionError("the VM is stopping");
+  pause_requested_.store(true, std::memory_order_release);
+  {
+    std::lock_guard start_lock(start_mu_);
+    KickAll();
+  }
+  const size_t n = p_.vcpus.size();
+  // A vCPU leaves KVM_RUN within one kick; the bound only guards against a wedged host.
+  if (!pause_cv_.wait_for(lock, std::chrono::seconds(5), [&] {
+        return paused_count_ == n || p_.stop->requested();
+      })) {
+    pause_requested_.store(false, std::memory_order_release);
+    pause_cv_.notify_all();
+    return absl::DeadlineExceededError("vCPUs did not pause within 5 s");
+  }
+  if (paused_count_ != n) return absl::FailedPreconditionError("the VM is stopping");
+  spdlog::info("VM paused");
+  return absl::OkStatus();
+}
+
+absl::Status Vmm::Resume() {
+  std::lock_guard lock(pause_mu_);
+  if (p_.stop->requested()) return absl::FailedPreconditionError("the VM is stopping");
+  if (pause_requested_.exchange(false, std::memory_order_acq_rel)) spdlog::info("VM resumed");
+  pause_cv_.notify_all();
+  return absl::OkStatus();
+}
+
+absl::Status Vmm::SendCtrlAltDel() {
+  if (!p_.i8042) return absl::FailedPreconditionError("this machine has no i8042 keyboard");
+  if (!p_.i8042->SendCtrlAltDel()) {
+    return absl::ResourceExhaustedError(
+        "the guest is not reading its keyboard: the i8042 buffer is full");
+  }
+  return absl::OkStatus();
+}
+
+Json Vmm::Counters() const {
+  Json out = Json::object();
+  Json all{{"exit_io_in", 0u}, {"exit_io_out", 0u}, {"exit_mmio_read", 0u},
+           {"exit_mmio_write", 0u}, {"failures", 0u}};
+  for (size_t i = 0; i < p_.vcpus.size(); ++i) {
+    const VcpuCounters& c = counters_[i];
+    Json v{{"exit_io_in", c.io_in.load()},
+           {"exit_io_out", c.io_out.load()},
+           {"exit_mmio_read", c.mmio_read.load()},
+           {"exit_mmio_write", c.mmio_write.load()},
+           {"failures", c.failures.load()}};
+    for (auto& [k, val] : v.items()) all[k] = all[k].get<uint64_t>() + val.get<uint64_t>();
+    out[absl::StrFormat("vcpu_%d", i)] = v;
+  }
+  out["vcpu"] = all;
+  Json blk_all = Json::object();
+  for (const auto& [id, dev] : p_.blocks) {
+    const block::BlockCounters& c = dev->counters();
+    Json b{{"read_count", c.read_ops.load()},       {"write_count", c.write_ops.load()},
+           {"flush_count", c.flush_ops.load()},     {"discard_count", c.discard_ops.load()},
+           {"read_bytes", c.read_bytes.load()},     {"write_bytes", c.write_bytes.load()},
+           {"execute_fails", c.io_errors.load()}, {"invalid_reqs_count", c.bad_requests.load()}};
+    for (auto& [k, val] : b.items()) {
+      blk_all[k] = (blk_all.contains(k) ? blk_all[k].get<uint64_t>() : 0) + val.get<uint64_t>();
+    }
+    out["block_" + id] = b;
+  }
+  if (!p_.blocks.empty()) out["block"] = blk_all;
+  Json net_all = Json::object();
+  for (const auto& [id, dev] : p_.nets) {
+    auto sum = [](const std::vector<std::unique_ptr<net::QueueCounters>>& qs, auto field) {
+      uint64_t t = 0;
+      for (const auto& q : qs) t += ((*q).*field).load();
+      return t;
+    };
+    using QC = net::QueueCounters;
+    Json n{{"rx_packets_count", sum(dev->rx_counters(), &QC::packets)},
+           {"rx_bytes_count", sum(dev->rx_counters(), &QC::bytes)},
+           {"rx_dropped_count", sum(dev->rx_counters(), &QC::drops)},
+           {"tx_packets_count", sum(dev->tx_counters(), &QC::packets)},
+           {"tx_bytes_count", sum(dev->tx_counters(), &QC::bytes)},
+           {"tx_dropped_count", sum(dev->tx_counters(), &QC::drops)}};
+    for (auto& [k, val] : n.items()) {
+      net_all[k] = (net_all.contains(k) ? net_all[k].get<uint64_t>() : 0) + val.get<uint64_t>();
+    }
+    out["net_" + id] = n;
+  }
+  if (!p_.nets.empty()) out["net"] = net_all;
+  return out;
+}
+
+int Vmm::Run() {
+  if (absl::Status s = Start(); !s.ok()) {
+    spdlog::error("{}", s.message());
+    return kExitVmmError;
   }
 
   sigset_t sigs;
@@ -102,10 +210,14 @@ int Vmm::Run() {
   sigaddset(&sigs, SIGTERM);
   UniqueFd sfd(signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK));
   UniqueFd tfd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  UniqueFd mfd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
   UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
   itimerspec its{};
   its.it_interval.tv_nsec = its.it_value.tv_nsec = kParkCheckNs;
   timerfd_settime(tfd.get(), 0, &its, nullptr);
+  itimerspec mts{};
+  mts.it_interval.tv_sec = mts.it_value.tv_sec = MetricsWriter::kPeriodSeconds;
+  timerfd_settime(mfd.get(), 0, &mts, nullptr);
 
   auto add = [&](int fd) {
     epoll_event ev{};
@@ -114,7 +226,7 @@ int Vmm::Run() {
     return epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev) == 0;
   };
   if (!sfd.valid() || !tfd.valid() || !ep.valid() || !add(sfd.get()) || !add(tfd.get()) ||
-      !add(p_.stop->event_fd())) {
+      !add(p_.stop->event_fd()) || !mfd.valid() || !add(mfd.get())) {
     p_.stop->Request(StopReason::kVmmError, kExitVmmError,
                      absl::StrFormat("main loop setup failed: %s", strerror(errno)));
   }
@@ -148,6 +260,12 @@ int Vmm::Run() {
         if (!input_on && p_.serial_input_fd >= 0 && p_.uart->InputSpace() > 0) {
           input_on = add(p_.serial_input_fd);
         }
+      } else if (fd == mfd.get()) {
+        uint64_t ticks;
+        [[maybe_unused]] ssize_t r = read(mfd.get(), &ticks, sizeof(ticks));
+        if (metrics_) {
+          if (absl::Status s = metrics_->Flush(Counters()); !s.ok()) spdlog::warn("{}", s.message());
+        }
       } else if (fd == p_.serial_input_fd) {
         uint8_t buf[Uart16550::kRxFifoSize];
         const size_t space = p_.uart->InputSpace();
@@ -168,9 +286,19 @@ int Vmm::Run() {
     }
   }
 
-  KickAll();
+  {
+    std::lock_guard lock(pause_mu_);  // wake paused vCPUs: they see the stop and exit
+    pause_cv_.notify_all();
+  }
+  {
+    std::lock_guard lock(start_mu_);
+    KickAll();
+  }
   for (std::thread& t : threads_) t.join();
   threads_.clear();
+  if (metrics_) {
+    if (absl::Status s = metrics_->Flush(Counters()); !s.ok()) spdlog::warn("{}", s.message());
+  }
 
   const StopInfo info = *p_.stop->info();
   if (p_.boot_timer && !p_.boot_timer->boot_time()) {
@@ -193,8 +321,19 @@ void Vmm::VcpuThread(size_t index) {
   pthread_sigmask(SIG_UNBLOCK, &kick, nullptr);
 
   while (!p_.stop->requested()) {
+    if (pause_requested_.load(std::memory_order_acquire)) {
+      std::unique_lock lock(pause_mu_);
+      ++paused_count_;
+      pause_cv_.notify_all();
+      pause_cv_.wait(lock, [&] {
+        return !pause_requested_.load(std::memory_order_acquire) || p_.stop->requested();
+      });
+      --paused_count_;
+      continue;
+    }
     absl::Status s = vcpu.Run();
     if (!s.ok()) {
+      counters_[index].failures.fetch_add(1, std::memory_order_relaxed);
       p_.stop->Request(StopReason::kVmmError, kExitVmmError, std::string(s.message()));
       break;
     }
@@ -239,6 +378,9 @@ bool Vmm::HandleExit(Vcpu& vcpu) {
       return true;
 #if defined(__x86_64__)
     case KVM_EXIT_IO: {
+      (run->io.direction == KVM_EXIT_IO_OUT ? counters_[vcpu.index()].io_out
+                                            : counters_[vcpu.index()].io_in)
+          .fetch_add(1, std::memory_order_relaxed);
       auto* data = reinterpret_cast<uint8_t*>(run) + run->io.data_offset;
       for (uint32_t i = 0; i < run->io.count; ++i) {
         auto span = absl::MakeSpan(data + i * run->io.size, run->io.size);
@@ -264,6 +406,9 @@ bool Vmm::HandleExit(Vcpu& vcpu) {
     }
 #endif
     case KVM_EXIT_MMIO: {
+      (run->mmio.is_write ? counters_[vcpu.index()].mmio_write
+                          : counters_[vcpu.index()].mmio_read)
+          .fetch_add(1, std::memory_order_relaxed);
       auto span = absl::MakeSpan(run->mmio.data, std::min<uint32_t>(run->mmio.len, 8));
       if (run->mmio.is_write) {
         if (!p_.mmio->Write(run->mmio.phys_addr, span)) {

@@ -3,16 +3,24 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include "nlohmann/json_fwd.hpp"
+#include "src/devices/block/virtio_block.h"
 #include "src/devices/legacy/boot_timer.h"
+#include "src/devices/legacy/i8042.h"
+#include "src/devices/net/virtio_net.h"
 #include "src/devices/legacy/uart_16550.h"
 #include "src/devices/virtio/mmio_transport.h"
 #include "src/vmm/bus.h"
 #include "src/vmm/guest_memory.h"
 #include "src/vmm/kvm.h"
+#include "src/vmm/metrics.h"
 #include "src/vmm/stop_controller.h"
 #include "src/vmm/vcpu.h"
 
@@ -31,7 +39,11 @@ struct VmParts {
   int serial_input_fd = -1;  // stdin when the console is stdio
   UniqueFd serial_output_file;
   std::shared_ptr<BootTimer> boot_timer;
+  std::shared_ptr<I8042> i8042;  // x86 only
   std::vector<std::shared_ptr<virtio::MmioTransport>> virtio_devices;
+  // The device models behind virtio_devices, by id, for metrics (owned by their transports).
+  std::vector<std::pair<std::string, const block::VirtioBlock*>> blocks;
+  std::vector<std::pair<std::string, const net::VirtioNet*>> nets;
   std::vector<std::unique_ptr<Vcpu>> vcpus;
 };
 
@@ -40,9 +52,27 @@ class Vmm {
   explicit Vmm(VmParts parts);
   ~Vmm();
 
+  // Starts the vCPU threads (idempotent). The API's InstanceStart calls it so that its 204
+  // means the guest is running; Run() calls it otherwise.
+  absl::Status Start();
+
   // Runs the VM until it stops; returns the process exit code. Call from the thread that
   // blocked SIGINT/SIGTERM (see BlockProcessSignals).
   int Run();
+
+  // Thread-safe controls for the API thread, valid between Start() and the end of Run().
+  // Pause returns once every vCPU is out of KVM_RUN and waiting; devices keep completing the
+  // I/O the guest already queued. Both are idempotent.
+  absl::Status Pause();
+  absl::Status Resume();
+  bool paused() const { return pause_requested_.load(std::memory_order_acquire); }
+  // Presses Ctrl+Alt+Del on the i8042 keyboard (x86).
+  absl::Status SendCtrlAltDel();
+  // Cumulative counters: vCPU exits, and per-device block and net counters.
+  Json Counters() const;
+  // Metrics flushed every MetricsWriter::kPeriodSeconds and when the VM stops. Before Run().
+  void SetMetrics(std::shared_ptr<MetricsWriter> m) { metrics_ = std::move(m); }
+  StopController& stop() { return *p_.stop; }
 
   const VmParts& parts() const { return p_; }
 
@@ -60,8 +90,22 @@ class Vmm {
   // software-virtualized hosts, for the exits that such hosts cause.
   void Crash(Vcpu& vcpu, const std::string& what, bool emulator_limit = false);
 
+  struct VcpuCounters {
+    std::atomic<uint64_t> io_in{0}, io_out{0}, mmio_read{0}, mmio_write{0}, failures{0};
+  };
+
   VmParts p_;
+  std::shared_ptr<MetricsWriter> metrics_;
+  std::unique_ptr<VcpuCounters[]> counters_;
+  std::mutex start_mu_;
   std::vector<std::thread> threads_;
+
+  // Pause protocol: the API thread sets pause_requested_ and kicks; each vCPU thread, before
+  // re-entering KVM_RUN, counts itself in paused_count_ and waits until it is cleared.
+  std::atomic<bool> pause_requested_{false};
+  std::mutex pause_mu_;
+  std::condition_variable pause_cv_;
+  size_t paused_count_ = 0;
   // One flag per vCPU: halted with interrupts off, or never started (APs before SIPI).
   std::unique_ptr<std::atomic<bool>[]> parked_;
 };

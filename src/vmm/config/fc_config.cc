@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
@@ -9,18 +10,20 @@
 namespace edgevisor {
 namespace {
 
-using Json = nlohmann::json;
+std::string Field(const std::string& where, const std::string& key) {
+  return where.empty() ? key : where + "." + key;
+}
 
 absl::Status Bad(const std::string& field, const std::string& why) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
+  return absl::InvalidArgumentError(absl::StrCat(field.empty() ? "body" : field, ": ", why));
 }
 
 // Checks that `obj` is an object whose keys are all in `known`.
 absl::Status CheckObject(const Json& obj, const std::string& where,
                          const std::set<std::string>& known) {
-  if (!obj.is_object()) return Bad(where, "must be an object");
+  if (!obj.is_object()) return Bad(where, "must be a JSON object");
   for (const auto& [key, value] : obj.items()) {
-    if (!known.count(key)) return Bad(where.empty() ? key : where + "." + key, "unknown field");
+    if (!known.count(key)) return Bad(Field(where, key), "unknown field");
   }
   return absl::OkStatus();
 }
@@ -28,32 +31,32 @@ absl::Status CheckObject(const Json& obj, const std::string& where,
 absl::StatusOr<std::string> GetString(const Json& obj, const std::string& where,
                                       const std::string& key, bool required) {
   if (!obj.contains(key) || obj[key].is_null()) {
-    if (required) return Bad(where + "." + key, "missing required field");
+    if (required) return Bad(Field(where, key), "missing required field");
     return std::string();
   }
-  if (!obj[key].is_string()) return Bad(where + "." + key, "must be a string");
+  if (!obj[key].is_string()) return Bad(Field(where, key), "must be a string");
   return obj[key].get<std::string>();
 }
 
 absl::StatusOr<bool> GetBool(const Json& obj, const std::string& where, const std::string& key,
                              bool required, bool fallback) {
   if (!obj.contains(key)) {
-    if (required) return Bad(where + "." + key, "missing required field");
+    if (required) return Bad(Field(where, key), "missing required field");
     return fallback;
   }
-  if (!obj[key].is_boolean()) return Bad(where + "." + key, "must be true or false");
+  if (!obj[key].is_boolean()) return Bad(Field(where, key), "must be true or false");
   return obj[key].get<bool>();
 }
 
 absl::StatusOr<uint64_t> GetUint(const Json& obj, const std::string& where, const std::string& key,
                                  uint64_t min, uint64_t max) {
-  if (!obj.contains(key)) return Bad(where + "." + key, "missing required field");
+  if (!obj.contains(key)) return Bad(Field(where, key), "missing required field");
   if (!obj[key].is_number_unsigned()) {
-    return Bad(where + "." + key, "must be a non-negative integer");
+    return Bad(Field(where, key), "must be a non-negative integer");
   }
   const uint64_t v = obj[key].get<uint64_t>();
   if (v < min || v > max) {
-    return Bad(where + "." + key, absl::StrFormat("%d is outside [%d, %d]", v, min, max));
+    return Bad(Field(where, key), absl::StrFormat("%d is outside [%d, %d]", v, min, max));
   }
   return v;
 }
@@ -65,178 +68,378 @@ absl::StatusOr<uint64_t> GetUint(const Json& obj, const std::string& where, cons
     lhs = *std::move(r_);             \
   } while (0)
 
-absl::Status ParseBootSource(const Json& j, VmConfig& vm) {
-  const std::string w = "boot-source";
-  absl::Status s = CheckObject(j, w, {"kernel_image_path", "boot_args", "initrd_path"});
-  if (!s.ok()) return s;
-  ASSIGN_OR_RETURN(vm.boot.kernel_path, GetString(j, w, "kernel_image_path", true));
-  std::string args;
-  ASSIGN_OR_RETURN(args, GetString(j, w, "boot_args", false));
-  if (!args.empty()) vm.boot.cmdline = args;
-  std::string initrd;
-  ASSIGN_OR_RETURN(initrd, GetString(j, w, "initrd_path", false));
-  if (!initrd.empty()) return Bad(w + ".initrd_path", "initrds are not supported yet");
-  return absl::OkStatus();
-}
+#define RETURN_IF_ERROR(expr)    \
+  do {                           \
+    absl::Status s_ = (expr);    \
+    if (!s_.ok()) return s_;     \
+  } while (0)
 
-absl::Status ParseMachine(const Json& j, VmConfig& vm) {
-  const std::string w = "machine-config";
-  absl::Status s = CheckObject(
-      j, w,
-      {"vcpu_count", "mem_size_mib", "smt", "track_dirty_pages", "cpu_template", "huge_pages"});
-  if (!s.ok()) return s;
-  uint64_t v;
-  ASSIGN_OR_RETURN(v, GetUint(j, w, "vcpu_count", 1, 254));
-  vm.machine.vcpus = static_cast<int>(v);
-  ASSIGN_OR_RETURN(vm.machine.mem_mib, GetUint(j, w, "mem_size_mib", 1, uint64_t{1} << 32));
-  bool b;
-  ASSIGN_OR_RETURN(b, GetBool(j, w, "smt", false, false));
-  if (b) return Bad(w + ".smt", "true is not supported");
-  ASSIGN_OR_RETURN(b, GetBool(j, w, "track_dirty_pages", false, false));
-  if (b) return Bad(w + ".track_dirty_pages", "true is not supported");
-  std::string t;
-  ASSIGN_OR_RETURN(t, GetString(j, w, "cpu_template", false));
-  if (!t.empty() && t != "None") return Bad(w + ".cpu_template", "only \"None\" is supported");
-  ASSIGN_OR_RETURN(t, GetString(j, w, "huge_pages", false));
-  if (!t.empty() && t != "None") return Bad(w + ".huge_pages", "only \"None\" is supported");
-  return absl::OkStatus();
-}
-
-absl::Status ParseDrives(const Json& j, VmConfig& vm) {
-  if (!j.is_array()) return Bad("drives", "must be an array");
-  int roots = 0;
-  for (size_t i = 0; i < j.size(); ++i) {
-    const std::string w = absl::StrFormat("drives[%d]", i);
-    const Json& d = j[i];
-    absl::Status s = CheckObject(d, w,
-                                 {"drive_id", "path_on_host", "is_root_device", "is_read_only",
-                                  "partuuid", "cache_type", "io_engine", "rate_limiter", "socket"});
-    if (!s.ok()) return s;
-    DriveConfig dc;
-    ASSIGN_OR_RETURN(dc.id, GetString(d, w, "drive_id", true));
-    if (dc.id.empty() || dc.id.size() > 64) return Bad(w + ".drive_id", "must be 1 to 64 chars");
-    ASSIGN_OR_RETURN(dc.path, GetString(d, w, "path_on_host", true));
-    if (dc.path.empty()) return Bad(w + ".path_on_host", "must not be empty");
-    bool root;
-    ASSIGN_OR_RETURN(root, GetBool(d, w, "is_root_device", true, false));
-    ASSIGN_OR_RETURN(dc.read_only, GetBool(d, w, "is_read_only", false, false));
-    std::string partuuid, cache, engine;
-    ASSIGN_OR_RETURN(partuuid, GetString(d, w, "partuuid", false));
-    ASSIGN_OR_RETURN(cache, GetString(d, w, "cache_type", false));
-    if (!cache.empty() && cache != "Unsafe" && cache != "Writeback") {
-      return Bad(w + ".cache_type", "must be \"Unsafe\" or \"Writeback\"");
-    }
-    ASSIGN_OR_RETURN(engine, GetString(d, w, "io_engine", false));
-    if (engine == "Async") {
-      dc.engine = DriveConfig::Engine::kUring;
-    } else if (engine == "Sync") {
-      dc.engine = DriveConfig::Engine::kSync;
-    } else if (!engine.empty()) {
-      return Bad(w + ".io_engine", "must be \"Sync\" or \"Async\"");
-    }
-    if (d.contains("rate_limiter")) return Bad(w + ".rate_limiter", "is not supported yet");
-    if (d.contains("socket")) return Bad(w + ".socket", "vhost-user drives are not supported");
-    if (root) {
-      // Firecracker's behaviour: the root drive becomes /dev/vda and the kernel is told so.
-      if (++roots > 1) return Bad(w + ".is_root_device", "only one drive can be the root");
-      absl::StrAppend(&vm.boot.cmdline,
-                      partuuid.empty() ? " root=/dev/vda" : " root=PARTUUID=", partuuid,
-                      dc.read_only ? " ro" : " rw");
-      vm.drives.insert(vm.drives.begin(), dc);
-    } else {
-      vm.drives.push_back(dc);
+// Firecracker's limit on drive and interface ids.
+absl::Status CheckId(const std::string& id, const std::string& field) {
+  if (id.empty() || id.size() > 64) return Bad(field, "must be 1 to 64 characters");
+  for (char c : id) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_') {
+      return Bad(field, "may contain only letters, digits and '_'");
     }
   }
-  return absl::OkStatus();
-}
-
-absl::Status ParseNets(const Json& j, VmConfig& vm) {
-  if (!j.is_array()) return Bad("network-interfaces", "must be an array");
-  for (size_t i = 0; i < j.size(); ++i) {
-    const std::string w = absl::StrFormat("network-interfaces[%d]", i);
-    const Json& n = j[i];
-    absl::Status s = CheckObject(
-        n, w, {"iface_id", "host_dev_name", "guest_mac", "rx_rate_limiter", "tx_rate_limiter"});
-    if (!s.ok()) return s;
-    std::string id, mac;
-    ASSIGN_OR_RETURN(id, GetString(n, w, "iface_id", true));
-    NetConfig nc;
-    nc.mac = DefaultMac(i);
-    ASSIGN_OR_RETURN(nc.tap, GetString(n, w, "host_dev_name", true));
-    ASSIGN_OR_RETURN(mac, GetString(n, w, "guest_mac", false));
-    if (!mac.empty()) {
-      auto parsed = ParseMac(mac);
-      if (!parsed.ok()) return Bad(w + ".guest_mac", std::string(parsed.status().message()));
-      nc.mac = *parsed;
-    }
-    if (n.contains("rx_rate_limiter") || n.contains("tx_rate_limiter")) {
-      return Bad(w + (n.contains("rx_rate_limiter") ? ".rx_rate_limiter" : ".tx_rate_limiter"),
-                 "is not supported yet");
-    }
-    vm.nets.push_back(nc);
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ParseLogger(const Json& j, LoggerConfig& log) {
-  const std::string w = "logger";
-  absl::Status s =
-      CheckObject(j, w, {"log_path", "level", "show_level", "show_log_origin", "module"});
-  if (!s.ok()) return s;
-  ASSIGN_OR_RETURN(log.log_path, GetString(j, w, "log_path", false));
-  std::string level;
-  ASSIGN_OR_RETURN(level, GetString(j, w, "level", false));
-  // Firecracker's level names (case-insensitive there; we take its documented spellings).
-  static const std::pair<const char*, const char*> kLevels[] = {
-      {"Error", "error"}, {"Warning", "warn"}, {"Info", "info"},
-      {"Debug", "debug"}, {"Trace", "trace"},  {"Off", "off"}};
-  if (!level.empty()) {
-    bool found = false;
-    for (const auto& [fc, ours] : kLevels) {
-      if (level == fc) {
-        log.level = ours;
-        found = true;
-      }
-    }
-    if (!found) return Bad(w + ".level", "must be Error, Warning, Info, Debug, Trace or Off");
-  }
-  [[maybe_unused]] bool b;  // accepted for compatibility; our log lines always show the level
-  ASSIGN_OR_RETURN(b, GetBool(j, w, "show_level", false, true));
-  ASSIGN_OR_RETURN(b, GetBool(j, w, "show_log_origin", false, false));
-  std::string module;
-  ASSIGN_OR_RETURN(module, GetString(j, w, "module", false));
   return absl::OkStatus();
 }
 
 }  // namespace
 
+std::optional<std::string> SpdlogLevelFromFirecracker(const std::string& level) {
+  static const std::pair<const char*, const char*> kLevels[] = {
+      {"error", "error"}, {"warning", "warn"}, {"warn", "warn"},  {"info", "info"},
+      {"debug", "debug"}, {"trace", "trace"},  {"off", "off"}};
+  const std::string lower = absl::AsciiStrToLower(level);
+  for (const auto& [fc, ours] : kLevels) {
+    if (lower == fc) return std::string(ours);
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<FcBootSource> ParseBootSource(const Json& j, const std::string& where) {
+  RETURN_IF_ERROR(CheckObject(j, where, {"kernel_image_path", "boot_args", "initrd_path"}));
+  FcBootSource b;
+  ASSIGN_OR_RETURN(b.kernel_image_path, GetString(j, where, "kernel_image_path", true));
+  if (b.kernel_image_path.empty()) return Bad(Field(where, "kernel_image_path"), "is empty");
+  if (j.contains("boot_args") && !j["boot_args"].is_null()) {
+    ASSIGN_OR_RETURN(b.boot_args, GetString(j, where, "boot_args", false));
+    if (b.boot_args->size() > 4096) return Bad(Field(where, "boot_args"), "longer than 4096");
+  }
+  ASSIGN_OR_RETURN(b.initrd_path, GetString(j, where, "initrd_path", false));
+  if (!b.initrd_path.empty()) {
+    return Bad(Field(where, "initrd_path"), "initrds are not supported yet");
+  }
+  return b;
+}
+
+absl::StatusOr<MachineConfig> ParseMachineConfig(const Json& j, const std::string& where,
+                                                 const MachineConfig* base) {
+  RETURN_IF_ERROR(CheckObject(j, where,
+                              {"vcpu_count", "mem_size_mib", "smt", "track_dirty_pages",
+                               "cpu_template", "huge_pages"}));
+  if (base != nullptr && j.empty()) return Bad(where, "empty PATCH request");
+  MachineConfig m = base ? *base : MachineConfig{};
+  uint64_t v;
+  if (base == nullptr || j.contains("vcpu_count")) {
+    ASSIGN_OR_RETURN(v, GetUint(j, where, "vcpu_count", 1, 32));
+    m.vcpus = static_cast<int>(v);
+  }
+  if (base == nullptr || j.contains("mem_size_mib")) {
+    ASSIGN_OR_RETURN(m.mem_mib, GetUint(j, where, "mem_size_mib", 1, uint64_t{1} << 32));
+  }
+  bool b;
+  ASSIGN_OR_RETURN(b, GetBool(j, where, "smt", false, false));
+  if (b) return Bad(Field(where, "smt"), "true is not supported");
+  ASSIGN_OR_RETURN(b, GetBool(j, where, "track_dirty_pages", false, false));
+  if (b) return Bad(Field(where, "track_dirty_pages"), "true is not supported");
+  std::string t;
+  ASSIGN_OR_RETURN(t, GetString(j, where, "cpu_template", false));
+  if (!t.empty() && t != "None") {
+    return Bad(Field(where, "cpu_template"), "only \"None\" is supported");
+  }
+  ASSIGN_OR_RETURN(t, GetString(j, where, "huge_pages", false));
+  if (!t.empty() && t != "None") return Bad(Field(where, "huge_pages"), "only \"None\" is supported");
+  return m;
+}
+
+absl::StatusOr<FcDrive> ParseDrive(const Json& d, const std::string& w) {
+  RETURN_IF_ERROR(CheckObject(d, w,
+                              {"drive_id", "path_on_host", "is_root_device", "is_read_only",
+                               "partuuid", "cache_type", "io_engine", "rate_limiter", "socket"}));
+  FcDrive dc;
+  ASSIGN_OR_RETURN(dc.drive_id, GetString(d, w, "drive_id", true));
+  RETURN_IF_ERROR(CheckId(dc.drive_id, Field(w, "drive_id")));
+  if (d.contains("socket")) return Bad(Field(w, "socket"), "vhost-user drives are not supported");
+  ASSIGN_OR_RETURN(dc.path_on_host, GetString(d, w, "path_on_host", true));
+  if (dc.path_on_host.empty()) return Bad(Field(w, "path_on_host"), "must not be empty");
+  ASSIGN_OR_RETURN(dc.is_root_device, GetBool(d, w, "is_root_device", true, false));
+  ASSIGN_OR_RETURN(dc.is_read_only, GetBool(d, w, "is_read_only", false, false));
+  ASSIGN_OR_RETURN(dc.partuuid, GetString(d, w, "partuuid", false));
+  ASSIGN_OR_RETURN(dc.cache_type, GetString(d, w, "cache_type", false));
+  if (!dc.cache_type.empty() && dc.cache_type != "Unsafe" && dc.cache_type != "Writeback") {
+    return Bad(Field(w, "cache_type"), "must be \"Unsafe\" or \"Writeback\"");
+  }
+  ASSIGN_OR_RETURN(dc.io_engine, GetString(d, w, "io_engine", false));
+  if (!dc.io_engine.empty() && dc.io_engine != "Sync" && dc.io_engine != "Async") {
+    return Bad(Field(w, "io_engine"), "must be \"Sync\" or \"Async\"");
+  }
+  if (d.contains("rate_limiter")) return Bad(Field(w, "rate_limiter"), "is not supported yet");
+  return dc;
+}
+
+absl::StatusOr<FcPartialDrive> ParsePartialDrive(const Json& d, const std::string& w) {
+  RETURN_IF_ERROR(CheckObject(d, w, {"drive_id", "path_on_host", "rate_limiter"}));
+  FcPartialDrive p;
+  ASSIGN_OR_RETURN(p.drive_id, GetString(d, w, "drive_id", true));
+  RETURN_IF_ERROR(CheckId(p.drive_id, Field(w, "drive_id")));
+  if (d.contains("rate_limiter")) return Bad(Field(w, "rate_limiter"), "is not supported yet");
+  if (d.contains("path_on_host")) {
+    ASSIGN_OR_RETURN(p.path_on_host, GetString(d, w, "path_on_host", true));
+    if (p.path_on_host->empty()) return Bad(Field(w, "path_on_host"), "must not be empty");
+  }
+  return p;
+}
+
+absl::StatusOr<FcNet> ParseNetworkInterface(const Json& n, const std::string& w) {
+  RETURN_IF_ERROR(CheckObject(
+      n, w, {"iface_id", "host_dev_name", "guest_mac", "mtu", "rx_rate_limiter",
+             "tx_rate_limiter"}));
+  FcNet nc;
+  ASSIGN_OR_RETURN(nc.iface_id, GetString(n, w, "iface_id", true));
+  RETURN_IF_ERROR(CheckId(nc.iface_id, Field(w, "iface_id")));
+  ASSIGN_OR_RETURN(nc.host_dev_name, GetString(n, w, "host_dev_name", true));
+  if (nc.host_dev_name.empty() || nc.host_dev_name.size() >= 16) {
+    return Bad(Field(w, "host_dev_name"), "must be 1 to 15 characters (IFNAMSIZ)");
+  }
+  ASSIGN_OR_RETURN(nc.guest_mac, GetString(n, w, "guest_mac", false));
+  if (!nc.guest_mac.empty()) {
+    auto parsed = ParseMac(nc.guest_mac);
+    if (!parsed.ok()) return Bad(Field(w, "guest_mac"), std::string(parsed.status().message()));
+  }
+  if (n.contains("mtu")) return Bad(Field(w, "mtu"), "is not supported yet");
+  for (const char* rl : {"rx_rate_limiter", "tx_rate_limiter"}) {
+    if (n.contains(rl)) return Bad(Field(w, rl), "is not supported yet");
+  }
+  return nc;
+}
+
+absl::StatusOr<LoggerConfig> ParseLogger(const Json& j, const std::string& w) {
+  RETURN_IF_ERROR(CheckObject(j, w, {"log_path", "level", "show_level", "show_log_origin", "module"}));
+  LoggerConfig log;
+  ASSIGN_OR_RETURN(log.log_path, GetString(j, w, "log_path", false));
+  std::string level;
+  ASSIGN_OR_RETURN(level, GetString(j, w, "level", false));
+  if (!level.empty()) {
+    auto ours = SpdlogLevelFromFirecracker(level);
+    if (!ours) return Bad(Field(w, "level"), "must be Error, Warning, Info, Debug, Trace or Off");
+    log.level = *ours;
+  }
+  ASSIGN_OR_RETURN(log.show_level, GetBool(j, w, "show_level", false, true));
+  ASSIGN_OR_RETURN(log.show_log_origin, GetBool(j, w, "show_log_origin", false, false));
+  if (log.show_log_origin) return Bad(Field(w, "show_log_origin"), "true is not supported");
+  std::string module;
+  ASSIGN_OR_RETURN(module, GetString(j, w, "module", false));
+  if (!module.empty()) return Bad(Field(w, "module"), "module filters are not supported");
+  return log;
+}
+
+absl::StatusOr<MetricsConfig> ParseMetrics(const Json& j, const std::string& w) {
+  RETURN_IF_ERROR(CheckObject(j, w, {"metrics_path", "emit_id", "properties"}));
+  MetricsConfig m;
+  ASSIGN_OR_RETURN(m.metrics_path, GetString(j, w, "metrics_path", true));
+  if (m.metrics_path.empty()) return Bad(Field(w, "metrics_path"), "must not be empty");
+  ASSIGN_OR_RETURN(m.emit_id, GetBool(j, w, "emit_id", false, false));
+  if (j.contains("properties")) {
+    const Json& p = j["properties"];
+    if (!p.is_object()) return Bad(Field(w, "properties"), "must be a JSON object");
+    for (const auto& [k, v] : p.items()) {
+      if (!v.is_string()) return Bad(Field(w, "properties." + k), "must be a string");
+      m.properties.emplace_back(k, v.get<std::string>());
+    }
+  }
+  return m;
+}
+
+Json MachineConfigJson(const MachineConfig& m) {
+  return Json{{"vcpu_count", m.vcpus},
+              {"mem_size_mib", m.mem_mib},
+              {"smt", false},
+              {"track_dirty_pages", false},
+              {"huge_pages", "None"}};
+}
+
+absl::Status VmResources::PutDrive(FcDrive d) {
+  size_t at = drives.size();
+  for (size_t i = 0; i < drives.size(); ++i) {
+    if (drives[i].drive_id == d.drive_id) {
+      at = i;
+    } else if (d.is_root_device && drives[i].is_root_device) {
+      return Bad("is_root_device",
+                 absl::StrFormat("drive '%s' is already the root device", drives[i].drive_id));
+    }
+  }
+  if (at == drives.size()) {
+    if (drives.size() + nets.size() >= kMaxVirtioDevices) {
+      return Bad("drive_id", absl::StrFormat("at most %d virtio devices", kMaxVirtioDevices));
+    }
+    drives.push_back(std::move(d));
+  } else {
+    drives[at] = std::move(d);
+  }
+  return absl::OkStatus();
+}
+
+const FcDrive* VmResources::FindDrive(const std::string& id) const {
+  for (const FcDrive& d : drives) {
+    if (d.drive_id == id) return &d;
+  }
+  return nullptr;
+}
+
+absl::Status VmResources::PutNet(FcNet n) {
+  size_t at = nets.size();
+  for (size_t i = 0; i < nets.size(); ++i) {
+    if (nets[i].iface_id == n.iface_id) {
+      at = i;
+      continue;
+    }
+    if (nets[i].host_dev_name == n.host_dev_name) {
+      return Bad("host_dev_name", absl::StrFormat("'%s' is already used by interface '%s'",
+                                                  n.host_dev_name, nets[i].iface_id));
+    }
+    if (!n.guest_mac.empty() && !nets[i].guest_mac.empty() &&
+        *ParseMac(nets[i].guest_mac) == *ParseMac(n.guest_mac)) {
+      return Bad("guest_mac", absl::StrFormat("'%s' is already used by interface '%s'",
+                                              n.guest_mac, nets[i].iface_id));
+    }
+  }
+  if (at == nets.size()) {
+    if (drives.size() + nets.size() >= kMaxVirtioDevices) {
+      return Bad("iface_id", absl::StrFormat("at most %d virtio devices", kMaxVirtioDevices));
+    }
+    nets.push_back(std::move(n));
+  } else {
+    nets[at] = std::move(n);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<VmConfig> VmResources::ToVmConfig(const std::string& vm_id) const {
+  if (!boot_source) {
+    return absl::InvalidArgumentError(
+        "boot-source: cannot start a microVM without a kernel (PUT /boot-source first)");
+  }
+  VmConfig vm;
+  vm.id = vm_id;
+  vm.machine = machine;
+  vm.boot.kernel_path = boot_source->kernel_image_path;
+  if (boot_source->boot_args) vm.boot.cmdline = *boot_source->boot_args;
+  for (const FcDrive& d : drives) {
+    DriveConfig dc;
+    dc.id = d.drive_id;
+    dc.path = d.path_on_host;
+    dc.read_only = d.is_read_only;
+    if (d.io_engine == "Async") dc.engine = DriveConfig::Engine::kUring;
+    if (d.io_engine == "Sync") dc.engine = DriveConfig::Engine::kSync;
+    if (d.is_root_device) {
+      // Firecracker's behaviour: the root drive becomes /dev/vda and the kernel is told so.
+      absl::StrAppend(&vm.boot.cmdline,
+                      d.partuuid.empty() ? " root=/dev/vda" : " root=PARTUUID=", d.partuuid,
+                      d.is_read_only ? " ro" : " rw");
+      vm.drives.insert(vm.drives.begin(), dc);
+    } else {
+      vm.drives.push_back(dc);
+    }
+  }
+  for (size_t i = 0; i < nets.size(); ++i) {
+    NetConfig nc;
+    nc.id = nets[i].iface_id;
+    nc.tap = nets[i].host_dev_name;
+    nc.mac = nets[i].guest_mac.empty() ? DefaultMac(i) : *ParseMac(nets[i].guest_mac);
+    vm.nets.push_back(nc);
+  }
+  return vm;
+}
+
+Json VmResources::ToJson() const {
+  Json out = Json::object();
+  if (boot_source) {
+    Json b{{"kernel_image_path", boot_source->kernel_image_path}};
+    if (boot_source->boot_args) b["boot_args"] = *boot_source->boot_args;
+    out["boot-source"] = b;
+  }
+  out["machine-config"] = MachineConfigJson(machine);
+  Json ds = Json::array();
+  for (const FcDrive& d : drives) {
+    Json dj{{"drive_id", d.drive_id},
+            {"path_on_host", d.path_on_host},
+            {"is_root_device", d.is_root_device},
+            {"is_read_only", d.is_read_only},
+            {"cache_type", d.cache_type.empty() ? "Unsafe" : d.cache_type},
+            {"io_engine", d.io_engine.empty() ? "Async" : d.io_engine}};
+    if (!d.partuuid.empty()) dj["partuuid"] = d.partuuid;
+    ds.push_back(dj);
+  }
+  out["drives"] = ds;
+  Json ns = Json::array();
+  for (const FcNet& n : nets) {
+    Json nj{{"iface_id", n.iface_id}, {"host_dev_name", n.host_dev_name}};
+    if (!n.guest_mac.empty()) nj["guest_mac"] = n.guest_mac;
+    ns.push_back(nj);
+  }
+  out["network-interfaces"] = ns;
+  if (logger) {
+    static const std::pair<const char*, const char*> kNames[] = {
+        {"error", "Error"}, {"warn", "Warning"}, {"info", "Info"},
+        {"debug", "Debug"}, {"trace", "Trace"},  {"off", "Off"}};
+    Json lj{{"show_level", logger->show_level}, {"show_log_origin", logger->show_log_origin}};
+    for (const auto& [ours, fc] : kNames) {
+      if (logger->level == ours) lj["level"] = fc;
+    }
+    if (!logger->log_path.empty()) lj["log_path"] = logger->log_path;
+    out["logger"] = lj;
+  }
+  if (metrics) {
+    Json mj{{"metrics_path", metrics->metrics_path}, {"emit_id", metrics->emit_id}};
+    if (!metrics->properties.empty()) {
+      Json p = Json::object();
+      for (const auto& [k, v] : metrics->properties) p[k] = v;
+      mj["properties"] = p;
+    }
+    out["metrics"] = mj;
+  }
+  return out;
+}
+
 absl::StatusOr<FirecrackerConfig> ParseFirecrackerConfig(const std::string& text) {
   Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return absl::InvalidArgumentError("not valid JSON");
-  absl::Status s =
-      CheckObject(j, "",
-                  {"boot-source", "drives", "machine-config", "network-interfaces", "logger",
-                   "metrics", "balloon", "vsock", "mmds-config", "entropy", "cpu-config"});
-  if (!s.ok()) return s;
-  for (const char* unsupported :
-       {"metrics", "balloon", "vsock", "mmds-config", "entropy", "cpu-config"}) {
+  RETURN_IF_ERROR(CheckObject(j, "",
+                              {"boot-source", "drives", "machine-config", "network-interfaces",
+                               "logger", "metrics", "balloon", "vsock", "mmds-config", "entropy",
+                               "cpu-config"}));
+  for (const char* unsupported : {"balloon", "vsock", "mmds-config", "entropy", "cpu-config"}) {
     if (j.contains(unsupported)) return Bad(unsupported, "is not supported yet");
   }
   FirecrackerConfig cfg;
+  VmResources& r = cfg.resources;
   if (!j.contains("boot-source")) return Bad("boot-source", "missing required section");
-  if (s = ParseBootSource(j["boot-source"], cfg.vm); !s.ok()) return s;
+  ASSIGN_OR_RETURN(r.boot_source, ParseBootSource(j["boot-source"], "boot-source"));
   if (j.contains("machine-config")) {
-    if (s = ParseMachine(j["machine-config"], cfg.vm); !s.ok()) return s;
+    ASSIGN_OR_RETURN(r.machine, ParseMachineConfig(j["machine-config"], "machine-config", nullptr));
   }
   if (j.contains("drives")) {
-    if (s = ParseDrives(j["drives"], cfg.vm); !s.ok()) return s;
+    if (!j["drives"].is_array()) return Bad("drives", "must be an array");
+    for (size_t i = 0; i < j["drives"].size(); ++i) {
+      const std::string w = absl::StrFormat("drives[%d]", i);
+      FcDrive d;
+      ASSIGN_OR_RETURN(d, ParseDrive(j["drives"][i], w));
+      if (r.FindDrive(d.drive_id)) return Bad(w + ".drive_id", "is used twice");
+      absl::Status s = r.PutDrive(std::move(d));
+      if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(w, ".", s.message()));
+    }
   }
   if (j.contains("network-interfaces")) {
-    if (s = ParseNets(j["network-interfaces"], cfg.vm); !s.ok()) return s;
+    const Json& ns = j["network-interfaces"];
+    if (!ns.is_array()) return Bad("network-interfaces", "must be an array");
+    for (size_t i = 0; i < ns.size(); ++i) {
+      const std::string w = absl::StrFormat("network-interfaces[%d]", i);
+      FcNet n;
+      ASSIGN_OR_RETURN(n, ParseNetworkInterface(ns[i], w));
+      const size_t before = r.nets.size();
+      absl::Status s = r.PutNet(std::move(n));
+      if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(w, ".", s.message()));
+      if (r.nets.size() == before) return Bad(w + ".iface_id", "is used twice");
+    }
   }
   if (j.contains("logger")) {
-    if (s = ParseLogger(j["logger"], cfg.logger); !s.ok()) return s;
+    ASSIGN_OR_RETURN(r.logger, ParseLogger(j["logger"], "logger"));
+    cfg.logger = *r.logger;
   }
+  if (j.contains("metrics")) ASSIGN_OR_RETURN(r.metrics, ParseMetrics(j["metrics"], "metrics"));
+  ASSIGN_OR_RETURN(cfg.vm, r.ToVmConfig("anonymous"));
   return cfg;
 }
 

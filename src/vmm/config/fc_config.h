@@ -1,23 +1,107 @@
-// Firecracker's JSON configuration file (`--config-file F`), filled into the one VmConfig model.
-// The file is user input: every field is checked for type and range, unknown fields are errors,
-// and each message names the field ("drives[1].path_on_host: ..."). Fuzzed by
-// tests/fuzz/fc_config_fuzz.cc.
+// Firecracker's VM description, in the shape its JSON config file and REST API use: a boot
+// source, a machine config, drives and network interfaces by id, a logger and metrics. The config
+// file (`--config-file F`) and the API (`PUT /drives/{id}`, ...) fill the same VmResources
+// through the same section parsers; InstanceStart turns it into the one VmConfig model.
+//
+// Everything here is user input: every field is checked for type and range, unknown fields are
+// errors, and each message names the field ("drives[1].path_on_host: ..." in a file,
+// "path_on_host: ..." in an API body). Fuzzed by tests/fuzz/fc_config_fuzz.cc and
+// tests/fuzz/api_fuzz.cc.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "nlohmann/json_fwd.hpp"
 #include "src/vmm/config/vm_config.h"
 
 namespace edgevisor {
 
+using Json = nlohmann::json;
+
+struct FcBootSource {
+  std::string kernel_image_path;
+  std::optional<std::string> boot_args;
+  std::string initrd_path;
+};
+
+struct FcDrive {
+  std::string drive_id;
+  std::string path_on_host;
+  bool is_root_device = false;
+  bool is_read_only = false;
+  std::string partuuid;
+  std::string cache_type;  // "Unsafe", "Writeback" or empty (not given)
+  std::string io_engine;   // "Sync", "Async" or empty (not given: io_uring when available)
+};
+
+// PATCH /drives/{id} after boot: a new backing file for the same drive.
+struct FcPartialDrive {
+  std::string drive_id;
+  std::optional<std::string> path_on_host;
+};
+
+struct FcNet {
+  std::string iface_id;
+  std::string host_dev_name;
+  std::string guest_mac;  // empty: DefaultMac(index) at start
+};
+
 struct LoggerConfig {
   std::string level = "info";  // spdlog level name
   std::string log_path;        // empty: stderr
+  bool show_level = true;
+  bool show_log_origin = false;
 };
 
+struct MetricsConfig {
+  std::string metrics_path;
+  bool emit_id = false;
+  std::vector<std::pair<std::string, std::string>> properties;
+};
+
+struct VmResources {
+  std::optional<FcBootSource> boot_source;
+  MachineConfig machine;
+  std::vector<FcDrive> drives;  // in the order they were first put
+  std::vector<FcNet> nets;
+  std::optional<LoggerConfig> logger;
+  std::optional<MetricsConfig> metrics;
+
+  // Adds or replaces (same id). Errors: a second root drive, too many devices, a TAP or MAC
+  // that another interface already has.
+  absl::Status PutDrive(FcDrive d);
+  absl::Status PutNet(FcNet n);
+  const FcDrive* FindDrive(const std::string& id) const;
+
+  // The VM to build: root drive first as /dev/vda, `root=` appended to the boot args.
+  absl::StatusOr<VmConfig> ToVmConfig(const std::string& vm_id) const;
+  // Firecracker's FullVmConfiguration (GET /vm/config).
+  Json ToJson() const;
+};
+
+// Section parsers. `where` prefixes the field names in messages; empty in API bodies.
+absl::StatusOr<FcBootSource> ParseBootSource(const Json& j, const std::string& where);
+// PUT replaces the whole machine config (vcpu_count and mem_size_mib required); PATCH (`base`
+// given) changes only the fields present, and needs at least one.
+absl::StatusOr<MachineConfig> ParseMachineConfig(const Json& j, const std::string& where,
+                                                 const MachineConfig* base);
+absl::StatusOr<FcDrive> ParseDrive(const Json& j, const std::string& where);
+absl::StatusOr<FcPartialDrive> ParsePartialDrive(const Json& j, const std::string& where);
+absl::StatusOr<FcNet> ParseNetworkInterface(const Json& j, const std::string& where);
+absl::StatusOr<LoggerConfig> ParseLogger(const Json& j, const std::string& where);
+absl::StatusOr<MetricsConfig> ParseMetrics(const Json& j, const std::string& where);
+
+Json MachineConfigJson(const MachineConfig& m);
+// Firecracker's level names, case-insensitive ("Warning" -> "warn"); nullopt when unknown.
+std::optional<std::string> SpdlogLevelFromFirecracker(const std::string& level);
+
 struct FirecrackerConfig {
-  VmConfig vm;
+  VmResources resources;
+  VmConfig vm;  // resources.ToVmConfig("anonymous")
   LoggerConfig logger;
 };
 

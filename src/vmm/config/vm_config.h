@@ -47,6 +47,7 @@ MacAddress DefaultMac(size_t index);
 
 // One virtio-net device on a TAP (`--net tap=NAME[,mac=M][,queues=N]`).
 struct NetConfig {
+  std::string id;  // Firecracker's iface_id; empty: net<index>
   std::string tap;
   MacAddress mac{};     // the parsers fill in DefaultMac(index) when none is given
   uint16_t queues = 1;  // queue pairs; more than one offers MQ and a control queue

@@ -29,5 +29,6 @@ inline constexpr uint64_t kIdentityMapAddr = 0xfffbc000;
 // Legacy devices.
 inline constexpr uint64_t kCom1Port = 0x3f8;
 inline constexpr uint32_t kCom1Irq = 4;
+inline constexpr uint32_t kKeyboardIrq = 1;  // i8042 keyboard
 
 }  // namespace edgevisor::x86

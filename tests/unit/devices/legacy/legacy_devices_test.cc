@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "src/devices/legacy/boot_timer.h"
 #include "src/devices/legacy/debug_exit.h"
 #include "src/devices/legacy/i8042.h"
@@ -47,7 +49,53 @@ TEST(I8042Test, ResetCommandOnly) {
   EXPECT_EQ(resets, 1);
   uint8_t status = 0xff;
   dev.Read(4, absl::MakeSpan(&status, 1));
-  EXPECT_EQ(status, 0) << "input buffer empty, so guests never wait";
+  EXPECT_EQ(status & I8042::kStatusOutputFull, 0) << "output buffer empty, so guests never wait";
+}
+
+uint8_t ReadPort(I8042& dev, uint64_t offset) {
+  uint8_t v = 0xff;
+  dev.Read(offset, absl::MakeSpan(&v, 1));
+  return v;
+}
+
+TEST(I8042Test, CtrlAltDelQueuesScanCodesAndInterrupts) {
+  int irqs = 0;
+  I8042 dev([] {}, [&] { ++irqs; });
+  ASSERT_TRUE(dev.SendCtrlAltDel());
+  EXPECT_EQ(irqs, 1);
+  std::vector<uint8_t> got;
+  while (ReadPort(dev, 4) & I8042::kStatusOutputFull) got.push_back(ReadPort(dev, 0));
+  EXPECT_EQ(got, (std::vector<uint8_t>{0x14, 0x11, 0xe0, 0x71}));
+  EXPECT_EQ(irqs, 4) << "one interrupt per byte";
+  EXPECT_EQ(ReadPort(dev, 0), 0) << "empty buffer reads 0";
+}
+
+TEST(I8042Test, FullBufferRefusesMoreKeys) {
+  I8042 dev([] {});
+  for (size_t i = 0; i < I8042::kBufferSize / 4; ++i) ASSERT_TRUE(dev.SendCtrlAltDel());
+  EXPECT_FALSE(dev.SendCtrlAltDel()) << "a guest that never reads cannot grow the buffer";
+}
+
+TEST(I8042Test, CommandByteAndInterruptMask) {
+  int irqs = 0;
+  I8042 dev([] {}, [&] { ++irqs; });
+  const uint8_t read_ctr[] = {I8042::kCmdReadCtr};
+  dev.Write(4, read_ctr);
+  EXPECT_EQ(ReadPort(dev, 0), I8042::kCtrKbdInterrupt | I8042::kCtrSystemFlag);
+  const uint8_t write_ctr[] = {I8042::kCmdWriteCtr}, no_irq[] = {0x00};
+  dev.Write(4, write_ctr);
+  dev.Write(0, no_irq);
+  irqs = 0;
+  ASSERT_TRUE(dev.SendCtrlAltDel());
+  EXPECT_EQ(irqs, 0) << "keyboard interrupt disabled in the command byte";
+  EXPECT_TRUE(ReadPort(dev, 4) & I8042::kStatusOutputFull) << "polling still sees the keys";
+}
+
+TEST(I8042Test, KeyboardCommandsAreAcked) {
+  I8042 dev([] {});
+  const uint8_t set_leds[] = {0xed};
+  dev.Write(0, set_leds);
+  EXPECT_EQ(ReadPort(dev, 0), I8042::kKbdAck);
 }
 
 }  // namespace

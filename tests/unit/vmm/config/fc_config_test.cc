@@ -39,6 +39,7 @@ TEST(FcConfigTest, FirecrackerGettingStartedConfig) {
   EXPECT_EQ(c->vm.nets[0].mac[0], 0xaa);
   EXPECT_EQ(c->logger.level, "debug");
   EXPECT_EQ(c->logger.log_path, "/tmp/fc.log");
+  ASSERT_TRUE(c->resources.logger.has_value());
 }
 
 TEST(FcConfigTest, ReadOnlyRootWithPartuuid) {
@@ -69,7 +70,7 @@ INSTANTIATE_TEST_SUITE_P(
     Cases, FcConfigBadTest,
     ::testing::Values(
         BadCase{"NotJson", "{boot-source", "not valid JSON"},
-        BadCase{"NotAnObject", "[1,2]", "must be an object"},
+        BadCase{"NotAnObject", "[1,2]", "must be a JSON object"},
         BadCase{"UnknownTopLevel", R"({"boot-source":{"kernel_image_path":"/k"},"bogus":1})",
                 "bogus: unknown field"},
         BadCase{"MissingBootSource", R"({"machine-config":{"vcpu_count":1,"mem_size_mib":8}})",
@@ -150,9 +151,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"LoggerLevel",
                 R"({"boot-source":{"kernel_image_path":"/k"},"logger":{"level":"Loud"}})",
                 "logger.level"},
-        BadCase{"Metrics",
-                R"({"boot-source":{"kernel_image_path":"/k"},"metrics":{"metrics_path":"/m"}})",
-                "metrics: is not supported yet"},
+        BadCase{"MetricsNoPath",
+                R"({"boot-source":{"kernel_image_path":"/k"},"metrics":{"emit_id":true}})",
+                "metrics.metrics_path: missing"},
         BadCase{
             "Vsock",
             R"({"boot-source":{"kernel_image_path":"/k"},"vsock":{"guest_cid":3,"uds_path":"/v"}})",

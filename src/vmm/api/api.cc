@@ -1,0 +1,319 @@
+#include "src/vmm/api/api.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "nlohmann/json.hpp"
+#include "src/vmm/util/log.h"
+
+namespace edgevisor::api {
+namespace {
+
+constexpr char kAfterBoot[] = "is not supported after starting the microVM";
+constexpr char kBeforeBoot[] = "is not supported before starting the microVM";
+
+HttpResponse NoContent() { return {204, ""}; }
+HttpResponse Fault(const std::string& message) { return {400, ApiController::FaultJson(message)}; }
+HttpResponse Fault(const absl::Status& s) { return Fault(std::string(s.message())); }
+HttpResponse JsonOk(const Json& j) { return {200, j.dump()}; }
+
+// The body as a JSON value; errors say what is wrong with it.
+absl::StatusOr<Json> ParseBody(const HttpRequest& req) {
+  if (req.body.find_first_not_of(" \t\r\n") == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("body: missing; ", req.method, " ", req.path, " needs a JSON object"));
+  }
+  try {
+    return Json::parse(req.body);
+  } catch (const Json::parse_error& e) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("body: not valid JSON (byte %d): %s", e.byte, e.what()));
+  }
+}
+
+// Firecracker's endpoints that edgevisor does not implement.
+bool IsUnsupportedPath(const std::string& path) {
+  static const char* kPrefixes[] = {"/balloon", "/cpu-config", "/pmem/",    "/mmds",
+                                    "/entropy", "/serial",     "/hotplug/", "/snapshot/",
+                                    "/vsock"};
+  for (const char* p : kPrefixes) {
+    if (absl::StartsWith(path, p)) return true;
+  }
+  return false;
+}
+
+// "/drives/rootfs" with prefix "/drives/" -> "rootfs"; nullopt when the prefix differs.
+std::optional<std::string> IdFromPath(const std::string& path, absl::string_view prefix) {
+  if (!absl::StartsWith(path, prefix)) return std::nullopt;
+  return path.substr(prefix.size());
+}
+
+}  // namespace
+
+std::string ApiController::FaultJson(const std::string& message) {
+  return Json{{"fault_message", message}}.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+ApiController::ApiController(std::string vm_id, std::string version, HostLimits host,
+                             ApiHooks hooks)
+    : vm_id_(std::move(vm_id)), version_(std::move(version)), host_(host),
+      hooks_(std::move(hooks)) {}
+
+absl::Status ApiController::SetMetrics(const MetricsConfig& cfg) {
+  std::lock_guard lock(mu_);
+  if (metrics_) return absl::InvalidArgumentError("metrics: reinitialization is not allowed");
+  auto m = MetricsWriter::Open(cfg, vm_id_);
+  if (!m.ok()) return m.status();
+  metrics_ = std::move(*m);
+  resources_.metrics = cfg;
+  return absl::OkStatus();
+}
+
+absl::Status ApiController::StartFromResources() {
+  std::lock_guard lock(mu_);
+  return StartLocked();
+}
+
+std::string ApiController::State() const {
+  if (vm_ == nullptr) return "Not started";
+  return vm_->paused() ? "Paused" : "Running";
+}
+
+HttpResponse ApiController::Handle(const HttpRequest& req) {
+  std::lock_guard lock(mu_);
+  HttpResponse r = Route(req);
+  if (r.status >= 400) {
+    spdlog::warn("api: {} {} -> {} {}", req.method, req.path, r.status, r.body);
+  } else {
+    spdlog::debug("api: {} {} -> {}", req.method, req.path, r.status);
+  }
+  return r;
+}
+
+absl::Status ApiController::StartLocked() {
+  if (vm_ != nullptr) return absl::InvalidArgumentError(absl::StrCat("InstanceStart ", kAfterBoot));
+  auto cfg = resources_.ToVmConfig(vm_id_);
+  if (!cfg.ok()) return cfg.status();
+  if (absl::Status s = ValidateVmConfig(*cfg, host_); !s.ok()) {
+    // The CLI's flag names, in the API's terms.
+    std::string m(s.message());
+    for (const auto& [flag, field] : {std::pair<const char*, const char*>{"--mem", "mem_size_mib"},
+                                      {"--vcpus", "vcpu_count"},
+                                      {"--kernel", "kernel_image_path"},
+                                      {"--drive/--net", "drives/network-interfaces"},
+                                      {"--net", "network-interfaces"}}) {
+      if (absl::StartsWith(m, flag)) m = absl::StrCat(field, m.substr(strlen(flag)));
+    }
+    return absl::InvalidArgumentError(m);
+  }
+  auto vm = hooks_.start(*cfg, metrics_);
+  if (!vm.ok()) return vm.status();
+  vm_ = *vm;
+  return absl::OkStatus();
+}
+
+HttpResponse ApiController::Action(const Json& body) {
+  if (!body.is_object()) return Fault("body: must be a JSON object");
+  for (const auto& [k, v] : body.items()) {
+    if (k != "action_type") return Fault(absl::StrCat(k, ": unknown field"));
+  }
+  if (!body.contains("action_type")) return Fault("action_type: missing required field");
+  if (!body["action_type"].is_string()) return Fault("action_type: must be a string");
+  const std::string action = body["action_type"].get<std::string>();
+  if (action == "InstanceStart") {
+    absl::Status s = StartLocked();
+    return s.ok() ? NoContent() : Fault(s);
+  }
+  if (action == "SendCtrlAltDel") {
+    if (vm_ == nullptr) return Fault(absl::StrCat("action_type: SendCtrlAltDel ", kBeforeBoot));
+    absl::Status s = vm_->SendCtrlAltDel();
+    return s.ok() ? NoContent() : Fault(absl::StrCat("action_type: SendCtrlAltDel: ", s.message()));
+  }
+  if (action == "FlushMetrics") {
+    if (!metrics_) {
+      return Fault("action_type: FlushMetrics needs metrics to be configured (PUT /metrics)");
+    }
+    absl::Status s = metrics_->Flush(vm_ ? vm_->Counters() : Json::object());
+    return s.ok() ? NoContent() : Fault(absl::StrCat("action_type: FlushMetrics: ", s.message()));
+  }
+  return Fault(absl::StrFormat(
+      "action_type: '%s' is not one of InstanceStart, SendCtrlAltDel, FlushMetrics", action));
+}
+
+HttpResponse ApiController::Route(const HttpRequest& req) {
+  const std::string& m = req.method;
+  const std::string& path = req.path;
+  const bool booted = vm_ != nullptr;
+  const std::string what = absl::StrCat(m, " ", path);
+
+  if (m == "GET") {
+    if (path == "/") {
+      return JsonOk({{"app_name", kAppName},
+                     {"id", vm_id_},
+                     {"state", State()},
+                     {"vmm_version", version_}});
+    }
+    if (path == "/version") return JsonOk({{"firecracker_version", version_}});
+    if (path == "/machine-config") return JsonOk(MachineConfigJson(resources_.machine));
+    if (path == "/vm/config") return JsonOk(resources_.ToJson());
+  }
+  if (IsUnsupportedPath(path)) {
+    return Fault(absl::StrFormat("%s: not supported by edgevisor yet (see docs/API.md)", what));
+  }
+  if (m != "PUT" && m != "PATCH") {
+    return Fault(absl::StrFormat("Invalid request method and/or path: %s", what));
+  }
+
+  // Every remaining endpoint takes a JSON body.
+  auto is_known = [&] {
+    if (m == "PUT") {
+      return path == "/actions" || path == "/boot-source" || path == "/machine-config" ||
+             path == "/logger" || path == "/metrics" || absl::StartsWith(path, "/drives/") ||
+             absl::StartsWith(path, "/network-interfaces/");
+    }
+    return path == "/machine-config" || path == "/vm" || absl::StartsWith(path, "/drives/") ||
+           absl::StartsWith(path, "/network-interfaces/");
+  };
+  if (!is_known()) return Fault(absl::StrFormat("Invalid request method and/or path: %s", what));
+  auto body_or = ParseBody(req);
+  if (!body_or.ok()) return Fault(body_or.status());
+  const Json& body = *body_or;
+
+  if (path == "/actions") return Action(body);
+
+  if (path == "/vm") {
+    if (!booted) return Fault(absl::StrCat(what, " ", kBeforeBoot));
+    if (!body.is_object()) return Fault("body: must be a JSON object");
+    for (const auto& [k, v] : body.items()) {
+      if (k != "state") return Fault(absl::StrCat(k, ": unknown field"));
+    }
+    if (!body.contains("state")) return Fault("state: missing required field");
+    if (!body["state"].is_string()) return Fault("state: must be a string");
+    const std::string state = body["state"].get<std::string>();
+    absl::Status s;
+    if (state == "Paused") {
+      s = vm_->Pause();
+    } else if (state == "Resumed") {
+      s = vm_->Resume();
+    } else {
+      return Fault(absl::StrFormat("state: '%s' is not Paused or Resumed", state));
+    }
+    return s.ok() ? NoContent() : Fault(absl::StrCat("state: ", s.message()));
+  }
+
+  if (path == "/machine-config") {
+    if (booted) return Fault(absl::StrCat(what, " ", kAfterBoot));
+    auto mc = ParseMachineConfig(body, "", m == "PATCH" ? &resources_.machine : nullptr);
+    if (!mc.ok()) return Fault(mc.status());
+    if (host_.mem_mib != 0 && mc->mem_mib > host_.mem_mib) {
+      return Fault(absl::StrFormat("mem_size_mib: %d MiB is more than the host's %d MiB",
+                                   mc->mem_mib, host_.mem_mib));
+    }
+    if (host_.max_vcpus != 0 && mc->vcpus > host_.max_vcpus) {
+      return Fault(absl::StrFormat("vcpu_count: %d is more than the host's limit of %d",
+                                   mc->vcpus, host_.max_vcpus));
+    }
+    resources_.machine = *mc;
+    return NoContent();
+  }
+
+  if (path == "/boot-source") {
+    if (booted) return Fault(absl::StrCat(what, " ", kAfterBoot));
+    auto b = ParseBootSource(body, "");
+    if (!b.ok()) return Fault(b.status());
+    if (access(b->kernel_image_path.c_str(), R_OK) != 0) {
+      return Fault(absl::StrFormat("kernel_image_path: cannot read %s: %s", b->kernel_image_path,
+                                   strerror(errno)));
+    }
+    resources_.boot_source = *b;
+    return NoContent();
+  }
+
+  if (path == "/logger") {
+    if (booted) return Fault(absl::StrCat(what, " ", kAfterBoot));
+    auto l = ParseLogger(body, "");
+    if (!l.ok()) return Fault(l.status());
+    if (hooks_.apply_logger) {
+      if (absl::Status s = hooks_.apply_logger(*l); !s.ok()) return Fault(s);
+    }
+    resources_.logger = *l;
+    return NoContent();
+  }
+
+  if (path == "/metrics") {
+    if (booted) return Fault(absl::StrCat(what, " ", kAfterBoot));
+    auto mc = ParseMetrics(body, "");
+    if (!mc.ok()) return Fault(mc.status());
+    if (metrics_) return Fault("metrics_path: metrics are already configured (set once only)");
+    auto w = MetricsWriter::Open(*mc, vm_id_);
+    if (!w.ok()) return Fault(w.status());
+    metrics_ = std::move(*w);
+    resources_.metrics = *mc;
+    return NoContent();
+  }
+
+  if (auto id = IdFromPath(path, "/drives/")) {
+    if (id->empty()) return Fault(absl::StrCat(what, ": the path needs a drive id"));
+    if (m == "PATCH") {
+      if (!booted) return Fault(absl::StrCat(what, " ", kBeforeBoot));
+      auto pd = ParsePartialDrive(body, "");
+      if (!pd.ok()) return Fault(pd.status());
+      if (pd->drive_id != *id) {
+        return Fault(absl::StrFormat("drive_id: '%s' does not match the path's '%s'",
+                                     pd->drive_id, *id));
+      }
+      if (!resources_.FindDrive(*id)) return Fault(absl::StrFormat("drive_id: no drive '%s'", *id));
+      if (pd->path_on_host) {
+        return Fault(
+            "path_on_host: replacing a drive's backing file after boot is not supported yet");
+      }
+      return NoContent();  // nothing to change: Firecracker accepts an id-only PATCH too
+    }
+    if (booted) return Fault(absl::StrCat(what, " ", kAfterBoot));
+    auto d = ParseDrive(body, "");
+    if (!d.ok()) return Fault(d.status());
+    if (d->drive_id != *id) {
+      return Fault(
+          absl::StrFormat("drive_id: '%s' does not match the path's '%s'", d->drive_id, *id));
+    }
+    if (hooks_.check_drive) {
+      if (absl::Status s = hooks_.check_drive(*d); !s.ok()) return Fault(s);
+    }
+    absl::Status s = resources_.PutDrive(*d);
+    return s.ok() ? NoContent() : Fault(s);
+  }
+
+  if (auto id = IdFromPath(path, "/network-interfaces/")) {
+    if (id->empty()) return Fault(absl::StrCat(what, ": the path needs an interface id"));
+    if (m == "PATCH") {
+      if (!booted) return Fault(absl::StrCat(what, " ", kBeforeBoot));
+      if (!body.is_object()) return Fault("body: must be a JSON object");
+      for (const auto& [k, v] : body.items()) {
+        if (k != "iface_id" && k != "rx_rate_limiter" && k != "tx_rate_limiter") {
+          return Fault(absl::StrCat(k, ": unknown field"));
+        }
+        if (k != "iface_id") return Fault(absl::StrCat(k, ": rate limiters are not supported yet"));
+      }
+      if (!body.contains("iface_id")) return Fault("iface_id: missing required field");
+      if (!body["iface_id"].is_string() || body["iface_id"].get<std::string>() != *id) {
+        return Fault(absl::StrFormat("iface_id: must be the path's '%s'", *id));
+      }
+      return NoContent();
+    }
+    if (booted) return Fault(absl::StrCat(what, " ", kAfterBoot));
+    auto n = ParseNetworkInterface(body, "");
+    if (!n.ok()) return Fault(n.status());
+    if (n->iface_id != *id) {
+      return Fault(
+          absl::StrFormat("iface_id: '%s' does not match the path's '%s'", n->iface_id, *id));
+    }
+    if (hooks_.check_net) {
+      if (absl::Status s = hooks_.check_net(*n); !s.ok()) return Fault(s);
+    }
+    absl::Status s = resources_.PutNet(*n);
+    return s.ok() ? NoContent() : Fault(s);
+  }
+  return Fault(absl::StrFormat("Invalid request method and/or path: %s", what));
+}
+
+}  // namespace edgevisor::api

@@ -1,0 +1,78 @@
+// Firecracker's REST API over edgevisor: routes requests (method, path, JSON body) onto the one
+// VM model (VmResources) before boot, and onto the running VM after InstanceStart. Transport-free
+// (the HTTP server calls Handle), so unit tests and the fuzzer drive it directly.
+//
+// Responses follow Firecracker: 204 with no body on success, 200 with JSON for GETs, and 400
+// with {"fault_message": "..."} for anything wrong; the message names the field or the path.
+// Endpoints that edgevisor does not implement answer 400 saying so, never a silent 204.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "src/vmm/api/http_server.h"
+#include "src/vmm/config/fc_config.h"
+#include "src/vmm/metrics.h"
+
+namespace edgevisor::api {
+
+// The running VM, as the API sees it. Implemented over Vmm in main; faked in tests.
+class RunningVm {
+ public:
+  virtual ~RunningVm() = default;
+  virtual absl::Status Pause() = 0;
+  virtual absl::Status Resume() = 0;
+  virtual bool paused() const = 0;
+  virtual absl::Status SendCtrlAltDel() = 0;
+  virtual Json Counters() const = 0;
+};
+
+// What the controller needs from the process around it.
+struct ApiHooks {
+  // Builds and starts the VM. The RunningVm stays valid for the controller's lifetime. Errors
+  // about the user's inputs should be InvalidArgument and name the field.
+  std::function<absl::StatusOr<RunningVm*>(const VmConfig&, std::shared_ptr<MetricsWriter>)>
+      start;
+  // Checks a drive's backing file and a TAP when they are PUT, as Firecracker does.
+  std::function<absl::Status(const FcDrive&)> check_drive;
+  std::function<absl::Status(const FcNet&)> check_net;
+  // Applies a logger configuration (PUT /logger).
+  std::function<absl::Status(const LoggerConfig&)> apply_logger;
+};
+
+class ApiController {
+ public:
+  static constexpr char kAppName[] = "edgevisor";
+
+  ApiController(std::string vm_id, std::string version, HostLimits host, ApiHooks hooks);
+
+  // The resources to start from (the --config-file contents, when given with --api-sock).
+  void SetResources(VmResources r) { resources_ = std::move(r); }
+  absl::Status SetMetrics(const MetricsConfig& cfg);
+  // Starts the VM from the current resources, as InstanceStart does (--config-file with API).
+  absl::Status StartFromResources();
+
+  HttpResponse Handle(const HttpRequest& req);
+
+  static std::string FaultJson(const std::string& message);
+
+ private:
+  HttpResponse Route(const HttpRequest& req);
+  HttpResponse Action(const Json& body);
+  absl::Status StartLocked();
+  std::string State() const;
+
+  std::mutex mu_;  // one request at a time; the HTTP server has one thread, tests may have more
+  const std::string vm_id_;
+  const std::string version_;
+  const HostLimits host_;
+  ApiHooks hooks_;
+  VmResources resources_;
+  std::shared_ptr<MetricsWriter> metrics_;
+  RunningVm* vm_ = nullptr;  // set by InstanceStart
+};
+
+}  // namespace edgevisor::api

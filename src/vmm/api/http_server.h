@@ -1,0 +1,48 @@
+// HTTP/1.1 on a Unix socket, served by GNU libmicrohttpd from its own thread. We create, bind
+// and listen on the AF_UNIX socket ourselves and hand it to the library
+// (MHD_OPTION_LISTEN_SOCKET). The handler sees whole requests: method, path and body, with the
+// body capped at `max_body` bytes (Firecracker's --http-api-max-payload-size, 51200 by default);
+// larger bodies get a 400 without reaching the handler.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+struct MHD_Daemon;
+
+namespace edgevisor::api {
+
+struct HttpRequest {
+  std::string method;
+  std::string path;
+  std::string body;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string body;  // JSON; empty means no body (204)
+};
+
+class HttpServer {
+ public:
+  using Handler = std::function<HttpResponse(const HttpRequest&)>;
+  static constexpr size_t kDefaultMaxBody = 51200;
+
+  // Fails (naming the path) when the socket exists already or cannot be bound.
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const std::string& socket_path,
+                                                           size_t max_body, Handler handler);
+  // Stops serving (waits for the request in progress) and removes the socket file.
+  ~HttpServer();
+
+  // Public for the C callbacks.
+  struct Impl;
+
+ private:
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace edgevisor::api
