@@ -4,6 +4,9 @@
 //                 exception -> #GP -> #DF -> shutdown. On PVM hosts `int3` cannot be emulated and
 //                 gives a KVM internal error instead, which tests that path.
 //   i8042-reset   pulse the reset line through the keyboard controller (Linux reboot=k)
+//   ctrl-alt-del  wait for Ctrl+Alt+Del on the i8042 keyboard (the API's SendCtrlAltDel), then
+//                 reset through the controller, as Linux does on that key combination. Polls the
+//                 status register; prints each scan code it reads.
 #include "rt.h"
 #include "rt_x86_64.h"
 
@@ -26,8 +29,24 @@ int payload_main(const char* cmdline) {
   } else if (rt_cmdline_get_in(cmdline, "i8042-reset", v, sizeof(v))) {
     rt_print("crash: i8042 reset\n");
     outb(0x64, 0xfe);
+  } else if (rt_cmdline_get_in(cmdline, "ctrl-alt-del", v, sizeof(v))) {
+    rt_print("crash: waiting for ctrl-alt-del\n");
+    // Scan code set 2 make codes: Ctrl 0x14, Alt 0x11, Del 0xe0 0x71.
+    static const uint8_t want[] = {0x14, 0x11, 0xe0, 0x71};
+    unsigned matched = 0;
+    while (matched < sizeof(want)) {
+      if (!(inb(0x64) & 0x01)) {  // output buffer empty
+        __asm__ volatile("pause");
+        continue;
+      }
+      const uint8_t code = inb(0x60);
+      rt_printf("crash: scan code %x\n", code);
+      matched = code == want[matched] ? matched + 1 : (code == want[0] ? 1 : 0);
+    }
+    rt_print("crash: ctrl-alt-del received, resetting\n");
+    outb(0x64, 0xfe);
   } else {
-    rt_print("crash: no mode given (triple-fault | i8042-reset)\n");
+    rt_print("crash: no mode given (triple-fault | i8042-reset | ctrl-alt-del)\n");
     return 2;
   }
   rt_print("crash: still running after the crash request\n");

@@ -46,6 +46,14 @@ absl::Status SetUpLogging(const std::string& vm_id, const std::string& level,
   if (path.empty()) {
     sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   } else {
+    // spdlog would create missing directories; a typo in the path should be an error instead.
+    struct stat st {};
+    const size_t slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+    if (stat(path.c_str(), &st) != 0 && (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("log_path: %s: the directory %s does not exist", path, dir));
+    }
     try {
       sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path);
     } catch (const spdlog::spdlog_ex& e) {

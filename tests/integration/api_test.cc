@@ -1,0 +1,487 @@
+// The Firecracker-compatible REST API, end to end: edgevisor --api-sock on /dev/kvm with the
+// firmware payloads as guests. Covers Firecracker's getting-started sequence with curl, the
+// bad-input suite (each case its own test; the VM must keep running), pause/resume under block
+// I/O load, SendCtrlAltDel, metrics and the config file with the API.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <thread>
+
+#include "nlohmann/json.hpp"
+#include "tests/integration/api_client.h"
+#include "tests/integration/vmm_process.h"
+
+namespace edgevisor::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using Json = nlohmann::json;
+
+std::pair<int, std::string> Sh(const std::string& cmd) {
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
+  const int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+std::string SockPath(const std::string& tag) {
+  return "/tmp/ev-api-" + tag + "-" + std::to_string(getpid()) + ".sock";
+}
+
+std::string MakeImage(const std::string& name, size_t bytes) {
+  const std::string path = ::testing::TempDir() + "/" + name;
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.seekp(static_cast<std::streamoff>(bytes - 1));
+  f.put('\0');
+  return path;
+}
+
+// One edgevisor serving the API.
+class ApiVm {
+ public:
+  explicit ApiVm(const std::string& tag, std::vector<std::string> extra = {}) : sock_(SockPath(tag)) {
+    unlink(sock_.c_str());
+    std::vector<std::string> argv = {EdgevisorBin(), "--api-sock", sock_, "--id", tag};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    proc_ = std::make_unique<Spawned>(argv);
+    ready_ = WaitForSocket(sock_, 5000);
+  }
+  bool ready() const { return ready_; }
+  HttpReply Put(const std::string& path, const std::string& body) {
+    return Http(sock_, "PUT", path, body);
+  }
+  HttpReply Patch(const std::string& path, const std::string& body) {
+    return Http(sock_, "PATCH", path, body);
+  }
+  HttpReply Get(const std::string& path) { return Http(sock_, "GET", path); }
+  std::string State() {
+    HttpReply r = Get("/");
+    if (r.status != 200) return "<no reply>";
+    return Json::parse(r.body, nullptr, false).value("state", "<none>");
+  }
+  bool Alive() const { return kill(proc_->pid(), 0) == 0; }
+  Spawned& proc() { return *proc_; }
+  const std::string& sock() const { return sock_; }
+
+ private:
+  std::string sock_;
+  std::unique_ptr<Spawned> proc_;
+  bool ready_ = false;
+};
+
+// ---- Firecracker's getting-started sequence, with curl --------------------------------------
+
+std::string Curl(const std::string& sock, const std::string& method, const std::string& path,
+                 const std::string& body) {
+  // The commands of Firecracker's getting-started guide, with our paths.
+  std::string cmd = "curl -s -i --unix-socket " + sock + " -X " + method + " 'http://localhost" +
+                    path + "' -H 'Accept: application/json' -H 'Content-Type: application/json'";
+  if (!body.empty()) cmd += " -d '" + body + "'";
+  return Sh(cmd).second;
+}
+
+TEST(ApiTest, FirecrackerGettingStartedWithCurlBootsPayload) {
+  const std::string img = MakeImage("api_rootfs.img", 16 << 20);
+  ApiVm vm("gs");
+  ASSERT_TRUE(vm.ready()) << vm.proc().Finish(1000).err;
+  const std::string kernel = Payload("blk_integrity");
+  EXPECT_THAT(Curl(vm.sock(), "PUT", "/boot-source",
+                   R"({"kernel_image_path": ")" + kernel +
+                       R"(", "boot_args": "console=ttyS0 reboot=k panic=1 pci=off expect_serial=rootfs"})"),
+              HasSubstr("HTTP/1.1 204"));
+  EXPECT_THAT(Curl(vm.sock(), "PUT", "/drives/rootfs",
+                   R"({"drive_id": "rootfs", "path_on_host": ")" + img +
+                       R"(", "is_root_device": true, "is_read_only": false})"),
+              HasSubstr("HTTP/1.1 204"));
+  EXPECT_THAT(Curl(vm.sock(), "PUT", "/machine-config", R"({"vcpu_count": 2, "mem_size_mib": 128})"),
+              HasSubstr("HTTP/1.1 204"));
+  const std::string config = Curl(vm.sock(), "GET", "/vm/config", "");
+  EXPECT_THAT(config, HasSubstr("HTTP/1.1 200"));
+  EXPECT_THAT(config, HasSubstr(R"("drive_id":"rootfs")"));
+  EXPECT_THAT(config, HasSubstr(R"("vcpu_count":2)"));
+  EXPECT_THAT(Curl(vm.sock(), "PUT", "/actions", R"({"action_type": "InstanceStart"})"),
+              HasSubstr("HTTP/1.1 204"));
+  auto r = vm.proc().Finish(60000);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("root=/dev/vda rw")) << "the root drive is named on the cmdline";
+  EXPECT_THAT(r.out, HasSubstr(" 0 failed"));
+  EXPECT_THAT(r.err, HasSubstr("[gs:")) << "--id on every log line";
+  EXPECT_NE(access(vm.sock().c_str(), F_OK), 0) << "the socket is removed at exit";
+}
+
+// The network step of the same guide: PUT /network-interfaces/eth0 on a TAP, then ping the
+// guest through it.
+TEST(ApiTest, GettingStartedNetworkInterfacePings) {
+  ASSERT_EQ(geteuid(), 0u) << "network namespaces and TAPs need root";
+  const std::string ns = "evapi" + std::to_string(getpid());
+  Sh("ip netns del " + ns);
+  ASSERT_EQ(Sh("ip netns add " + ns).first, 0);
+  auto in = [&](const std::string& cmd) { return Sh("ip netns exec " + ns + " sh -c '" + cmd + "'"); };
+  ASSERT_EQ(in("ip tuntap add dev tap0 mode tap && ip addr add 10.0.2.1/24 dev tap0 && "
+               "ip link set tap0 up && ip link set lo up")
+                .first,
+            0);
+  const std::string sock = SockPath("net");
+  unlink(sock.c_str());
+  Spawned proc({"/usr/bin/ip", "netns", "exec", ns, EdgevisorBin(), "--api-sock", sock});
+  ASSERT_TRUE(WaitForSocket(sock, 5000));
+  EXPECT_THAT(Curl(sock, "PUT", "/boot-source",
+                   R"({"kernel_image_path": ")" + Payload("net_responder") + R"("})"),
+              HasSubstr("HTTP/1.1 204"));
+  EXPECT_THAT(Curl(sock, "PUT", "/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 64})"),
+              HasSubstr("HTTP/1.1 204"));
+  EXPECT_THAT(Curl(sock, "PUT", "/network-interfaces/eth0",
+                   R"({"iface_id": "eth0", "guest_mac": "AA:FC:00:00:00:01", "host_dev_name": "tap0"})"),
+              HasSubstr("HTTP/1.1 204"));
+  EXPECT_THAT(Curl(sock, "PUT", "/actions", R"({"action_type": "InstanceStart"})"),
+              HasSubstr("HTTP/1.1 204"));
+  ASSERT_TRUE(proc.WaitFor("ready", 30000)) << proc.out() << proc.err();
+  auto [rc, out] = in("ping -c 3 -i 0.2 -W 5 10.0.2.15");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("3 received"));
+  in("printf quit | socat -u - UDP:10.0.2.15:7");
+  auto r = proc.Finish(20000);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("net_responder: quit"));
+  Sh("ip netns del " + ns);
+}
+
+// ---- The bad-input suite ---------------------------------------------------------------------
+
+enum class When { kPreBoot, kRunning };
+
+struct BadCase {
+  const char* name;
+  When when;
+  const char* method;
+  const char* path;
+  std::string body;
+  const char* expect;  // the field (or path) the fault_message must name; empty: any 4xx
+};
+
+// Two VMs shared by every case: one never started (it has a root drive, but no boot source),
+// and one running the `console` payload, which polls its UART forever.
+class BadInputTest : public ::testing::TestWithParam<BadCase> {
+ protected:
+  static void SetUpTestSuite() {
+    disk_ = MakeImage("api_bad.img", 1 << 20);
+    pre_ = new ApiVm("pre");
+    running_ = new ApiVm("run");
+    ASSERT_TRUE(pre_->ready() && running_->ready());
+    const std::string drive =
+        R"({"drive_id": "root0", "path_on_host": ")" + disk_ + R"(", "is_root_device": true})";
+    ASSERT_EQ(pre_->Put("/drives/root0", drive).status, 204);
+    ASSERT_EQ(running_->Put("/drives/root0", drive).status, 204);
+    ASSERT_EQ(running_->Put("/boot-source", R"({"kernel_image_path": ")" + Payload("console") +
+                                                R"(", "boot_args": "irq"})")
+                  .status,
+              204);
+    ASSERT_EQ(running_->Put("/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 32})").status,
+              204);
+    ASSERT_EQ(running_->Put("/actions", R"({"action_type": "InstanceStart"})").status, 204);
+    ASSERT_EQ(running_->State(), "Running");
+  }
+  static void TearDownTestSuite() {
+    delete pre_;
+    delete running_;
+  }
+  static inline ApiVm* pre_ = nullptr;
+  static inline ApiVm* running_ = nullptr;
+  static inline std::string disk_;
+};
+
+TEST_P(BadInputTest, FourXxNamingTheFieldAndTheVmLivesOn) {
+  const BadCase& c = GetParam();
+  ApiVm& vm = c.when == When::kPreBoot ? *pre_ : *running_;
+  const std::string before = vm.State();
+  // An empty path sends `method` as raw bytes: a request that is not HTTP at all.
+  HttpReply r = *c.path ? Http(vm.sock(), c.method, c.path, c.body)
+                        : RawHttp(vm.sock(), std::string(c.method) + "\r\n\r\n");
+  EXPECT_GE(r.status, 400) << r.raw;
+  EXPECT_LT(r.status, 500) << r.raw;
+  if (*c.expect) {
+    Json j = Json::parse(r.body, nullptr, false);
+    ASSERT_TRUE(j.is_object() && j.contains("fault_message")) << r.raw;
+    EXPECT_THAT(j["fault_message"].get<std::string>(), HasSubstr(c.expect));
+  }
+  EXPECT_TRUE(vm.Alive());
+  EXPECT_EQ(vm.State(), before) << "a bad request must not change the VM's state";
+  if (c.when == When::kRunning) {
+    EXPECT_EQ(vm.State(), "Running");
+  }
+}
+
+std::string Big(size_t n) { return R"({"kernel_image_path": ")" + std::string(n, 'a') + "\"}"; }
+
+const std::string kKernelField = R"("kernel_image_path": "/bin/true")";
+
+INSTANTIATE_TEST_SUITE_P(
+    Api, BadInputTest,
+    ::testing::Values(
+        // Bodies: JSON itself.
+        BadCase{"MalformedJson", When::kPreBoot, "PUT", "/boot-source", "{kernel_image_path", "body: not valid JSON"},
+        BadCase{"EmptyBody", When::kPreBoot, "PUT", "/boot-source", "", "body: missing"},
+        BadCase{"BodyIsArray", When::kPreBoot, "PUT", "/boot-source", "[1]", "must be a JSON object"},
+        BadCase{"BodyIsString", When::kPreBoot, "PUT", "/machine-config", "\"x\"", "must be a JSON object"},
+        BadCase{"TrailingGarbage", When::kPreBoot, "PUT", "/machine-config", R"({"vcpu_count":1,"mem_size_mib":8} x)", "not valid JSON"},
+        BadCase{"HugeBody", When::kPreBoot, "PUT", "/boot-source", Big(200000), "larger than the limit"},
+        // boot-source
+        BadCase{"KernelWrongType", When::kPreBoot, "PUT", "/boot-source", R"({"kernel_image_path": 5})", "kernel_image_path: must be a string"},
+        BadCase{"KernelMissing", When::kPreBoot, "PUT", "/boot-source", R"({"boot_args": "x"})", "kernel_image_path: missing"},
+        BadCase{"KernelEmpty", When::kPreBoot, "PUT", "/boot-source", R"({"kernel_image_path": ""})", "kernel_image_path"},
+        BadCase{"KernelNotFound", When::kPreBoot, "PUT", "/boot-source", R"({"kernel_image_path": "/nonexistent/k"})", "kernel_image_path: cannot read"},
+        BadCase{"BootUnknownField", When::kPreBoot, "PUT", "/boot-source", "{" + kKernelField + R"(, "foo": 1})", "foo: unknown field"},
+        BadCase{"BootArgsWrongType", When::kPreBoot, "PUT", "/boot-source", "{" + kKernelField + R"(, "boot_args": 1})", "boot_args: must be a string"},
+        BadCase{"BootArgsTooLong", When::kPreBoot, "PUT", "/boot-source", "{" + kKernelField + R"(, "boot_args": ")" + std::string(5000, 'x') + "\"}", "boot_args"},
+        BadCase{"Initrd", When::kPreBoot, "PUT", "/boot-source", "{" + kKernelField + R"(, "initrd_path": "/i"})", "initrd_path"},
+        // machine-config
+        BadCase{"VcpuZero", When::kPreBoot, "PUT", "/machine-config", R"({"vcpu_count": 0, "mem_size_mib": 64})", "vcpu_count"},
+        BadCase{"VcpuTooMany", When::kPreBoot, "PUT", "/machine-config", R"({"vcpu_count": 33, "mem_size_mib": 64})", "vcpu_count"},
+        BadCase{"VcpuString", When::kPreBoot, "PUT", "/machine-config", R"({"vcpu_count": "2", "mem_size_mib": 64})", "vcpu_count: must be"},
+        BadCase{"VcpuFloat", When::kPreBoot, "PUT", "/machine-config", R"({"vcpu_count": 1.5, "mem_size_mib": 64})", "vcpu_count"},
+        BadCase{"VcpuMissing", When::kPreBoot, "PUT", "/machine-config", R"({"mem_size_mib": 64})", "vcpu_count: missing"},
+        BadCase{"MemMissing", When::kPreBoot, "PUT", "/machine-config", R"({"vcpu_count": 1})", "mem_size_mib: missing"},
+        BadCase{"MemNegative", When::kPreBoot, "PUT", "/machine-config", R"({"vcpu_count": 1, "mem_size_mib": -1})", "mem_size_mib"},
+        BadCase{"MemMoreThanHost", When::kPreBoot, "PUT", "/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 4294967296})", "mem_size_mib"},
+        BadCase{"Smt", When::kPreBoot, "PUT", "/machine-config", R"({"vcpu_count": 2, "mem_size_mib": 64, "smt": true})", "smt"},
+        BadCase{"CpuTemplate", When::kPreBoot, "PUT", "/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 64, "cpu_template": "T2"})", "cpu_template"},
+        BadCase{"HugePages", When::kPreBoot, "PUT", "/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 64, "huge_pages": "2M"})", "huge_pages"},
+        BadCase{"DirtyPages", When::kPreBoot, "PUT", "/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 64, "track_dirty_pages": true})", "track_dirty_pages"},
+        BadCase{"MachineUnknownField", When::kPreBoot, "PUT", "/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 64, "cpus": 2})", "cpus: unknown field"},
+        BadCase{"MachinePatchEmpty", When::kPreBoot, "PATCH", "/machine-config", "{}", "empty PATCH"},
+        BadCase{"MachinePatchWrongType", When::kPreBoot, "PATCH", "/machine-config", R"({"vcpu_count": true})", "vcpu_count"},
+        // drives
+        BadCase{"DriveNoPath", When::kPreBoot, "PUT", "/drives/d1", R"({"drive_id": "d1", "is_root_device": false})", "path_on_host: missing"},
+        BadCase{"DriveIdMismatch", When::kPreBoot, "PUT", "/drives/d1", R"({"drive_id": "d2", "path_on_host": "/dev/null", "is_root_device": false})", "drive_id"},
+        BadCase{"DrivePathMissingFile", When::kPreBoot, "PUT", "/drives/d1", R"({"drive_id": "d1", "path_on_host": "/nonexistent.img", "is_root_device": false})", "path_on_host: cannot open"},
+        BadCase{"DrivePathIsDirectory", When::kPreBoot, "PUT", "/drives/d1", R"({"drive_id": "d1", "path_on_host": "/tmp", "is_root_device": false})", "path_on_host"},
+        BadCase{"DriveRootNotBool", When::kPreBoot, "PUT", "/drives/d1", R"({"drive_id": "d1", "path_on_host": "/dev/null", "is_root_device": "yes"})", "is_root_device: must be true or false"},
+        BadCase{"DriveRootMissing", When::kPreBoot, "PUT", "/drives/d1", R"({"drive_id": "d1", "path_on_host": "/dev/null"})", "is_root_device: missing"},
+        BadCase{"DriveSecondRoot", When::kPreBoot, "PUT", "/drives/d1", R"({"drive_id": "d1", "path_on_host": ")" + Payload("hello") + R"(", "is_root_device": true, "is_read_only": true})", "is_root_device"},
+        BadCase{"DriveBadEngine", When::kPreBoot, "PUT", "/drives/d1", R"({"drive_id": "d1", "path_on_host": "/dev/null", "is_root_device": false, "io_engine": "Fast"})", "io_engine"},
+        BadCase{"DriveBadCache", When::kPreBoot, "PUT", "/drives/d1", R"({"drive_id": "d1", "path_on_host": "/dev/null", "is_root_device": false, "cache_type": "None"})", "cache_type"},
+        BadCase{"DriveRateLimiter", When::kPreBoot, "PUT", "/drives/d1", R"({"drive_id": "d1", "path_on_host": "/dev/null", "is_root_device": false, "rate_limiter": {}})", "rate_limiter"},
+        BadCase{"DriveVhostUser", When::kPreBoot, "PUT", "/drives/d1", R"({"drive_id": "d1", "socket": "/s", "is_root_device": false})", "socket"},
+        BadCase{"DriveIdBadChars", When::kPreBoot, "PUT", "/drives/a-b", R"({"drive_id": "a-b", "path_on_host": "/dev/null", "is_root_device": false})", "drive_id"},
+        BadCase{"DriveNoIdInPath", When::kPreBoot, "PUT", "/drives/", R"({"drive_id": "x", "path_on_host": "/dev/null", "is_root_device": false})", "drive id"},
+        BadCase{"DriveUnknownField", When::kPreBoot, "PUT", "/drives/d1", R"({"drive_id": "d1", "path_on_host": "/dev/null", "is_root_device": false, "size": 1})", "size: unknown field"},
+        BadCase{"DrivePatchBeforeBoot", When::kPreBoot, "PATCH", "/drives/root0", R"({"drive_id": "root0"})", "before starting"},
+        // network-interfaces
+        BadCase{"NetNoHostDev", When::kPreBoot, "PUT", "/network-interfaces/eth0", R"({"iface_id": "eth0"})", "host_dev_name: missing"},
+        BadCase{"NetBadMac", When::kPreBoot, "PUT", "/network-interfaces/eth0", R"({"iface_id": "eth0", "host_dev_name": "tapx", "guest_mac": "zz:00:00:00:00:01"})", "guest_mac"},
+        BadCase{"NetMulticastMac", When::kPreBoot, "PUT", "/network-interfaces/eth0", R"({"iface_id": "eth0", "host_dev_name": "tapx", "guest_mac": "01:00:5e:00:00:01"})", "guest_mac"},
+        BadCase{"NetTapCannotBeOpened", When::kPreBoot, "PUT", "/network-interfaces/eth0", R"({"iface_id": "eth0", "host_dev_name": "lo"})", "host_dev_name: cannot open TAP"},
+        BadCase{"NetNameTooLong", When::kPreBoot, "PUT", "/network-interfaces/eth0", R"({"iface_id": "eth0", "host_dev_name": "a_very_long_tap_name"})", "host_dev_name"},
+        BadCase{"NetIdMismatch", When::kPreBoot, "PUT", "/network-interfaces/eth0", R"({"iface_id": "eth1", "host_dev_name": "tapx"})", "iface_id"},
+        BadCase{"NetMtu", When::kPreBoot, "PUT", "/network-interfaces/eth0", R"({"iface_id": "eth0", "host_dev_name": "tapx", "mtu": 9000})", "mtu"},
+        BadCase{"NetRateLimiter", When::kPreBoot, "PUT", "/network-interfaces/eth0", R"({"iface_id": "eth0", "host_dev_name": "tapx", "rx_rate_limiter": {}})", "rx_rate_limiter"},
+        BadCase{"NetPatchBeforeBoot", When::kPreBoot, "PATCH", "/network-interfaces/eth0", R"({"iface_id": "eth0"})", "before starting"},
+        // logger and metrics
+        BadCase{"LoggerBadLevel", When::kPreBoot, "PUT", "/logger", R"({"level": "Loud"})", "level"},
+        BadCase{"LoggerBadPath", When::kPreBoot, "PUT", "/logger", R"({"log_path": "/nonexistent/dir/log"})", "log_path"},
+        BadCase{"LoggerShowOrigin", When::kPreBoot, "PUT", "/logger", R"({"show_log_origin": true})", "show_log_origin"},
+        BadCase{"LoggerModule", When::kPreBoot, "PUT", "/logger", R"({"module": "api_server"})", "module"},
+        BadCase{"MetricsNoPath", When::kPreBoot, "PUT", "/metrics", R"({"emit_id": true})", "metrics_path: missing"},
+        BadCase{"MetricsBadPath", When::kPreBoot, "PUT", "/metrics", R"({"metrics_path": "/nonexistent/dir/m"})", "metrics_path"},
+        BadCase{"MetricsPropertyNotString", When::kPreBoot, "PUT", "/metrics", R"({"metrics_path": "/tmp/m", "properties": {"a": 1}})", "properties.a"},
+        // actions and vm state
+        BadCase{"ActionUnknown", When::kPreBoot, "PUT", "/actions", R"({"action_type": "Reboot"})", "action_type"},
+        BadCase{"ActionMissing", When::kPreBoot, "PUT", "/actions", "{}", "action_type: missing"},
+        BadCase{"ActionWrongType", When::kPreBoot, "PUT", "/actions", R"({"action_type": 1})", "action_type: must be a string"},
+        BadCase{"ActionExtraField", When::kPreBoot, "PUT", "/actions", R"({"action_type": "InstanceStart", "now": true})", "now: unknown field"},
+        BadCase{"StartWithoutKernel", When::kPreBoot, "PUT", "/actions", R"({"action_type": "InstanceStart"})", "boot-source"},
+        BadCase{"CtrlAltDelBeforeBoot", When::kPreBoot, "PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})", "SendCtrlAltDel"},
+        BadCase{"FlushMetricsUnconfigured", When::kPreBoot, "PUT", "/actions", R"({"action_type": "FlushMetrics"})", "FlushMetrics"},
+        BadCase{"PauseBeforeBoot", When::kPreBoot, "PATCH", "/vm", R"({"state": "Paused"})", "before starting"},
+        // methods and paths
+        BadCase{"UnknownPath", When::kPreBoot, "GET", "/foo", "", "Invalid request method and/or path: GET /foo"},
+        BadCase{"DeleteMethod", When::kPreBoot, "DELETE", "/drives/root0", "", "DELETE /drives/root0"},
+        BadCase{"PostMethod", When::kPreBoot, "POST", "/actions", R"({"action_type": "InstanceStart"})", "POST /actions"},
+        BadCase{"GetOnPutOnly", When::kPreBoot, "GET", "/boot-source", "", "GET /boot-source"},
+        BadCase{"UnsupportedBalloon", When::kPreBoot, "PUT", "/balloon", R"({"amount_mib": 1, "deflate_on_oom": true})", "/balloon: not supported"},
+        BadCase{"UnsupportedVsock", When::kPreBoot, "PUT", "/vsock", R"({"guest_cid": 3, "uds_path": "/v"})", "/vsock: not supported"},
+        BadCase{"UnsupportedMmds", When::kPreBoot, "PUT", "/mmds", "{}", "/mmds: not supported"},
+        BadCase{"UnsupportedEntropy", When::kPreBoot, "PUT", "/entropy", "{}", "/entropy: not supported"},
+        BadCase{"NotHttp", When::kPreBoot, "BREW /coffee HTCPCP/1.0\r\nX:", "", "", ""},
+        // after InstanceStart: pre-boot-only changes, bad states, and the same body checks
+        BadCase{"StartTwice", When::kRunning, "PUT", "/actions", R"({"action_type": "InstanceStart"})", "InstanceStart is not supported after starting"},
+        BadCase{"BootSourceAfterBoot", When::kRunning, "PUT", "/boot-source", "{" + kKernelField + "}", "PUT /boot-source is not supported after starting"},
+        BadCase{"MachineAfterBoot", When::kRunning, "PUT", "/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 64})", "after starting"},
+        BadCase{"MachinePatchAfterBoot", When::kRunning, "PATCH", "/machine-config", R"({"vcpu_count": 2})", "after starting"},
+        BadCase{"DriveAfterBoot", When::kRunning, "PUT", "/drives/d9", R"({"drive_id": "d9", "path_on_host": "/dev/null", "is_root_device": false})", "after starting"},
+        BadCase{"NetAfterBoot", When::kRunning, "PUT", "/network-interfaces/eth0", R"({"iface_id": "eth0", "host_dev_name": "tapx"})", "after starting"},
+        BadCase{"LoggerAfterBoot", When::kRunning, "PUT", "/logger", R"({"level": "Debug"})", "after starting"},
+        BadCase{"MetricsAfterBoot", When::kRunning, "PUT", "/metrics", R"({"metrics_path": "/tmp/m"})", "after starting"},
+        BadCase{"VmBadState", When::kRunning, "PATCH", "/vm", R"({"state": "Stopped"})", "state"},
+        BadCase{"VmStateMissing", When::kRunning, "PATCH", "/vm", "{}", "state: missing"},
+        BadCase{"VmStateWrongType", When::kRunning, "PATCH", "/vm", R"({"state": 1})", "state: must be a string"},
+        BadCase{"VmUnknownField", When::kRunning, "PATCH", "/vm", R"({"state": "Resumed", "x": 1})", "x: unknown field"},
+        BadCase{"DrivePatchNewPath", When::kRunning, "PATCH", "/drives/root0", R"({"drive_id": "root0", "path_on_host": "/dev/null"})", "path_on_host"},
+        BadCase{"DrivePatchUnknownDrive", When::kRunning, "PATCH", "/drives/nope", R"({"drive_id": "nope"})", "drive_id: no drive"},
+        BadCase{"DrivePatchIdMismatch", When::kRunning, "PATCH", "/drives/root0", R"({"drive_id": "other"})", "drive_id"},
+        BadCase{"DrivePatchRateLimiter", When::kRunning, "PATCH", "/drives/root0", R"({"drive_id": "root0", "rate_limiter": {}})", "rate_limiter"},
+        BadCase{"NetPatchRateLimiter", When::kRunning, "PATCH", "/network-interfaces/eth0", R"({"iface_id": "eth0", "rx_rate_limiter": {}})", "rx_rate_limiter"},
+        BadCase{"MalformedJsonRunning", When::kRunning, "PATCH", "/vm", R"({"state": )", "not valid JSON"},
+        BadCase{"HugeBodyRunning", When::kRunning, "PATCH", "/vm", Big(100000), "larger than the limit"},
+        BadCase{"UnknownPathRunning", When::kRunning, "PUT", "/reboot", "{}", "PUT /reboot"},
+        BadCase{"SnapshotRunning", When::kRunning, "PUT", "/snapshot/create", R"({"snapshot_path": "/s", "mem_file_path": "/m"})", "/snapshot/create: not supported"},
+        BadCase{"MalformedHeaderRunning", When::kRunning, "GET / HTTP/1.1\r\nBad Header Line", "", "", ""},
+        BadCase{"BadContentLengthRunning", When::kRunning, "PUT /vm HTTP/1.1\r\nHost: x\r\nContent-Length: abc", "", "", ""},
+        BadCase{"BadChunkRunning", When::kRunning, "PATCH /vm HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ", "", "", ""}),
+    [](const ::testing::TestParamInfo<BadCase>& info) { return std::string(info.param.name); });
+
+// ---- Pause and resume under block I/O load ---------------------------------------------------
+
+std::vector<Json> MetricsLines(const std::string& path) {
+  std::ifstream f(path);
+  std::vector<Json> lines;
+  for (std::string line; std::getline(f, line);) {
+    Json j = Json::parse(line, nullptr, false);
+    if (!j.is_discarded()) lines.push_back(j);
+  }
+  return lines;
+}
+
+TEST(ApiTest, HundredPausesUnderBlockLoadLoseNoIo) {
+  const std::string img = MakeImage("api_pause.img", 8 << 20);
+  const std::string metrics = ::testing::TempDir() + "/api_pause.metrics";
+  unlink(metrics.c_str());
+  ApiVm vm("pause");
+  ASSERT_TRUE(vm.ready());
+  ASSERT_EQ(vm.Put("/metrics", R"({"metrics_path": ")" + metrics + R"("})").status, 204);
+  ASSERT_EQ(vm.Put("/boot-source", R"({"kernel_image_path": ")" + Payload("blk_bench") +
+                                       R"(", "boot_args": "verify span=4 ops=3000 seed=7"})")
+                .status,
+            204);
+  ASSERT_EQ(vm.Put("/drives/disk", R"({"drive_id": "disk", "path_on_host": ")" + img +
+                                        R"(", "is_root_device": false})")
+                .status,
+            204);
+  ASSERT_EQ(vm.Put("/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 64})").status, 204);
+  ASSERT_EQ(vm.Put("/actions", R"({"action_type": "InstanceStart"})").status, 204);
+  ASSERT_TRUE(vm.proc().WaitFor("bench: fill start", 20000)) << vm.proc().out();
+
+  // Once, look closely: while paused, the vCPUs make no exits at all.
+  ASSERT_EQ(vm.Patch("/vm", R"({"state": "Paused"})").status, 204);
+  EXPECT_EQ(vm.State(), "Paused");
+  ASSERT_EQ(vm.Put("/actions", R"({"action_type": "FlushMetrics"})").status, 204);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_EQ(vm.Put("/actions", R"({"action_type": "FlushMetrics"})").status, 204);
+  auto lines = MetricsLines(metrics);
+  ASSERT_GE(lines.size(), 2u);
+  const Json& paused = lines.back();
+  EXPECT_EQ(paused["vcpu"]["exit_mmio_write"], 0) << paused.dump();
+  EXPECT_EQ(paused["vcpu"]["exit_mmio_read"], 0) << paused.dump();
+  EXPECT_EQ(paused["vcpu"]["exit_io_out"], 0) << paused.dump();
+  ASSERT_EQ(vm.Patch("/vm", R"({"state": "Resumed"})").status, 204);
+  EXPECT_EQ(vm.State(), "Running");
+
+  int cycles = 0;
+  for (; cycles < 100 && vm.Alive(); ++cycles) {
+    ASSERT_EQ(vm.Patch("/vm", R"({"state": "Paused"})").status, 204) << "cycle " << cycles;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ASSERT_EQ(vm.Patch("/vm", R"({"state": "Resumed"})").status, 204) << "cycle " << cycles;
+    std::this_thread::sleep_for(std::chrono::milliseconds(8));
+  }
+  EXPECT_EQ(cycles, 100);
+  EXPECT_THAT(vm.proc().out(), ::testing::Not(HasSubstr("blk_bench: done")))
+      << "the load must outlast the 100 cycles; raise ops=";
+  auto r = vm.proc().Finish(180000);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("verify: checked="));
+  EXPECT_THAT(r.out, HasSubstr("mismatches=0"));
+  EXPECT_THAT(r.out, HasSubstr("blk_bench: done"));
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("FAILED")));
+  // The final metrics line (written at exit) carries the block and vCPU counters.
+  lines = MetricsLines(metrics);
+  uint64_t reads = 0, writes = 0;
+  for (const Json& l : lines) {
+    if (l.contains("block_disk")) {
+      reads += l["block_disk"]["read_count"].get<uint64_t>();
+      writes += l["block_disk"]["write_count"].get<uint64_t>();
+    }
+  }
+  EXPECT_EQ(reads, 6000u) << "every read the guest made, counted once";
+  EXPECT_EQ(writes, 6000u + 1024u) << "random writes plus the fill of 4 MiB in 4 KiB blocks";
+}
+
+// ---- SendCtrlAltDel ----------------------------------------------------------------------------
+
+TEST(ApiTest, SendCtrlAltDelReachesTheGuestKeyboard) {
+  ApiVm vm("cad");
+  ASSERT_TRUE(vm.ready());
+  ASSERT_EQ(vm.Put("/boot-source", R"({"kernel_image_path": ")" + Payload("crash") +
+                                       R"(", "boot_args": "ctrl-alt-del"})")
+                .status,
+            204);
+  ASSERT_EQ(vm.Put("/actions", R"({"action_type": "InstanceStart"})").status, 204);
+  ASSERT_TRUE(vm.proc().WaitFor("waiting for ctrl-alt-del", 20000)) << vm.proc().out();
+  HttpReply r = vm.Put("/actions", R"({"action_type": "SendCtrlAltDel"})");
+  EXPECT_EQ(r.status, 204) << r.raw;
+  auto res = vm.proc().Finish(20000);
+  EXPECT_EQ(res.exit_code, 0) << res.out << res.err;
+  EXPECT_THAT(res.out, HasSubstr("scan code 14"));
+  EXPECT_THAT(res.out, HasSubstr("ctrl-alt-del received"));
+  EXPECT_THAT(res.err, HasSubstr("reset through the i8042"));
+}
+
+// ---- Config file with the API; GET endpoints; SIGTERM before start -------------------------
+
+TEST(ApiTest, ConfigFileWithApiBootsAtOnceAndAnswersGets) {
+  const std::string cfg = ::testing::TempDir() + "/api_cfg.json";
+  std::ofstream(cfg) << R"({"boot-source": {"kernel_image_path": ")" << Payload("console")
+                     << R"(", "boot_args": "irq"}, "machine-config": {"vcpu_count": 2, "mem_size_mib": 48}})";
+  ApiVm vm("cfg", {"--config-file", cfg});
+  ASSERT_TRUE(vm.ready());
+  ASSERT_TRUE(vm.proc().WaitFor("console", 20000)) << vm.proc().out() << vm.proc().err();
+  HttpReply info = vm.Get("/");
+  ASSERT_EQ(info.status, 200);
+  Json j = Json::parse(info.body);
+  EXPECT_EQ(j["state"], "Running");
+  EXPECT_EQ(j["id"], "cfg");
+  EXPECT_EQ(j["app_name"], "edgevisor");
+  HttpReply mc = vm.Get("/machine-config");
+  ASSERT_EQ(mc.status, 200);
+  EXPECT_EQ(Json::parse(mc.body)["vcpu_count"], 2);
+  EXPECT_EQ(Json::parse(mc.body)["mem_size_mib"], 48);
+  EXPECT_EQ(vm.Get("/version").status, 200);
+  kill(vm.proc().pid(), SIGTERM);
+  auto r = vm.proc().Finish(20000);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST(ApiTest, SigtermBeforeStartExitsCleanly) {
+  ApiVm vm("term");
+  ASSERT_TRUE(vm.ready());
+  kill(vm.proc().pid(), SIGTERM);
+  auto r = vm.proc().Finish(10000);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("before InstanceStart"));
+  EXPECT_NE(access(vm.sock().c_str(), F_OK), 0) << "the socket is removed";
+}
+
+TEST(ApiTest, StaleSocketAndBadFlagsAreRefused) {
+  const std::string sock = SockPath("stale");
+  std::ofstream(sock) << "";
+  auto r = RunProcess({EdgevisorBin(), "--api-sock", sock});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--api-sock " + sock));
+  unlink(sock.c_str());
+  auto noapi = RunProcess({EdgevisorBin(), "--no-api"});
+  EXPECT_EQ(noapi.exit_code, 2);
+  EXPECT_THAT(noapi.err, HasSubstr("--no-api needs --config-file"));
+  auto seccomp = RunProcess({EdgevisorBin(), "--api-sock", sock, "--seccomp-filter", "f"});
+  EXPECT_EQ(seccomp.exit_code, 2);
+  EXPECT_THAT(seccomp.err, HasSubstr("--seccomp-filter: not supported"));
+}
+
+}  // namespace
+}  // namespace edgevisor::testing
