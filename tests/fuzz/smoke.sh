@@ -23,15 +23,45 @@ COMMON=("$SRC/src/vmm/guest_memory.cc" "$SRC/src/vmm/loader/elf.cc")
   $ABSL -o "$OUT/net_tx_fuzz"
 "$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/fc_config_fuzz.cc" \
   "$SRC/src/vmm/config/fc_config.cc" "$SRC/src/vmm/config/vm_config.cc" $ABSL -o "$OUT/fc_config_fuzz"
-mkdir -p "$OUT/elf_corpus" "$OUT/virtio_blk_corpus" "$OUT/net_tx_corpus" "$OUT/fc_config_corpus"
+"$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/api_fuzz.cc" "$SRC/src/vmm/api/api.cc" \
+  "$SRC/src/vmm/metrics.cc" "$SRC/src/vmm/config/fc_config.cc" "$SRC/src/vmm/config/vm_config.cc" \
+  $ABSL -o "$OUT/api_fuzz"
+mkdir -p "$OUT/elf_corpus" "$OUT/virtio_blk_corpus" "$OUT/net_tx_corpus" "$OUT/fc_config_corpus" \
+  "$OUT/api_corpus"
+# Seeds: Firecracker's getting-started requests and the post-boot actions.
+printf 'PUT /boot-source\n{"kernel_image_path":"/k","boot_args":"console=ttyS0"}' > "$OUT/api_corpus/boot"
+printf 'PUT /drives/rootfs\n{"drive_id":"rootfs","path_on_host":"/r","is_root_device":true,"is_read_only":false}' > "$OUT/api_corpus/drive"
+printf 'PUT /machine-config\n{"vcpu_count":2,"mem_size_mib":1024}' > "$OUT/api_corpus/machine"
+printf 'PATCH /machine-config\n{"mem_size_mib":64}' > "$OUT/api_corpus/patch"
+printf 'PUT /network-interfaces/eth0\n{"iface_id":"eth0","guest_mac":"AA:FC:00:00:00:01","host_dev_name":"tap0"}' > "$OUT/api_corpus/net"
+printf 'PUT /metrics\n{"metrics_path":"/m","properties":{"a":"b"}}' > "$OUT/api_corpus/metrics"
+printf 'PUT /logger\n{"level":"Debug","show_level":true}' > "$OUT/api_corpus/logger"
+printf 'PUT /actions\n{"action_type":"InstanceStart"}' > "$OUT/api_corpus/start"
+printf 'PATCH /vm\n{"state":"Paused"}' > "$OUT/api_corpus/pause"
+printf 'PATCH /drives/rootfs\n{"drive_id":"rootfs"}' > "$OUT/api_corpus/patchdrive"
+printf 'GET /vm/config\n' > "$OUT/api_corpus/get"
 cat > "$OUT/fc_config_corpus/seed.json" <<'JSON'
 {"boot-source":{"kernel_image_path":"/k","boot_args":"x"},"drives":[{"drive_id":"r","path_on_host":"/r","is_root_device":true}],"machine-config":{"vcpu_count":1,"mem_size_mib":64},"network-interfaces":[{"iface_id":"e","host_dev_name":"t","guest_mac":"AA:FC:00:00:00:01"}],"logger":{"level":"Info"}}
 JSON
 "$OUT/make_seeds" "$OUT/elf_corpus" "$OUT/virtio_blk_corpus"
 set -o pipefail
 cp "$OUT/virtio_blk_corpus/read" "$OUT/net_tx_corpus/seed" 2>/dev/null || true
-for t in elf virtio_blk net_tx fc_config; do
+# libFuzzer exits 77 on a crash by default, which meson would read as "skipped": any failure
+# of a target is reported as exit 1, with the crash report.
+status=0
+for t in elf virtio_blk net_tx fc_config api; do
   echo "--- $t: ${SECS}s"
+  set +e
   "$OUT/${t}_fuzz" -max_total_time="$SECS" -max_len=65544 -print_final_stats=1 \
-    "$OUT/${t}_corpus" 2>&1 | tail -4
+    -artifact_prefix="$OUT/${t}-" "$OUT/${t}_corpus" > "$OUT/${t}.log" 2>&1
+  rc=$?
+  set -e
+  if [ "$rc" -ne 0 ]; then
+    echo "FAILED: $t exited $rc (crash input saved as $OUT/${t}-*)"
+    grep -A40 "ERROR" "$OUT/${t}.log" | head -60
+    status=1
+  else
+    tail -4 "$OUT/${t}.log"
+  fi
 done
+exit $status

@@ -232,6 +232,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"BodyIsArray", When::kPreBoot, "PUT", "/boot-source", "[1]", "must be a JSON object"},
         BadCase{"BodyIsString", When::kPreBoot, "PUT", "/machine-config", "\"x\"", "must be a JSON object"},
         BadCase{"TrailingGarbage", When::kPreBoot, "PUT", "/machine-config", R"({"vcpu_count":1,"mem_size_mib":8} x)", "not valid JSON"},
+        BadCase{"NumberOutOfRange", When::kPreBoot, "PUT", "/machine-config", R"({"vcpu_count": 1e999, "mem_size_mib": 64})", "body: not valid JSON"},
         BadCase{"HugeBody", When::kPreBoot, "PUT", "/boot-source", Big(200000), "larger than the limit"},
         // boot-source
         BadCase{"KernelWrongType", When::kPreBoot, "PUT", "/boot-source", R"({"kernel_image_path": 5})", "kernel_image_path: must be a string"},

@@ -1,5 +1,9 @@
 #include "src/vmm/api/api.h"
 
+#include <unistd.h>
+
+#include <cstring>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -28,6 +32,8 @@ absl::StatusOr<Json> ParseBody(const HttpRequest& req) {
   } catch (const Json::parse_error& e) {
     return absl::InvalidArgumentError(
         absl::StrFormat("body: not valid JSON (byte %d): %s", e.byte, e.what()));
+  } catch (const Json::exception& e) {  // e.g. a number out of range (found by api_fuzz)
+    return absl::InvalidArgumentError(absl::StrFormat("body: not valid JSON: %s", e.what()));
   }
 }
 
@@ -57,12 +63,14 @@ std::string ApiController::FaultJson(const std::string& message) {
 ApiController::ApiController(std::string vm_id, std::string version, HostLimits host,
                              ApiHooks hooks)
     : vm_id_(std::move(vm_id)), version_(std::move(version)), host_(host),
-      hooks_(std::move(hooks)) {}
+      hooks_(std::move(hooks)) {
+  if (!hooks_.open_metrics) hooks_.open_metrics = MetricsWriter::Open;
+}
 
 absl::Status ApiController::SetMetrics(const MetricsConfig& cfg) {
   std::lock_guard lock(mu_);
   if (metrics_) return absl::InvalidArgumentError("metrics: reinitialization is not allowed");
-  auto m = MetricsWriter::Open(cfg, vm_id_);
+  auto m = hooks_.open_metrics(cfg, vm_id_);
   if (!m.ok()) return m.status();
   metrics_ = std::move(*m);
   resources_.metrics = cfg;
@@ -245,7 +253,7 @@ HttpResponse ApiController::Route(const HttpRequest& req) {
     auto mc = ParseMetrics(body, "");
     if (!mc.ok()) return Fault(mc.status());
     if (metrics_) return Fault("metrics_path: metrics are already configured (set once only)");
-    auto w = MetricsWriter::Open(*mc, vm_id_);
+    auto w = hooks_.open_metrics(*mc, vm_id_);
     if (!w.ok()) return Fault(w.status());
     metrics_ = std::move(*w);
     resources_.metrics = *mc;

@@ -41,6 +41,10 @@ struct ApiHooks {
   std::function<absl::Status(const FcNet&)> check_net;
   // Applies a logger configuration (PUT /logger).
   std::function<absl::Status(const LoggerConfig&)> apply_logger;
+  // Opens the metrics destination (PUT /metrics); MetricsWriter::Open when empty.
+  std::function<absl::StatusOr<std::unique_ptr<MetricsWriter>>(const MetricsConfig&,
+                                                               const std::string& vm_id)>
+      open_metrics;
 };
 
 class ApiController {

@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""Contract test: edgevisor's REST API against Firecracker's own OpenAPI (Swagger 2.0) file.
+
+The spec is read from the shared reference directory (../shared/reference/firecracker-api.yaml
+next to the source tree, or $FC_API_YAML); it is not part of this project. Requests and
+responses are validated with python3-jsonschema (Debian) against the definitions in the spec:
+
+  * every request body we send to an implemented endpoint validates against the endpoint's body
+    schema (so the examples here are real Firecracker requests);
+  * every response carries a status code the spec lists for that operation (or "default"), and
+    its body validates against the schema given for that code (Error for 400s);
+  * every path and method in the spec is exercised: implemented ones must succeed, the rest
+    must answer 400 with a fault_message saying they are not supported (never a silent 204).
+
+usage: fc_api_contract.py EDGEVISOR FIRMWARE_DIR SOURCE_ROOT
+"""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import jsonschema
+import yaml
+
+failures = []
+checks = 0
+
+
+def check(cond, what):
+    global checks
+    checks += 1
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def find_spec(source_root):
+    candidates = [os.environ.get("FC_API_YAML", ""),
+                  os.path.join(source_root, "..", "shared", "reference", "firecracker-api.yaml"),
+                  os.path.join(source_root, "shared", "reference", "firecracker-api.yaml"),
+                  "/work/shared/reference/firecracker-api.yaml"]
+    for c in candidates:
+        if c and os.path.isfile(c):
+            return os.path.realpath(c)
+    return None
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=30)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(self.unix_path)
+
+
+class Contract:
+    def __init__(self, spec, sock):
+        self.spec = spec
+        self.sock = sock
+        self.defs = spec["definitions"]
+        self.exercised = set()
+
+    def schema(self, s):
+        # Resolve "#/definitions/X" inside the whole spec; Swagger 2.0 schemas are draft-4.
+        return jsonschema.Draft4Validator(dict(s, definitions=self.defs))
+
+    def operation(self, method, path_template):
+        return self.spec["paths"][path_template][method.lower()]
+
+    def call(self, method, path_template, path, body=None, expect=None, valid_request=True):
+        """Sends one request; validates request and response against the spec. Requests that
+        are wrong on purpose (valid_request=False) only have their response checked."""
+        op = self.operation(method, path_template)
+        self.exercised.add((path_template, method.lower()))
+        what = f"{method} {path}"
+        if body is not None and valid_request:
+            params = [p for p in op.get("parameters", []) if p.get("in") == "body"]
+            check(len(params) == 1, f"{what}: the spec has a body parameter")
+            if params:
+                errs = list(self.schema(params[0]["schema"]).iter_errors(body))
+                check(not errs, f"{what}: request body matches the spec: {[e.message for e in errs]}")
+        conn = UnixHTTPConnection(self.sock)
+        data = json.dumps(body) if body is not None else None
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        conn.request(method, path, body=data, headers=headers)
+        resp = conn.getresponse()
+        raw = resp.read().decode()
+        conn.close()
+        status = resp.status
+        responses = op["responses"]
+        documented = str(status) in {str(k) for k in responses} or "default" in responses
+        check(documented, f"{what}: status {status} is documented for this operation")
+        spec_resp = responses.get(status, responses.get(str(status), responses.get("default")))
+        if status == 204:
+            check(raw == "", f"{what}: 204 has no body (got {raw!r})")
+        elif spec_resp and "schema" in spec_resp:
+            try:
+                doc = json.loads(raw)
+            except ValueError:
+                check(False, f"{what}: response is JSON: {raw!r}")
+                return status, None
+            errs = list(self.schema(spec_resp["schema"]).iter_errors(doc))
+            check(not errs, f"{what}: {status} body matches the spec: {[e.message for e in errs]} in {raw}")
+            if status >= 400:
+                check(isinstance(doc.get("fault_message"), str) and doc["fault_message"],
+                      f"{what}: error has a fault_message")
+        if expect is not None:
+            check(status == expect, f"{what}: status {status}, wanted {expect}: {raw}")
+        print(f"  {what} -> {status} {raw[:100]}")
+        return status, (json.loads(raw) if raw else None)
+
+
+def main():
+    if len(sys.argv) != 4:
+        print(__doc__)
+        return 2
+    binary, firmware, source_root = sys.argv[1:]
+    spec_path = find_spec(source_root)
+    if spec_path is None:
+        print("SKIP: firecracker-api.yaml not found (set FC_API_YAML, or put the shared reference "
+              "directory next to the source tree)")
+        return 77
+    print("spec:", spec_path)
+    with open(spec_path) as f:
+        spec = yaml.safe_load(f)
+
+    tmp = tempfile.mkdtemp(prefix="ev-contract-")
+    sock = os.path.join(tmp, "api.sock")
+    disk = os.path.join(tmp, "rootfs.img")
+    with open(disk, "wb") as f:
+        f.truncate(1 << 20)
+    metrics = os.path.join(tmp, "metrics.json")
+    log = os.path.join(tmp, "vmm.log")
+    vmm = subprocess.Popen([binary, "--api-sock", sock, "--id", "contract"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+    for _ in range(500):
+        if os.path.exists(sock):
+            break
+        time.sleep(0.01)
+    c = Contract(spec, sock)
+
+    # Pre-boot: Firecracker's getting-started requests plus the rest of the configuration API.
+    c.call("GET", "/", "/", expect=200)
+    c.call("GET", "/version", "/version", expect=200)
+    c.call("GET", "/machine-config", "/machine-config", expect=200)
+    c.call("PUT", "/logger", "/logger",
+           {"log_path": log, "level": "Info", "show_level": True, "show_log_origin": False},
+           expect=204)
+    c.call("PUT", "/metrics", "/metrics", {"metrics_path": metrics}, expect=204)
+    c.call("PUT", "/boot-source", "/boot-source",
+           {"kernel_image_path": os.path.join(firmware, "console.elf"),
+            "boot_args": "console=ttyS0 reboot=k panic=1 pci=off irq"}, expect=204)
+    c.call("PUT", "/drives/{drive_id}", "/drives/rootfs",
+           {"drive_id": "rootfs", "path_on_host": disk, "is_root_device": True,
+            "is_read_only": False, "cache_type": "Unsafe", "io_engine": "Async"}, expect=204)
+    c.call("PUT", "/machine-config", "/machine-config",
+           {"vcpu_count": 2, "mem_size_mib": 64, "smt": False, "track_dirty_pages": False},
+           expect=204)
+    # The spec reuses MachineConfiguration (both fields required) for PATCH bodies.
+    c.call("PATCH", "/machine-config", "/machine-config", {"vcpu_count": 2, "mem_size_mib": 48},
+           expect=204)
+    _, mc = c.call("GET", "/machine-config", "/machine-config", expect=200)
+    check(mc and mc["vcpu_count"] == 2 and mc["mem_size_mib"] == 48, "PATCH set mem_size_mib")
+    # A TAP that does not exist yet: as root, opening it creates it (and InstanceStart again).
+    tap = f"evct{os.getpid() % 10000}"
+    c.call("PUT", "/network-interfaces/{iface_id}", "/network-interfaces/eth0",
+           {"iface_id": "eth0", "guest_mac": "AA:FC:00:00:00:01", "host_dev_name": tap},
+           expect=204)
+    c.call("PUT", "/actions", "/actions", {"action_type": "FlushMetrics"}, expect=204)
+    # Errors are Error objects too.
+    c.call("PUT", "/machine-config", "/machine-config", {"vcpu_count": 0, "mem_size_mib": 8},
+           expect=400, valid_request=False)
+    c.call("PATCH", "/vm", "/vm", {"state": "Paused"}, expect=400)
+    _, cfg = c.call("GET", "/vm/config", "/vm/config", expect=200)
+    check(cfg and cfg["drives"][0]["drive_id"] == "rootfs", "vm/config lists the drive")
+
+    c.call("PUT", "/actions", "/actions", {"action_type": "InstanceStart"}, expect=204)
+    _, info = c.call("GET", "/", "/", expect=200)
+    check(info and info["state"] == "Running", "state is Running after InstanceStart")
+
+    # Post-boot.
+    c.call("PATCH", "/vm", "/vm", {"state": "Paused"}, expect=204)
+    _, info = c.call("GET", "/", "/", expect=200)
+    check(info and info["state"] == "Paused", "state is Paused")
+    c.call("PATCH", "/vm", "/vm", {"state": "Resumed"}, expect=204)
+    c.call("PATCH", "/drives/{drive_id}", "/drives/rootfs", {"drive_id": "rootfs"}, expect=204)
+    # Rate limiters are the only thing this PATCH changes, and edgevisor has none yet.
+    c.call("PATCH", "/network-interfaces/{iface_id}", "/network-interfaces/eth0",
+           {"iface_id": "eth0", "rx_rate_limiter": {"ops": {"size": 100, "refill_time": 100}}},
+           expect=400)
+    c.call("PUT", "/actions", "/actions", {"action_type": "FlushMetrics"}, expect=204)
+    c.call("PUT", "/actions", "/actions", {"action_type": "SendCtrlAltDel"}, expect=204)
+    c.call("PUT", "/boot-source", "/boot-source", {"kernel_image_path": "/k"}, expect=400)
+    c.call("GET", "/vm/config", "/vm/config", expect=200)
+
+    # Everything else in the spec: documented as unsupported, answered with a 400 Error.
+    for path_template, ops in spec["paths"].items():
+        for method in ops:
+            if method not in ("get", "put", "patch") or (path_template, method) in c.exercised:
+                continue
+            path = path_template.replace("{iface_id}", "eth0").replace("{id}", "p0")
+            body = None if method == "get" else {}
+            # Send without request-schema validation: an empty object is not a valid body for most
+            # of these, and the answer must not depend on it.
+            conn = UnixHTTPConnection(sock)
+            conn.request(method.upper(), path, body=None if body is None else "{}",
+                         headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            raw = resp.read().decode()
+            conn.close()
+            what = f"{method.upper()} {path}"
+            c.exercised.add((path_template, method))
+            check(resp.status == 400, f"{what}: unsupported endpoint answers 400, got {resp.status}")
+            try:
+                doc = json.loads(raw)
+            except ValueError:
+                doc = {}
+            errs = list(c.schema({"$ref": "#/definitions/Error"}).iter_errors(doc))
+            check(not errs, f"{what}: the answer is an Error object")
+            check("not supported" in doc.get("fault_message", ""),
+                  f"{what}: says it is not supported: {raw}")
+            print(f"  {what} -> {resp.status} {raw[:100]}")
+
+    all_ops = {(p, m) for p, ops in spec["paths"].items() for m in ops
+               if m in ("get", "put", "patch")}
+    check(all_ops <= c.exercised, f"every operation exercised: missing {all_ops - c.exercised}")
+
+    vmm.send_signal(signal.SIGTERM)
+    out, err = vmm.communicate(timeout=30)
+    check(vmm.returncode == 0, f"edgevisor exits 0 on SIGTERM (got {vmm.returncode}): {err.decode()[-500:]}")
+    with open(metrics) as f:
+        lines = [json.loads(l) for l in f if l.strip()]
+    check(len(lines) >= 3, f"metrics: a line per FlushMetrics plus one at exit ({len(lines)})")
+    check(all("utc_timestamp_ms" in l for l in lines), "metrics lines carry utc_timestamp_ms")
+    check(any("vcpu" in l and "block_rootfs" in l for l in lines),
+          "metrics carry vCPU exits and per-drive counters")
+    with open(log) as f:
+        text = f.read()
+    check("[contract:" in text and "[info]" in text,
+          "PUT /logger moved the log to log_path, with the VM id and level on each line")
+
+    print(f"contract: {checks - len(failures)} passed, {len(failures)} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

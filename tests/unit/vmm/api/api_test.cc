@@ -1,0 +1,226 @@
+// ApiController without HTTP: routes, pre/post-boot rules, and what InstanceStart builds.
+#include "src/vmm/api/api.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "nlohmann/json.hpp"
+
+namespace edgevisor::api {
+namespace {
+
+using ::testing::HasSubstr;
+
+class FakeVm : public RunningVm {
+ public:
+  absl::Status Pause() override {
+    ++pauses;
+    paused_ = true;
+    return absl::OkStatus();
+  }
+  absl::Status Resume() override {
+    paused_ = false;
+    return absl::OkStatus();
+  }
+  bool paused() const override { return paused_; }
+  absl::Status SendCtrlAltDel() override {
+    ++ctrl_alt_dels;
+    return absl::OkStatus();
+  }
+  Json Counters() const override { return Json{{"vcpu", {{"exit_io_out", exits}}}}; }
+  int pauses = 0, ctrl_alt_dels = 0;
+  uint64_t exits = 0;
+
+ private:
+  bool paused_ = false;
+};
+
+class ApiControllerTest : public ::testing::Test {
+ protected:
+  ApiControllerTest() {
+    ApiHooks hooks;
+    hooks.start = [this](const VmConfig& cfg,
+                         std::shared_ptr<MetricsWriter> m) -> absl::StatusOr<RunningVm*> {
+      started = cfg;
+      metrics = std::move(m);
+      if (fail_start) return absl::InvalidArgumentError("drives/d: cannot open");
+      return &vm;
+    };
+    hooks.check_drive = [](const FcDrive&) { return absl::OkStatus(); };
+    hooks.check_net = [](const FcNet& n) {
+      return n.host_dev_name == "bad" ? absl::InvalidArgumentError("host_dev_name: cannot open")
+                                      : absl::OkStatus();
+    };
+    api = std::make_unique<ApiController>("vm1", "0.1.0", HostLimits{4096, 8}, std::move(hooks));
+  }
+  HttpResponse Call(const std::string& method, const std::string& path,
+                    const std::string& body = "") {
+    return api->Handle({method, path, body});
+  }
+  std::string Fault(const HttpResponse& r) {
+    return Json::parse(r.body, nullptr, false).value("fault_message", "<no fault_message>");
+  }
+  void Configure() {
+    ASSERT_EQ(Call("PUT", "/boot-source", R"({"kernel_image_path": "/bin/true"})").status, 204);
+  }
+
+  FakeVm vm;
+  std::optional<VmConfig> started;
+  std::shared_ptr<MetricsWriter> metrics;
+  bool fail_start = false;
+  std::unique_ptr<ApiController> api;
+};
+
+TEST_F(ApiControllerTest, InstanceStartBuildsTheConfiguredVm) {
+  Configure();
+  EXPECT_EQ(Call("PUT", "/machine-config", R"({"vcpu_count": 2, "mem_size_mib": 256})").status,
+            204);
+  EXPECT_EQ(Call("PUT", "/drives/data",
+                 R"({"drive_id": "data", "path_on_host": "/d", "is_root_device": false})")
+                .status,
+            204);
+  EXPECT_EQ(Call("PUT", "/drives/rootfs",
+                 R"({"drive_id": "rootfs", "path_on_host": "/r", "is_root_device": true,
+                     "is_read_only": true, "io_engine": "Sync"})")
+                .status,
+            204);
+  EXPECT_EQ(Call("PUT", "/network-interfaces/eth0",
+                 R"({"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "AA:FC:00:00:00:01"})")
+                .status,
+            204);
+  EXPECT_EQ(Call("PUT", "/network-interfaces/eth1", R"({"iface_id": "eth1", "host_dev_name": "tap1"})")
+                .status,
+            204);
+  EXPECT_EQ(Json::parse(Call("GET", "/").body)["state"], "Not started");
+  ASSERT_EQ(Call("PUT", "/actions", R"({"action_type": "InstanceStart"})").status, 204);
+  ASSERT_TRUE(started.has_value());
+  EXPECT_EQ(started->id, "vm1");
+  EXPECT_EQ(started->machine.vcpus, 2);
+  EXPECT_EQ(started->machine.mem_mib, 256u);
+  EXPECT_EQ(started->boot.kernel_path, "/bin/true");
+  EXPECT_THAT(started->boot.cmdline, HasSubstr("root=/dev/vda ro"));
+  ASSERT_EQ(started->drives.size(), 2u);
+  EXPECT_EQ(started->drives[0].id, "rootfs") << "the root drive is /dev/vda";
+  EXPECT_TRUE(started->drives[0].read_only);
+  EXPECT_EQ(started->drives[0].engine, DriveConfig::Engine::kSync);
+  EXPECT_EQ(started->drives[1].engine, DriveConfig::Engine::kAuto);
+  ASSERT_EQ(started->nets.size(), 2u);
+  EXPECT_EQ(started->nets[0].id, "eth0");
+  EXPECT_EQ(started->nets[0].mac, (MacAddress{0xaa, 0xfc, 0, 0, 0, 1}));
+  EXPECT_EQ(started->nets[1].mac, DefaultMac(1));
+  EXPECT_EQ(Json::parse(Call("GET", "/").body)["state"], "Running");
+}
+
+TEST_F(ApiControllerTest, PutReplacesAndPatchMerges) {
+  EXPECT_EQ(Call("PUT", "/drives/d", R"({"drive_id": "d", "path_on_host": "/a", "is_root_device": false})").status, 204);
+  EXPECT_EQ(Call("PUT", "/drives/d", R"({"drive_id": "d", "path_on_host": "/b", "is_root_device": false})").status, 204);
+  Json cfg = Json::parse(Call("GET", "/vm/config").body);
+  ASSERT_EQ(cfg["drives"].size(), 1u) << "same id: replaced, not added";
+  EXPECT_EQ(cfg["drives"][0]["path_on_host"], "/b");
+
+  EXPECT_EQ(Call("PUT", "/machine-config", R"({"vcpu_count": 4, "mem_size_mib": 512})").status, 204);
+  EXPECT_EQ(Call("PATCH", "/machine-config", R"({"mem_size_mib": 64})").status, 204);
+  Json mc = Json::parse(Call("GET", "/machine-config").body);
+  EXPECT_EQ(mc["vcpu_count"], 4) << "PATCH keeps what it does not name";
+  EXPECT_EQ(mc["mem_size_mib"], 64);
+  EXPECT_EQ(Call("PUT", "/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 8192})").status,
+            400) << "more than the host's memory";
+  EXPECT_EQ(Json::parse(Call("GET", "/machine-config").body)["mem_size_mib"], 64)
+      << "a failed update changes nothing";
+}
+
+TEST_F(ApiControllerTest, ExportedConfigIsAValidConfigFile) {
+  Configure();
+  Call("PUT", "/drives/rootfs", R"({"drive_id": "rootfs", "path_on_host": "/r", "is_root_device": true})");
+  Call("PUT", "/network-interfaces/eth0", R"({"iface_id": "eth0", "host_dev_name": "tap0"})");
+  Call("PUT", "/logger", R"({"level": "Debug"})");
+  const std::string exported = Call("GET", "/vm/config").body;
+  auto parsed = ParseFirecrackerConfig(exported);
+  ASSERT_TRUE(parsed.ok()) << parsed.status() << "\n" << exported;
+  EXPECT_EQ(parsed->vm.drives.size(), 1u);
+  EXPECT_EQ(parsed->vm.nets.size(), 1u);
+  EXPECT_EQ(parsed->logger.level, "debug");
+}
+
+TEST_F(ApiControllerTest, PostBootRules) {
+  EXPECT_THAT(Fault(Call("PATCH", "/vm", R"({"state": "Paused"})")), HasSubstr("before starting"));
+  EXPECT_THAT(Fault(Call("PUT", "/actions", R"({"action_type": "InstanceStart"})")),
+              HasSubstr("boot-source"));
+  Configure();
+  ASSERT_EQ(Call("PUT", "/actions", R"({"action_type": "InstanceStart"})").status, 204);
+  EXPECT_EQ(Call("PATCH", "/vm", R"({"state": "Paused"})").status, 204);
+  EXPECT_EQ(Json::parse(Call("GET", "/").body)["state"], "Paused");
+  EXPECT_EQ(Call("PATCH", "/vm", R"({"state": "Resumed"})").status, 204);
+  EXPECT_EQ(vm.pauses, 1);
+  EXPECT_EQ(Call("PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})").status, 204);
+  EXPECT_EQ(vm.ctrl_alt_dels, 1);
+  for (const char* path : {"/boot-source", "/machine-config", "/logger", "/metrics"}) {
+    EXPECT_THAT(Fault(Call("PUT", path, "{}")), HasSubstr("after starting")) << path;
+  }
+  EXPECT_THAT(Fault(Call("PUT", "/actions", R"({"action_type": "InstanceStart"})")),
+              HasSubstr("after starting"));
+}
+
+TEST_F(ApiControllerTest, FailedStartLeavesTheVmConfigurable) {
+  Configure();
+  fail_start = true;
+  HttpResponse r = Call("PUT", "/actions", R"({"action_type": "InstanceStart"})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(Fault(r), HasSubstr("drives/d"));
+  EXPECT_EQ(Json::parse(Call("GET", "/").body)["state"], "Not started");
+  fail_start = false;
+  EXPECT_EQ(Call("PUT", "/actions", R"({"action_type": "InstanceStart"})").status, 204);
+}
+
+TEST_F(ApiControllerTest, FlushMetricsWritesDeltas) {
+  const std::string path = ::testing::TempDir() + "/api_unit.metrics";
+  unlink(path.c_str());
+  ASSERT_EQ(Call("PUT", "/metrics", R"({"metrics_path": ")" + path + R"(", "emit_id": true})").status, 204);
+  EXPECT_THAT(Fault(Call("PUT", "/metrics", R"({"metrics_path": ")" + path + R"("})")),
+              HasSubstr("already configured"));
+  Configure();
+  ASSERT_EQ(Call("PUT", "/actions", R"({"action_type": "InstanceStart"})").status, 204);
+  EXPECT_NE(metrics, nullptr) << "the VM gets the writer for its periodic flushes";
+  vm.exits = 10;
+  ASSERT_EQ(Call("PUT", "/actions", R"({"action_type": "FlushMetrics"})").status, 204);
+  vm.exits = 15;
+  ASSERT_EQ(Call("PUT", "/actions", R"({"action_type": "FlushMetrics"})").status, 204);
+  std::ifstream f(path);
+  std::string l1, l2;
+  std::getline(f, l1);
+  std::getline(f, l2);
+  EXPECT_EQ(Json::parse(l1)["vcpu"]["exit_io_out"], 10);
+  EXPECT_EQ(Json::parse(l2)["vcpu"]["exit_io_out"], 5) << "each line holds the increase";
+  EXPECT_EQ(Json::parse(l2)["id"], "vm1");
+  EXPECT_TRUE(Json::parse(l2).contains("utc_timestamp_ms"));
+}
+
+TEST(MetricsDeltaTest, NestedCountersAndResets) {
+  Json prev = {{"a", 5u}, {"dev", {{"x", 7u}}}};
+  Json now = {{"a", 9u}, {"dev", {{"x", 3u}, {"y", 1u}}}, {"name", "s"}};
+  Json d = MetricsWriter::Delta(now, prev);
+  EXPECT_EQ(d["a"], 4);
+  EXPECT_EQ(d["dev"]["x"], 3) << "a counter that went down restarted: report its value";
+  EXPECT_EQ(d["dev"]["y"], 1);
+  EXPECT_EQ(d["name"], "s");
+}
+
+// Found by api_fuzz: nlohmann throws out_of_range, not parse_error, for numbers like 1e999.
+TEST_F(ApiControllerTest, HugeNumbersAreBadJsonNotACrash) {
+  HttpResponse r = Call("PUT", "/machine-config", R"({"vcpu_count": 1e999, "mem_size_mib": 8})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(Fault(r), HasSubstr("body: not valid JSON"));
+}
+
+TEST_F(ApiControllerTest, FaultJsonEscapesUserInput) {
+  HttpResponse r = Call("PUT", "/actions", R"({"action_type": "a\"b\\c\u0001"})");
+  EXPECT_EQ(r.status, 400);
+  Json j = Json::parse(r.body);  // must stay valid JSON
+  EXPECT_THAT(j["fault_message"].get<std::string>(), HasSubstr("a\"b\\c"));
+}
+
+}  // namespace
+}  // namespace edgevisor::api
