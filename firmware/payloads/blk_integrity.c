@@ -15,6 +15,10 @@
 //   persist=<seed>           only write the pattern to sectors 0..7 of the first blk device,
 //                            FLUSH, print "persist: flushed" and spin forever (the host kills
 //                            the VMM and inspects the disk image)
+//   swap                     backing-file replacement (PATCH /drives): on the first blk device,
+//                            print word 0 of sector 0 and the capacity, wait (up to 60 s) for the
+//                            config generation to change, print them again, then write
+//                            0x5157a99ed at word 0 of sector 1, FLUSH and return 0
 //
 // Pattern: the little-endian 64-bit word w (0..63) of 512-byte sector s holds
 //   (seed << 32) ^ (s << 8) ^ w      (mod 2^64)
@@ -609,6 +613,40 @@ static void test_device(const struct virtio_mmio_dev* probed) {
   vblk_reset(b);
 }
 
+// ---- swap ------------------------------------------------------------------------------------
+
+static int swap_watch(const struct virtio_mmio_dev* probed) {
+  struct vblk* b = &g_blk;
+  int r = vblk_init(b, probed, NULL);
+  if (r != VIRTIO_OK) {
+    rt_printf("swap: FAIL - init: %s\n", virtio_strerror(r));
+    return 1;
+  }
+  const uint64_t* w = (const uint64_t*)(void*)g_rbuf;
+  r = vblk_io(b, 0, VIRTIO_BLK_T_IN, 0, g_rbuf, SECTOR);
+  const uint32_t gen = virtio_config_generation(&b->dev);
+  rt_printf("swap: before word=%lx capacity=%lu status=%s\n", w[0],
+            virtio_config_read64(&b->dev, 0), vblk_status_str(r));
+  const uint64_t deadline = rt_rdtsc() + virtio_ms_to_ticks(60000);
+  while (virtio_config_generation(&b->dev) == gen) {
+    if (rt_rdtsc() > deadline) {
+      rt_printf("swap: FAIL - the config generation never changed\n");
+      return 1;
+    }
+    rt_cpu_relax();
+  }
+  const uint32_t isr = virtio_dev_ack_interrupt(&b->dev);
+  r = vblk_io(b, 0, VIRTIO_BLK_T_IN, 0, g_rbuf, SECTOR);
+  rt_printf("swap: after word=%lx capacity=%lu status=%s isr=%x\n", w[0],
+            virtio_config_read64(&b->dev, 0), vblk_status_str(r), isr);
+  uint64_t* out = (uint64_t*)(void*)g_wbuf;
+  out[0] = 0x5157a99edull;
+  r = vblk_io(b, 0, VIRTIO_BLK_T_OUT, 1, g_wbuf, SECTOR);
+  if (r == VIRTIO_BLK_S_OK) r = vblk_io(b, 0, VIRTIO_BLK_T_FLUSH, 0, NULL, 0);
+  rt_printf("swap: wrote sector 1: %s\n", vblk_status_str(r));
+  return r == VIRTIO_BLK_S_OK ? 0 : 1;
+}
+
 // ---- persist=<seed> ------------------------------------------------------------------------
 
 static int persist(const struct virtio_mmio_dev* probed, uint64_t seed) {
@@ -672,6 +710,7 @@ int payload_main(const char* cmdline) {
     }
     g_dev_index = nblk++;
     if (persist_mode) return persist(&dev, persist_seed);
+    if (rt_cmdline_get("swap", NULL, 0)) return swap_watch(&dev);
     test_device(&dev);
   }
   if (persist_mode) {

@@ -113,8 +113,8 @@ absl::Status CheckDrive(const edgevisor::FcDrive& d) {
   }
   struct stat st {};
   if (fstat(fd.get(), &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "path_on_host: %s is not a regular file or block device", d.path_on_host));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("path_on_host: %s is not a regular file or block device", d.path_on_host));
   }
   return absl::OkStatus();
 }
@@ -122,8 +122,8 @@ absl::Status CheckDrive(const edgevisor::FcDrive& d) {
 absl::Status CheckNet(const edgevisor::FcNet& n) {
   auto tap = edgevisor::net::Tap::Open(n.host_dev_name, 1);
   if (!tap.ok()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "host_dev_name: cannot open TAP '%s': %s", n.host_dev_name, tap.status().message()));
+    return absl::InvalidArgumentError(absl::StrFormat("host_dev_name: cannot open TAP '%s': %s",
+                                                      n.host_dev_name, tap.status().message()));
   }
   return absl::OkStatus();
 }
@@ -151,6 +151,9 @@ class VmmHandle : public edgevisor::api::RunningVm {
   bool paused() const override { return vmm_->paused(); }
   absl::Status SendCtrlAltDel() override { return vmm_->SendCtrlAltDel(); }
   Json Counters() const override { return vmm_->Counters(); }
+  absl::Status ReplaceDriveBacking(const std::string& id, const std::string& path) override {
+    return vmm_->ReplaceDriveBacking(id, path);
+  }
 
  private:
   edgevisor::Vmm* vmm_;
@@ -281,9 +284,9 @@ int FirecrackerMain(const std::vector<std::string>& args, edgevisor::ProcessCloc
       return edgevisor::kExitUsage;
     }
     auto parsed = edgevisor::ParseFirecrackerConfig(text);
-    absl::Status s = parsed.ok() ? edgevisor::CheckVmInputs(parsed->vm,
-                                                            edgevisor::HostLimits::Detect())
-                                 : parsed.status();
+    absl::Status s = parsed.ok()
+                         ? edgevisor::CheckVmInputs(parsed->vm, edgevisor::HostLimits::Detect())
+                         : parsed.status();
     if (!s.ok()) {
       std::fprintf(stderr, "edgevisor: --config-file %s: %s\n", fa->config_file.c_str(),
                    std::string(s.message()).c_str());

@@ -43,10 +43,10 @@ absl::Status MetricsWriter::Flush(const Json& totals) {
   std::lock_guard lock(mu_);
   Json line = Delta(totals, previous_);
   previous_ = totals;
-  line["utc_timestamp_ms"] = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  line["utc_timestamp_ms"] =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count());
   if (cfg_.emit_id) line["id"] = vm_id_;
   if (!cfg_.properties.empty()) {
     Json p = Json::object();

@@ -118,9 +118,8 @@ absl::Status Vmm::Pause() {
   }
   const size_t n = p_.vcpus.size();
   // A vCPU leaves KVM_RUN within one kick; the bound only guards against a wedged host.
-  if (!pause_cv_.wait_for(lock, std::chrono::seconds(5), [&] {
-        return paused_count_ == n || p_.stop->requested();
-      })) {
+  if (!pause_cv_.wait_for(lock, std::chrono::seconds(5),
+                          [&] { return paused_count_ == n || p_.stop->requested(); })) {
     pause_requested_.store(false, std::memory_order_release);
     pause_cv_.notify_all();
     return absl::DeadlineExceededError("vCPUs did not pause within 5 s");
@@ -138,6 +137,13 @@ absl::Status Vmm::Resume() {
   return absl::OkStatus();
 }
 
+absl::Status Vmm::ReplaceDriveBacking(const std::string& id, const std::string& path) {
+  for (auto& [drive_id, dev] : p_.blocks) {
+    if (drive_id == id) return dev->ReplaceBacking(path);
+  }
+  return absl::NotFoundError(absl::StrFormat("no drive '%s'", id));
+}
+
 absl::Status Vmm::SendCtrlAltDel() {
   if (!p_.i8042) return absl::FailedPreconditionError("this machine has no i8042 keyboard");
   if (!p_.i8042->SendCtrlAltDel()) {
@@ -149,8 +155,11 @@ absl::Status Vmm::SendCtrlAltDel() {
 
 Json Vmm::Counters() const {
   Json out = Json::object();
-  Json all{{"exit_io_in", 0u}, {"exit_io_out", 0u}, {"exit_mmio_read", 0u},
-           {"exit_mmio_write", 0u}, {"failures", 0u}};
+  Json all{{"exit_io_in", 0u},
+           {"exit_io_out", 0u},
+           {"exit_mmio_read", 0u},
+           {"exit_mmio_write", 0u},
+           {"failures", 0u}};
   for (size_t i = 0; i < p_.vcpus.size(); ++i) {
     const VcpuCounters& c = counters_[i];
     Json v{{"exit_io_in", c.io_in.load()},
@@ -165,9 +174,9 @@ Json Vmm::Counters() const {
   Json blk_all = Json::object();
   for (const auto& [id, dev] : p_.blocks) {
     const block::BlockCounters& c = dev->counters();
-    Json b{{"read_count", c.read_ops.load()},       {"write_count", c.write_ops.load()},
-           {"flush_count", c.flush_ops.load()},     {"discard_count", c.discard_ops.load()},
-           {"read_bytes", c.read_bytes.load()},     {"write_bytes", c.write_bytes.load()},
+    Json b{{"read_count", c.read_ops.load()},     {"write_count", c.write_ops.load()},
+           {"flush_count", c.flush_ops.load()},   {"discard_count", c.discard_ops.load()},
+           {"read_bytes", c.read_bytes.load()},   {"write_bytes", c.write_bytes.load()},
            {"execute_fails", c.io_errors.load()}, {"invalid_reqs_count", c.bad_requests.load()}};
     for (auto& [k, val] : b.items()) {
       blk_all[k] = (blk_all.contains(k) ? blk_all[k].get<uint64_t>() : 0) + val.get<uint64_t>();
@@ -264,7 +273,8 @@ int Vmm::Run() {
         uint64_t ticks;
         [[maybe_unused]] ssize_t r = read(mfd.get(), &ticks, sizeof(ticks));
         if (metrics_) {
-          if (absl::Status s = metrics_->Flush(Counters()); !s.ok()) spdlog::warn("{}", s.message());
+          if (absl::Status s = metrics_->Flush(Counters()); !s.ok())
+            spdlog::warn("{}", s.message());
         }
       } else if (fd == p_.serial_input_fd) {
         uint8_t buf[Uart16550::kRxFifoSize];
@@ -406,8 +416,7 @@ bool Vmm::HandleExit(Vcpu& vcpu) {
     }
 #endif
     case KVM_EXIT_MMIO: {
-      (run->mmio.is_write ? counters_[vcpu.index()].mmio_write
-                          : counters_[vcpu.index()].mmio_read)
+      (run->mmio.is_write ? counters_[vcpu.index()].mmio_write : counters_[vcpu.index()].mmio_read)
           .fetch_add(1, std::memory_order_relaxed);
       auto span = absl::MakeSpan(run->mmio.data, std::min<uint32_t>(run->mmio.len, 8));
       if (run->mmio.is_write) {

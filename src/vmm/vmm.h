@@ -14,8 +14,8 @@
 #include "src/devices/block/virtio_block.h"
 #include "src/devices/legacy/boot_timer.h"
 #include "src/devices/legacy/i8042.h"
-#include "src/devices/net/virtio_net.h"
 #include "src/devices/legacy/uart_16550.h"
+#include "src/devices/net/virtio_net.h"
 #include "src/devices/virtio/mmio_transport.h"
 #include "src/vmm/bus.h"
 #include "src/vmm/guest_memory.h"
@@ -42,7 +42,7 @@ struct VmParts {
   std::shared_ptr<I8042> i8042;  // x86 only
   std::vector<std::shared_ptr<virtio::MmioTransport>> virtio_devices;
   // The device models behind virtio_devices, by id, for metrics (owned by their transports).
-  std::vector<std::pair<std::string, const block::VirtioBlock*>> blocks;
+  std::vector<std::pair<std::string, block::VirtioBlock*>> blocks;
   std::vector<std::pair<std::string, const net::VirtioNet*>> nets;
   std::vector<std::unique_ptr<Vcpu>> vcpus;
 };
@@ -66,6 +66,8 @@ class Vmm {
   absl::Status Pause();
   absl::Status Resume();
   bool paused() const { return pause_requested_.load(std::memory_order_acquire); }
+  // Points drive `id` at another backing file (see VirtioBlock::ReplaceBacking).
+  absl::Status ReplaceDriveBacking(const std::string& id, const std::string& path);
   // Presses Ctrl+Alt+Del on the i8042 keyboard (x86).
   absl::Status SendCtrlAltDel();
   // Cumulative counters: vCPU exits, and per-device block and net counters.

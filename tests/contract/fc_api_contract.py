@@ -195,6 +195,11 @@ def main():
     check(info and info["state"] == "Paused", "state is Paused")
     c.call("PATCH", "/vm", "/vm", {"state": "Resumed"}, expect=204)
     c.call("PATCH", "/drives/{drive_id}", "/drives/rootfs", {"drive_id": "rootfs"}, expect=204)
+    disk2 = os.path.join(tmp, "rootfs2.img")
+    with open(disk2, "wb") as f:
+        f.truncate(2 << 20)
+    c.call("PATCH", "/drives/{drive_id}", "/drives/rootfs",
+           {"drive_id": "rootfs", "path_on_host": disk2}, expect=204)
     # Rate limiters are the only thing this PATCH changes, and edgevisor has none yet.
     c.call("PATCH", "/network-interfaces/{iface_id}", "/network-interfaces/eth0",
            {"iface_id": "eth0", "rx_rate_limiter": {"ops": {"size": 100, "refill_time": 100}}},

@@ -29,6 +29,11 @@ class FakeVm : public RunningVm {
   }
   bool paused() const override { return paused_; }
   absl::Status SendCtrlAltDel() override { return absl::OkStatus(); }
+  absl::Status ReplaceDriveBacking(const std::string&, const std::string& path) override {
+    last_backing = path;
+    return absl::OkStatus();
+  }
+  std::string last_backing;
   Json Counters() const override { return Json{{"vcpu", {{"exit_io_out", 1u}}}}; }
 
  private:
@@ -40,8 +45,10 @@ ApiController* Controller() {
   static ApiController* api = [] {
     spdlog::set_level(spdlog::level::off);
     ApiHooks hooks;
-    hooks.start = [](const edgevisor::VmConfig&, std::shared_ptr<edgevisor::MetricsWriter>)
-        -> absl::StatusOr<RunningVm*> { return vm; };
+    hooks.start = [](const edgevisor::VmConfig&,
+                     std::shared_ptr<edgevisor::MetricsWriter>) -> absl::StatusOr<RunningVm*> {
+      return vm;
+    };
     hooks.check_drive = [](const edgevisor::FcDrive&) { return absl::OkStatus(); };
     hooks.check_net = [](const edgevisor::FcNet&) { return absl::OkStatus(); };
     hooks.apply_logger = [](const edgevisor::LoggerConfig&) { return absl::OkStatus(); };

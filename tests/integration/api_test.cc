@@ -47,7 +47,8 @@ std::string MakeImage(const std::string& name, size_t bytes) {
 // One edgevisor serving the API.
 class ApiVm {
  public:
-  explicit ApiVm(const std::string& tag, std::vector<std::string> extra = {}) : sock_(SockPath(tag)) {
+  explicit ApiVm(const std::string& tag, std::vector<std::string> extra = {})
+      : sock_(SockPath(tag)) {
     unlink(sock_.c_str());
     std::vector<std::string> argv = {EdgevisorBin(), "--api-sock", sock_, "--id", tag};
     argv.insert(argv.end(), extra.begin(), extra.end());
@@ -93,16 +94,18 @@ TEST(ApiTest, FirecrackerGettingStartedWithCurlBootsPayload) {
   ApiVm vm("gs");
   ASSERT_TRUE(vm.ready()) << vm.proc().Finish(1000).err;
   const std::string kernel = Payload("blk_integrity");
-  EXPECT_THAT(Curl(vm.sock(), "PUT", "/boot-source",
-                   R"({"kernel_image_path": ")" + kernel +
-                       R"(", "boot_args": "console=ttyS0 reboot=k panic=1 pci=off expect_serial=rootfs"})"),
-              HasSubstr("HTTP/1.1 204"));
+  EXPECT_THAT(
+      Curl(vm.sock(), "PUT", "/boot-source",
+           R"({"kernel_image_path": ")" + kernel +
+               R"(", "boot_args": "console=ttyS0 reboot=k panic=1 pci=off expect_serial=rootfs"})"),
+      HasSubstr("HTTP/1.1 204"));
   EXPECT_THAT(Curl(vm.sock(), "PUT", "/drives/rootfs",
                    R"({"drive_id": "rootfs", "path_on_host": ")" + img +
                        R"(", "is_root_device": true, "is_read_only": false})"),
               HasSubstr("HTTP/1.1 204"));
-  EXPECT_THAT(Curl(vm.sock(), "PUT", "/machine-config", R"({"vcpu_count": 2, "mem_size_mib": 128})"),
-              HasSubstr("HTTP/1.1 204"));
+  EXPECT_THAT(
+      Curl(vm.sock(), "PUT", "/machine-config", R"({"vcpu_count": 2, "mem_size_mib": 128})"),
+      HasSubstr("HTTP/1.1 204"));
   const std::string config = Curl(vm.sock(), "GET", "/vm/config", "");
   EXPECT_THAT(config, HasSubstr("HTTP/1.1 200"));
   EXPECT_THAT(config, HasSubstr(R"("drive_id":"rootfs")"));
@@ -124,7 +127,9 @@ TEST(ApiTest, GettingStartedNetworkInterfacePings) {
   const std::string ns = "evapi" + std::to_string(getpid());
   Sh("ip netns del " + ns);
   ASSERT_EQ(Sh("ip netns add " + ns).first, 0);
-  auto in = [&](const std::string& cmd) { return Sh("ip netns exec " + ns + " sh -c '" + cmd + "'"); };
+  auto in = [&](const std::string& cmd) {
+    return Sh("ip netns exec " + ns + " sh -c '" + cmd + "'");
+  };
   ASSERT_EQ(in("ip tuntap add dev tap0 mode tap && ip addr add 10.0.2.1/24 dev tap0 && "
                "ip link set tap0 up && ip link set lo up")
                 .first,
@@ -138,9 +143,10 @@ TEST(ApiTest, GettingStartedNetworkInterfacePings) {
               HasSubstr("HTTP/1.1 204"));
   EXPECT_THAT(Curl(sock, "PUT", "/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 64})"),
               HasSubstr("HTTP/1.1 204"));
-  EXPECT_THAT(Curl(sock, "PUT", "/network-interfaces/eth0",
-                   R"({"iface_id": "eth0", "guest_mac": "AA:FC:00:00:00:01", "host_dev_name": "tap0"})"),
-              HasSubstr("HTTP/1.1 204"));
+  EXPECT_THAT(
+      Curl(sock, "PUT", "/network-interfaces/eth0",
+           R"({"iface_id": "eth0", "guest_mac": "AA:FC:00:00:00:01", "host_dev_name": "tap0"})"),
+      HasSubstr("HTTP/1.1 204"));
   EXPECT_THAT(Curl(sock, "PUT", "/actions", R"({"action_type": "InstanceStart"})"),
               HasSubstr("HTTP/1.1 204"));
   ASSERT_TRUE(proc.WaitFor("ready", 30000)) << proc.out() << proc.err();
@@ -180,8 +186,9 @@ class BadInputTest : public ::testing::TestWithParam<BadCase> {
         R"({"drive_id": "root0", "path_on_host": ")" + disk_ + R"(", "is_root_device": true})";
     ASSERT_EQ(pre_->Put("/drives/root0", drive).status, 204);
     ASSERT_EQ(running_->Put("/drives/root0", drive).status, 204);
-    ASSERT_EQ(running_->Put("/boot-source", R"({"kernel_image_path": ")" + Payload("console") +
-                                                R"(", "boot_args": "irq"})")
+    ASSERT_EQ(running_
+                  ->Put("/boot-source", R"({"kernel_image_path": ")" + Payload("console") +
+                                            R"(", "boot_args": "irq"})")
                   .status,
               204);
     ASSERT_EQ(running_->Put("/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 32})").status,
@@ -223,6 +230,8 @@ std::string Big(size_t n) { return R"({"kernel_image_path": ")" + std::string(n,
 
 const std::string kKernelField = R"("kernel_image_path": "/bin/true")";
 
+// One case per line, so the table reads as a table.
+// clang-format off
 INSTANTIATE_TEST_SUITE_P(
     Api, BadInputTest,
     ::testing::Values(
@@ -338,6 +347,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"BadContentLengthRunning", When::kRunning, "PUT /vm HTTP/1.1\r\nHost: x\r\nContent-Length: abc", "", "", ""},
         BadCase{"BadChunkRunning", When::kRunning, "PATCH /vm HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ", "", "", ""}),
     [](const ::testing::TestParamInfo<BadCase>& info) { return std::string(info.param.name); });
+// clang-format on
 
 // ---- Pause and resume under block I/O load ---------------------------------------------------
 
@@ -363,7 +373,7 @@ TEST(ApiTest, HundredPausesUnderBlockLoadLoseNoIo) {
                 .status,
             204);
   ASSERT_EQ(vm.Put("/drives/disk", R"({"drive_id": "disk", "path_on_host": ")" + img +
-                                        R"(", "is_root_device": false})")
+                                       R"(", "is_root_device": false})")
                 .status,
             204);
   ASSERT_EQ(vm.Put("/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 64})").status, 204);
@@ -414,6 +424,54 @@ TEST(ApiTest, HundredPausesUnderBlockLoadLoseNoIo) {
   EXPECT_EQ(writes, 6000u + 1024u) << "random writes plus the fill of 4 MiB in 4 KiB blocks";
 }
 
+// ---- PATCH /drives: a new backing file under a running guest ----------------------------------
+
+void PutWord(const std::string& path, uint64_t offset, uint64_t v) {
+  std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.write(reinterpret_cast<const char*>(&v), sizeof(v));
+}
+
+uint64_t GetWord(const std::string& path, uint64_t offset) {
+  std::ifstream f(path, std::ios::binary);
+  f.seekg(static_cast<std::streamoff>(offset));
+  uint64_t v = 0;
+  f.read(reinterpret_cast<char*>(&v), sizeof(v));
+  return v;
+}
+
+TEST(ApiTest, PatchDriveSwapsTheBackingFileUnderTheGuest) {
+  const std::string a = MakeImage("swap_a.img", 1 << 20), b = MakeImage("swap_b.img", 2 << 20);
+  PutWord(a, 0, 0xaaaa0001);
+  PutWord(b, 0, 0xbbbb0002);
+  ApiVm vm("swap");
+  ASSERT_TRUE(vm.ready());
+  ASSERT_EQ(vm.Put("/boot-source", R"({"kernel_image_path": ")" + Payload("blk_integrity") +
+                                       R"(", "boot_args": "swap"})")
+                .status,
+            204);
+  ASSERT_EQ(vm.Put("/drives/disk", R"({"drive_id": "disk", "path_on_host": ")" + a +
+                                       R"(", "is_root_device": false})")
+                .status,
+            204);
+  ASSERT_EQ(vm.Put("/actions", R"({"action_type": "InstanceStart"})").status, 204);
+  ASSERT_TRUE(vm.proc().WaitFor("swap: before", 20000)) << vm.proc().out();
+  EXPECT_THAT(
+      vm.Patch("/drives/disk", R"({"drive_id": "disk", "path_on_host": "/nonexistent"})").body,
+      HasSubstr("path_on_host"))
+      << "a bad new path leaves the drive alone";
+  HttpReply r = vm.Patch("/drives/disk", R"({"drive_id": "disk", "path_on_host": ")" + b + "\"}");
+  EXPECT_EQ(r.status, 204) << r.raw;
+  EXPECT_THAT(vm.Get("/vm/config").body, HasSubstr(b));
+  auto res = vm.proc().Finish(60000);
+  EXPECT_EQ(res.exit_code, 0) << res.out << res.err;
+  EXPECT_THAT(res.out, HasSubstr("swap: before word=aaaa0001 capacity=2048"));
+  EXPECT_THAT(res.out, HasSubstr("swap: after word=bbbb0002 capacity=4096"));
+  EXPECT_THAT(res.out, HasSubstr("isr=2")) << "a configuration-change interrupt";
+  EXPECT_EQ(GetWord(b, 512), 0x5157a99edu) << "writes after the swap go to the new file";
+  EXPECT_EQ(GetWord(a, 512), 0u) << "and not to the old one";
+}
+
 // ---- SendCtrlAltDel ----------------------------------------------------------------------------
 
 TEST(ApiTest, SendCtrlAltDelReachesTheGuestKeyboard) {
@@ -438,8 +496,9 @@ TEST(ApiTest, SendCtrlAltDelReachesTheGuestKeyboard) {
 
 TEST(ApiTest, ConfigFileWithApiBootsAtOnceAndAnswersGets) {
   const std::string cfg = ::testing::TempDir() + "/api_cfg.json";
-  std::ofstream(cfg) << R"({"boot-source": {"kernel_image_path": ")" << Payload("console")
-                     << R"(", "boot_args": "irq"}, "machine-config": {"vcpu_count": 2, "mem_size_mib": 48}})";
+  std::ofstream(cfg)
+      << R"({"boot-source": {"kernel_image_path": ")" << Payload("console")
+      << R"(", "boot_args": "irq"}, "machine-config": {"vcpu_count": 2, "mem_size_mib": 48}})";
   ApiVm vm("cfg", {"--config-file", cfg});
   ASSERT_TRUE(vm.ready());
   ASSERT_TRUE(vm.proc().WaitFor("console", 20000)) << vm.proc().out() << vm.proc().err();

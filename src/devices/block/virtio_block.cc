@@ -38,39 +38,49 @@ struct VirtioBlock::Queue {
   uint32_t inflight = 0;
 };
 
+absl::StatusOr<VirtioBlock::Backing> VirtioBlock::OpenBacking(const DriveConfig& cfg,
+                                                              const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    return UsageError(absl::StrFormat("path=%s: %s", path, strerror(errno)));
+  }
+  if (S_ISDIR(st.st_mode)) return UsageError(absl::StrFormat("path=%s: is a directory", path));
+  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+    return UsageError(absl::StrFormat("path=%s: not a regular file or block device", path));
+  }
+  Backing b;
+  int flags = (cfg.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (cfg.direct ? O_DIRECT : 0);
+  b.fd.Reset(open(path.c_str(), flags));
+  if (!b.fd.valid()) {
+    const int err = errno;
+    if (err == EINVAL && cfg.direct) {
+      return UsageError(
+          absl::StrFormat("path=%s: the filesystem does not support direct=on", path));
+    }
+    return UsageError(absl::StrFormat("path=%s: %s%s", path, strerror(err),
+                                      err == EACCES || err == EROFS ? " (try ro=on)" : ""));
+  }
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (S_ISBLK(st.st_mode) && ioctl(b.fd.get(), BLKGETSIZE64, &size) != 0) {
+    return ErrnoError(absl::StrFormat("path=%s: BLKGETSIZE64", path));
+  }
+  if (size < kSectorSize) {
+    return UsageError(absl::StrFormat("path=%s: image is smaller than one sector", path));
+  }
+  b.capacity_sectors = size / kSectorSize;
+  return b;
+}
+
 absl::StatusOr<std::unique_ptr<VirtioBlock>> VirtioBlock::Create(const DriveConfig& cfg,
                                                                  std::string thread_name) {
   if (cfg.queues == 0 || cfg.queues > 16) {
     return UsageError(absl::StrFormat("queues=%d: must be 1 to 16", cfg.queues));
   }
   std::unique_ptr<VirtioBlock> b(new VirtioBlock(cfg, std::move(thread_name)));
-  struct stat st {};
-  if (stat(cfg.path.c_str(), &st) != 0) {
-    return UsageError(absl::StrFormat("path=%s: %s", cfg.path, strerror(errno)));
-  }
-  if (S_ISDIR(st.st_mode)) return UsageError(absl::StrFormat("path=%s: is a directory", cfg.path));
-  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-    return UsageError(absl::StrFormat("path=%s: not a regular file or block device", cfg.path));
-  }
-  int flags = (cfg.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (cfg.direct ? O_DIRECT : 0);
-  b->disk_fd_.Reset(open(cfg.path.c_str(), flags));
-  if (!b->disk_fd_.valid()) {
-    const int err = errno;
-    if (err == EINVAL && cfg.direct) {
-      return UsageError(
-          absl::StrFormat("path=%s: the filesystem does not support direct=on", cfg.path));
-    }
-    return UsageError(absl::StrFormat("path=%s: %s%s", cfg.path, strerror(err),
-                                      err == EACCES || err == EROFS ? " (try ro=on)" : ""));
-  }
-  uint64_t size = static_cast<uint64_t>(st.st_size);
-  if (S_ISBLK(st.st_mode) && ioctl(b->disk_fd_.get(), BLKGETSIZE64, &size) != 0) {
-    return ErrnoError(absl::StrFormat("path=%s: BLKGETSIZE64", cfg.path));
-  }
-  if (size < kSectorSize) {
-    return UsageError(absl::StrFormat("path=%s: image is smaller than one sector", cfg.path));
-  }
-  b->limits_.capacity_sectors = size / kSectorSize;
+  auto backing = OpenBacking(cfg, cfg.path);
+  if (!backing.ok()) return backing.status();
+  b->disk_fd_ = std::move(backing->fd);
+  b->limits_.capacity_sectors = backing->capacity_sectors;
   b->limits_.read_only = cfg.read_only;
   b->limits_.seg_max = kQueueSize - 2;
 
@@ -105,6 +115,41 @@ absl::StatusOr<std::unique_ptr<VirtioBlock>> VirtioBlock::Create(const DriveConf
 
 VirtioBlock::~VirtioBlock() { Reset(); }
 
+uint64_t VirtioBlock::capacity_sectors() const {
+  std::lock_guard lock(config_mu_);
+  return config_.capacity;
+}
+
+void VirtioBlock::InstallBacking(Backing b) {
+  disk_fd_ = std::move(b.fd);
+  limits_.capacity_sectors = b.capacity_sectors;
+  std::lock_guard lock(config_mu_);
+  config_.capacity = b.capacity_sectors;
+}
+
+absl::Status VirtioBlock::ReplaceBacking(const std::string& path) {
+  auto b = OpenBacking(cfg_, path);
+  if (!b.ok()) return b.status();
+  std::lock_guard swap_lock(swap_mu_);
+  if (!running_.load()) {  // not activated: nothing in flight, nobody to tell
+    InstallBacking(std::move(*b));
+    spdlog::info("{}: now backed by {}", thread_name_, path);
+    return absl::OkStatus();
+  }
+  std::unique_lock lock(pending_mu_);
+  pending_ = std::move(*b);
+  pending_result_.reset();
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = write(swap_fd_.get(), &one, sizeof(one));
+  if (!pending_cv_.wait_for(lock, std::chrono::seconds(5),
+                            [&] { return pending_result_.has_value(); })) {
+    pending_.reset();
+    return absl::DeadlineExceededError("the device did not switch files within 5 s");
+  }
+  if (pending_result_->ok()) spdlog::info("{}: now backed by {}", thread_name_, path);
+  return *pending_result_;
+}
+
 uint32_t VirtioBlock::device_id() const { return virtio::kDeviceIdBlock; }
 
 uint64_t VirtioBlock::features() const {
@@ -118,6 +163,7 @@ uint64_t VirtioBlock::features() const {
 }
 
 void VirtioBlock::ReadConfig(uint64_t offset, absl::Span<uint8_t> data) const {
+  std::lock_guard lock(config_mu_);
   const auto* cfg = reinterpret_cast<const uint8_t*>(&config_);
   for (size_t i = 0; i < data.size(); ++i) {
     data[i] = offset + i < sizeof(config_) ? cfg[offset + i] : 0;
@@ -126,6 +172,7 @@ void VirtioBlock::ReadConfig(uint64_t offset, absl::Span<uint8_t> data) const {
 
 absl::Status VirtioBlock::Activate(virtio::ActivateArgs args) {
   Reset();
+  std::lock_guard swap_lock(swap_mu_);
   const bool event_idx = args.features & Bit(virtio::kFeatureRingEventIdx);
   const bool indirect = args.features & Bit(virtio::kFeatureRingIndirectDesc);
   std::vector<std::unique_ptr<IoEngine>> engines;
@@ -142,10 +189,13 @@ absl::Status VirtioBlock::Activate(virtio::ActivateArgs args) {
   }
   stop_fd_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop_fd_.valid()) return ErrnoError("eventfd for block worker");
+  swap_fd_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!swap_fd_.valid()) return ErrnoError("eventfd for block worker");
   worker_ = std::thread([this, args = std::move(args), engines = std::move(engines)]() mutable {
     Run(std::move(args), std::move(engines));
   });
   pthread_setname_np(worker_.native_handle(), thread_name_.substr(0, 15).c_str());
+  running_ = true;
   return absl::OkStatus();
 }
 
@@ -154,6 +204,7 @@ void VirtioBlock::Reset() {
   uint64_t one = 1;
   [[maybe_unused]] ssize_t n = write(stop_fd_.get(), &one, sizeof(one));
   worker_.join();
+  running_ = false;
 }
 
 void VirtioBlock::Run(virtio::ActivateArgs args, std::vector<std::unique_ptr<IoEngine>> engines) {
@@ -170,7 +221,9 @@ void VirtioBlock::Run(virtio::ActivateArgs args, std::vector<std::unique_ptr<IoE
     epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev);
   };
   constexpr uint64_t kStopTag = ~0ull;
+  constexpr uint64_t kSwapTag = ~1ull;
   watch(stop_fd_.get(), kStopTag);
+  watch(swap_fd_.get(), kSwapTag);
   for (size_t i = 0; i < queues.size(); ++i) {
     Queue& q = queues[i];
     q.engine = std::move(engines[i]);
@@ -292,6 +345,54 @@ void VirtioBlock::Run(virtio::ActivateArgs args, std::vector<std::unique_ptr<IoE
     if (q.vq && !q.broken && q.vq->ShouldInterrupt()) irq.Signal(virtio::kInterruptUsedBuffer);
   };
 
+  // Waits for the host I/O in flight on every queue. `finish` completes the requests normally
+  // (a swap); otherwise they are dropped (reset or teardown: the rings are not ours any more).
+  auto drain = [&](bool finish) {
+    for (Queue& q : queues) {
+      while (q.inflight > 0) {
+        pollfd p{q.engine->event_fd(), POLLIN, 0};
+        poll(&p, 1, 100);
+        if (!finish) q.broken = true;  // completions must not touch the rings any more
+        reap(q);
+      }
+      if (finish) maybe_interrupt(q);
+    }
+  };
+  // PATCH /drives: switch every queue's engine to the new file, then tell the driver.
+  auto swap = [&] {
+    uint64_t v;
+    [[maybe_unused]] ssize_t r = read(swap_fd_.get(), &v, sizeof(v));
+    std::unique_lock lock(pending_mu_);
+    if (!pending_) return;
+    drain(/*finish=*/true);
+    std::vector<std::unique_ptr<IoEngine>> fresh;
+    absl::Status st;
+    for (size_t i = 0; i < queues.size() && st.ok(); ++i) {
+      auto e = engine_kind_ == IoEngine::Kind::kUring
+                   ? CreateUringEngine(pending_->fd.get(), kQueueSize)
+                   : CreateSyncEngine(pending_->fd.get());
+      if (e.ok()) {
+        fresh.push_back(std::move(*e));
+      } else {
+        st = e.status();
+      }
+    }
+    if (st.ok()) {
+      for (size_t i = 0; i < queues.size(); ++i) {
+        if (queues[i].vq) {
+          epoll_ctl(ep.get(), EPOLL_CTL_DEL, queues[i].engine->event_fd(), nullptr);
+          watch(fresh[i]->event_fd(), 2 * i + 1);
+        }
+        queues[i].engine = std::move(fresh[i]);  // the old engine closes its ring
+      }
+      InstallBacking(std::move(*pending_));
+      irq.Signal(virtio::kInterruptConfigChange);
+    }
+    pending_.reset();
+    pending_result_ = st;
+    pending_cv_.notify_all();
+  };
+
   bool running = true;
   while (running) {
     epoll_event evs[16];
@@ -301,6 +402,10 @@ void VirtioBlock::Run(virtio::ActivateArgs args, std::vector<std::unique_ptr<IoE
       if (tag == kStopTag) {
         running = false;
         break;
+      }
+      if (tag == kSwapTag) {
+        swap();
+        continue;
       }
       const size_t qi = tag / 2;
       Queue& q = queues[qi];
@@ -317,13 +422,14 @@ void VirtioBlock::Run(virtio::ActivateArgs args, std::vector<std::unique_ptr<IoE
     }
   }
   // Reset or teardown: wait for the host I/O that still points into guest memory.
-  for (Queue& q : queues) {
-    while (q.inflight > 0) {
-      pollfd p{q.engine->event_fd(), POLLIN, 0};
-      poll(&p, 1, 100);
-      q.broken = true;  // completions must not touch the rings any more
-      reap(q);
-    }
+  drain(/*finish=*/false);
+  // A swap that raced with the reset: nothing is in flight any more, so install it here.
+  std::lock_guard lock(pending_mu_);
+  if (pending_) {
+    InstallBacking(std::move(*pending_));
+    pending_.reset();
+    pending_result_ = absl::OkStatus();
+    pending_cv_.notify_all();
   }
 }
 

@@ -4,7 +4,10 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -43,8 +46,15 @@ class VirtioBlock : public virtio::VirtioDevice {
   absl::Status Activate(virtio::ActivateArgs args) override;
   void Reset() override;
 
+  // Points the drive at another backing file while the VM runs (Firecracker's PATCH /drives
+  // with path_on_host): opens it with the drive's flags, waits for the host I/O in flight on
+  // the old file, switches every queue's engine to the new one, updates the capacity and
+  // raises a configuration-change interrupt. On error the drive keeps its old file.
+  // Thread-safe; blocks the caller until the device thread has switched (at most 5 s).
+  absl::Status ReplaceBacking(const std::string& path);
+
   const BlockCounters& counters() const { return counters_; }
-  uint64_t capacity_sectors() const { return limits_.capacity_sectors; }
+  uint64_t capacity_sectors() const;
   IoEngine::Kind engine_kind() const { return engine_kind_; }
 
  private:
@@ -54,15 +64,34 @@ class VirtioBlock : public virtio::VirtioDevice {
       : cfg_(std::move(cfg)), thread_name_(std::move(thread_name)) {}
   void Run(virtio::ActivateArgs args, std::vector<std::unique_ptr<IoEngine>> engines);
 
+  struct Backing {
+    UniqueFd fd;
+    uint64_t capacity_sectors = 0;
+  };
+  static absl::StatusOr<Backing> OpenBacking(const DriveConfig& cfg, const std::string& path);
+  // Installs `b` as the backing file: fd, limits and config space. Device thread, or no
+  // device thread running.
+  void InstallBacking(Backing b);
+
   DriveConfig cfg_;
   std::string thread_name_;
   UniqueFd disk_fd_;
   DiskLimits limits_;
+  mutable std::mutex config_mu_;  // config_ is read by vCPU threads, changed by a swap
   virtio_blk::Config config_{};
   IoEngine::Kind engine_kind_ = IoEngine::Kind::kSync;
   BlockCounters counters_;
   UniqueFd stop_fd_;
   std::thread worker_;
+  std::atomic<bool> running_{false};  // worker_ started and not yet joined
+
+  // Backing-file swaps: ReplaceBacking hands the opened file to the device thread.
+  std::mutex swap_mu_;  // one swap at a time, and not during Activate
+  std::mutex pending_mu_;
+  std::condition_variable pending_cv_;
+  std::optional<Backing> pending_;
+  std::optional<absl::Status> pending_result_;
+  UniqueFd swap_fd_{-1};
 };
 
 }  // namespace edgevisor::block

@@ -129,7 +129,7 @@ uint32_t MmioTransport::ReadReg(uint64_t offset) {
     case kShmBaseHigh:
       return 0xffffffff;  // no shared memory regions
     case kConfigGeneration:
-      return 0;  // config never changes under the driver
+      return config_generation_.load();
     default:
       return 0;
   }
@@ -244,6 +244,9 @@ void MmioTransport::ResetLocked() {
 }
 
 void MmioTransport::Signal(uint32_t bits) {
+  // The device changed its config space before signalling: a driver that read the generation
+  // before and after its config reads sees the difference and reads again (§4.2.2.1).
+  if (bits & kInterruptConfigChange) config_generation_.fetch_add(1);
   interrupt_status_.fetch_or(bits);
   uint64_t one = 1;
   [[maybe_unused]] ssize_t n = ::write(irq_fd_.get(), &one, sizeof(one));

@@ -59,6 +59,7 @@ class MmioTransport : public BusDevice, public InterruptSink {
   bool active_ = false;
   std::atomic<uint32_t> interrupt_status_{0};
   std::atomic<bool> needs_reset_{false};
+  std::atomic<uint32_t> config_generation_{0};  // bumped with every config-change interrupt
 };
 
 }  // namespace edgevisor::virtio

@@ -39,9 +39,8 @@ absl::StatusOr<Json> ParseBody(const HttpRequest& req) {
 
 // Firecracker's endpoints that edgevisor does not implement.
 bool IsUnsupportedPath(const std::string& path) {
-  static const char* kPrefixes[] = {"/balloon", "/cpu-config", "/pmem/",    "/mmds",
-                                    "/entropy", "/serial",     "/hotplug/", "/snapshot/",
-                                    "/vsock"};
+  static const char* kPrefixes[] = {"/balloon", "/cpu-config", "/pmem/",     "/mmds", "/entropy",
+                                    "/serial",  "/hotplug/",   "/snapshot/", "/vsock"};
   for (const char* p : kPrefixes) {
     if (absl::StartsWith(path, p)) return true;
   }
@@ -62,7 +61,9 @@ std::string ApiController::FaultJson(const std::string& message) {
 
 ApiController::ApiController(std::string vm_id, std::string version, HostLimits host,
                              ApiHooks hooks)
-    : vm_id_(std::move(vm_id)), version_(std::move(version)), host_(host),
+    : vm_id_(std::move(vm_id)),
+      version_(std::move(version)),
+      host_(host),
       hooks_(std::move(hooks)) {
   if (!hooks_.open_metrics) hooks_.open_metrics = MetricsWriter::Open;
 }
@@ -156,10 +157,8 @@ HttpResponse ApiController::Route(const HttpRequest& req) {
 
   if (m == "GET") {
     if (path == "/") {
-      return JsonOk({{"app_name", kAppName},
-                     {"id", vm_id_},
-                     {"state", State()},
-                     {"vmm_version", version_}});
+      return JsonOk(
+          {{"app_name", kAppName}, {"id", vm_id_}, {"state", State()}, {"vmm_version", version_}});
     }
     if (path == "/version") return JsonOk({{"firecracker_version", version_}});
     if (path == "/machine-config") return JsonOk(MachineConfigJson(resources_.machine));
@@ -218,8 +217,8 @@ HttpResponse ApiController::Route(const HttpRequest& req) {
                                    mc->mem_mib, host_.mem_mib));
     }
     if (host_.max_vcpus != 0 && mc->vcpus > host_.max_vcpus) {
-      return Fault(absl::StrFormat("vcpu_count: %d is more than the host's limit of %d",
-                                   mc->vcpus, host_.max_vcpus));
+      return Fault(absl::StrFormat("vcpu_count: %d is more than the host's limit of %d", mc->vcpus,
+                                   host_.max_vcpus));
     }
     resources_.machine = *mc;
     return NoContent();
@@ -267,15 +266,23 @@ HttpResponse ApiController::Route(const HttpRequest& req) {
       auto pd = ParsePartialDrive(body, "");
       if (!pd.ok()) return Fault(pd.status());
       if (pd->drive_id != *id) {
-        return Fault(absl::StrFormat("drive_id: '%s' does not match the path's '%s'",
-                                     pd->drive_id, *id));
+        return Fault(
+            absl::StrFormat("drive_id: '%s' does not match the path's '%s'", pd->drive_id, *id));
       }
       if (!resources_.FindDrive(*id)) return Fault(absl::StrFormat("drive_id: no drive '%s'", *id));
-      if (pd->path_on_host) {
-        return Fault(
-            "path_on_host: replacing a drive's backing file after boot is not supported yet");
+      if (!pd->path_on_host) return NoContent();  // nothing to change, as in Firecracker
+      for (FcDrive& d : resources_.drives) {
+        if (d.drive_id != *id) continue;
+        FcDrive updated = d;
+        updated.path_on_host = *pd->path_on_host;
+        if (hooks_.check_drive) {
+          if (absl::Status s = hooks_.check_drive(updated); !s.ok()) return Fault(s);
+        }
+        absl::Status s = vm_->ReplaceDriveBacking(*id, updated.path_on_host);
+        if (!s.ok()) return Fault(absl::StrCat("path_on_host: ", s.message()));
+        d = updated;  // GET /vm/config shows the new file
       }
-      return NoContent();  // nothing to change: Firecracker accepts an id-only PATCH too
+      return NoContent();
     }
     if (booted) return Fault(absl::StrCat(what, " ", kAfterBoot));
     auto d = ParseDrive(body, "");

@@ -28,14 +28,15 @@ class RunningVm {
   virtual bool paused() const = 0;
   virtual absl::Status SendCtrlAltDel() = 0;
   virtual Json Counters() const = 0;
+  // PATCH /drives/{id} with path_on_host.
+  virtual absl::Status ReplaceDriveBacking(const std::string& id, const std::string& path) = 0;
 };
 
 // What the controller needs from the process around it.
 struct ApiHooks {
   // Builds and starts the VM. The RunningVm stays valid for the controller's lifetime. Errors
   // about the user's inputs should be InvalidArgument and name the field.
-  std::function<absl::StatusOr<RunningVm*>(const VmConfig&, std::shared_ptr<MetricsWriter>)>
-      start;
+  std::function<absl::StatusOr<RunningVm*>(const VmConfig&, std::shared_ptr<MetricsWriter>)> start;
   // Checks a drive's backing file and a TAP when they are PUT, as Firecracker does.
   std::function<absl::Status(const FcDrive&)> check_drive;
   std::function<absl::Status(const FcNet&)> check_net;

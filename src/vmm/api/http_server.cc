@@ -125,7 +125,7 @@ HttpServer::~HttpServer() {
 }
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& socket_path,
-                                                             size_t max_body, Handler handler) {
+                                                              size_t max_body, Handler handler) {
   auto impl = std::make_unique<Impl>();
   impl->socket_path = socket_path;
   impl->max_body = max_body;
@@ -134,8 +134,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string&
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (socket_path.empty() || socket_path.size() >= sizeof(addr.sun_path)) {
-    return UsageError(absl::StrFormat("--api-sock %s: the path must be 1 to %d bytes",
-                                      socket_path, sizeof(addr.sun_path) - 1));
+    return UsageError(absl::StrFormat("--api-sock %s: the path must be 1 to %d bytes", socket_path,
+                                      sizeof(addr.sun_path) - 1));
   }
   std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
   impl->listen_fd.Reset(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));

@@ -68,10 +68,10 @@ absl::StatusOr<uint64_t> GetUint(const Json& obj, const std::string& where, cons
     lhs = *std::move(r_);             \
   } while (0)
 
-#define RETURN_IF_ERROR(expr)    \
-  do {                           \
-    absl::Status s_ = (expr);    \
-    if (!s_.ok()) return s_;     \
+#define RETURN_IF_ERROR(expr) \
+  do {                        \
+    absl::Status s_ = (expr); \
+    if (!s_.ok()) return s_;  \
   } while (0)
 
 // Firecracker's limit on drive and interface ids.
@@ -89,7 +89,7 @@ absl::Status CheckId(const std::string& id, const std::string& field) {
 
 std::optional<std::string> SpdlogLevelFromFirecracker(const std::string& level) {
   static const std::pair<const char*, const char*> kLevels[] = {
-      {"error", "error"}, {"warning", "warn"}, {"warn", "warn"},  {"info", "info"},
+      {"error", "error"}, {"warning", "warn"}, {"warn", "warn"}, {"info", "info"},
       {"debug", "debug"}, {"trace", "trace"},  {"off", "off"}};
   const std::string lower = absl::AsciiStrToLower(level);
   for (const auto& [fc, ours] : kLevels) {
@@ -116,9 +116,9 @@ absl::StatusOr<FcBootSource> ParseBootSource(const Json& j, const std::string& w
 
 absl::StatusOr<MachineConfig> ParseMachineConfig(const Json& j, const std::string& where,
                                                  const MachineConfig* base) {
-  RETURN_IF_ERROR(CheckObject(j, where,
-                              {"vcpu_count", "mem_size_mib", "smt", "track_dirty_pages",
-                               "cpu_template", "huge_pages"}));
+  RETURN_IF_ERROR(CheckObject(
+      j, where,
+      {"vcpu_count", "mem_size_mib", "smt", "track_dirty_pages", "cpu_template", "huge_pages"}));
   if (base != nullptr && j.empty()) return Bad(where, "empty PATCH request");
   MachineConfig m = base ? *base : MachineConfig{};
   uint64_t v;
@@ -140,7 +140,8 @@ absl::StatusOr<MachineConfig> ParseMachineConfig(const Json& j, const std::strin
     return Bad(Field(where, "cpu_template"), "only \"None\" is supported");
   }
   ASSIGN_OR_RETURN(t, GetString(j, where, "huge_pages", false));
-  if (!t.empty() && t != "None") return Bad(Field(where, "huge_pages"), "only \"None\" is supported");
+  if (!t.empty() && t != "None")
+    return Bad(Field(where, "huge_pages"), "only \"None\" is supported");
   return m;
 }
 
@@ -184,8 +185,8 @@ absl::StatusOr<FcPartialDrive> ParsePartialDrive(const Json& d, const std::strin
 
 absl::StatusOr<FcNet> ParseNetworkInterface(const Json& n, const std::string& w) {
   RETURN_IF_ERROR(CheckObject(
-      n, w, {"iface_id", "host_dev_name", "guest_mac", "mtu", "rx_rate_limiter",
-             "tx_rate_limiter"}));
+      n, w,
+      {"iface_id", "host_dev_name", "guest_mac", "mtu", "rx_rate_limiter", "tx_rate_limiter"}));
   FcNet nc;
   ASSIGN_OR_RETURN(nc.iface_id, GetString(n, w, "iface_id", true));
   RETURN_IF_ERROR(CheckId(nc.iface_id, Field(w, "iface_id")));
@@ -206,7 +207,8 @@ absl::StatusOr<FcNet> ParseNetworkInterface(const Json& n, const std::string& w)
 }
 
 absl::StatusOr<LoggerConfig> ParseLogger(const Json& j, const std::string& w) {
-  RETURN_IF_ERROR(CheckObject(j, w, {"log_path", "level", "show_level", "show_log_origin", "module"}));
+  RETURN_IF_ERROR(
+      CheckObject(j, w, {"log_path", "level", "show_level", "show_log_origin", "module"}));
   LoggerConfig log;
   ASSIGN_OR_RETURN(log.log_path, GetString(j, w, "log_path", false));
   std::string level;
@@ -291,8 +293,8 @@ absl::Status VmResources::PutNet(FcNet n) {
     }
     if (!n.guest_mac.empty() && !nets[i].guest_mac.empty() &&
         *ParseMac(nets[i].guest_mac) == *ParseMac(n.guest_mac)) {
-      return Bad("guest_mac", absl::StrFormat("'%s' is already used by interface '%s'",
-                                              n.guest_mac, nets[i].iface_id));
+      return Bad("guest_mac", absl::StrFormat("'%s' is already used by interface '%s'", n.guest_mac,
+                                              nets[i].iface_id));
     }
   }
   if (at == nets.size()) {
@@ -396,10 +398,10 @@ Json VmResources::ToJson() const {
 absl::StatusOr<FirecrackerConfig> ParseFirecrackerConfig(const std::string& text) {
   Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return absl::InvalidArgumentError("not valid JSON");
-  RETURN_IF_ERROR(CheckObject(j, "",
-                              {"boot-source", "drives", "machine-config", "network-interfaces",
-                               "logger", "metrics", "balloon", "vsock", "mmds-config", "entropy",
-                               "cpu-config"}));
+  RETURN_IF_ERROR(
+      CheckObject(j, "",
+                  {"boot-source", "drives", "machine-config", "network-interfaces", "logger",
+                   "metrics", "balloon", "vsock", "mmds-config", "entropy", "cpu-config"}));
   for (const char* unsupported : {"balloon", "vsock", "mmds-config", "entropy", "cpu-config"}) {
     if (j.contains(unsupported)) return Bad(unsupported, "is not supported yet");
   }

@@ -30,6 +30,11 @@ class FakeVm : public RunningVm {
     ++ctrl_alt_dels;
     return absl::OkStatus();
   }
+  absl::Status ReplaceDriveBacking(const std::string&, const std::string& path) override {
+    last_backing = path;
+    return absl::OkStatus();
+  }
+  std::string last_backing;
   Json Counters() const override { return Json{{"vcpu", {{"exit_io_out", exits}}}}; }
   int pauses = 0, ctrl_alt_dels = 0;
   uint64_t exits = 0;
@@ -87,13 +92,15 @@ TEST_F(ApiControllerTest, InstanceStartBuildsTheConfiguredVm) {
                      "is_read_only": true, "io_engine": "Sync"})")
                 .status,
             204);
-  EXPECT_EQ(Call("PUT", "/network-interfaces/eth0",
-                 R"({"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "AA:FC:00:00:00:01"})")
-                .status,
-            204);
-  EXPECT_EQ(Call("PUT", "/network-interfaces/eth1", R"({"iface_id": "eth1", "host_dev_name": "tap1"})")
-                .status,
-            204);
+  EXPECT_EQ(
+      Call("PUT", "/network-interfaces/eth0",
+           R"({"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "AA:FC:00:00:00:01"})")
+          .status,
+      204);
+  EXPECT_EQ(
+      Call("PUT", "/network-interfaces/eth1", R"({"iface_id": "eth1", "host_dev_name": "tap1"})")
+          .status,
+      204);
   EXPECT_EQ(Json::parse(Call("GET", "/").body)["state"], "Not started");
   ASSERT_EQ(Call("PUT", "/actions", R"({"action_type": "InstanceStart"})").status, 204);
   ASSERT_TRUE(started.has_value());
@@ -115,26 +122,35 @@ TEST_F(ApiControllerTest, InstanceStartBuildsTheConfiguredVm) {
 }
 
 TEST_F(ApiControllerTest, PutReplacesAndPatchMerges) {
-  EXPECT_EQ(Call("PUT", "/drives/d", R"({"drive_id": "d", "path_on_host": "/a", "is_root_device": false})").status, 204);
-  EXPECT_EQ(Call("PUT", "/drives/d", R"({"drive_id": "d", "path_on_host": "/b", "is_root_device": false})").status, 204);
+  EXPECT_EQ(Call("PUT", "/drives/d",
+                 R"({"drive_id": "d", "path_on_host": "/a", "is_root_device": false})")
+                .status,
+            204);
+  EXPECT_EQ(Call("PUT", "/drives/d",
+                 R"({"drive_id": "d", "path_on_host": "/b", "is_root_device": false})")
+                .status,
+            204);
   Json cfg = Json::parse(Call("GET", "/vm/config").body);
   ASSERT_EQ(cfg["drives"].size(), 1u) << "same id: replaced, not added";
   EXPECT_EQ(cfg["drives"][0]["path_on_host"], "/b");
 
-  EXPECT_EQ(Call("PUT", "/machine-config", R"({"vcpu_count": 4, "mem_size_mib": 512})").status, 204);
+  EXPECT_EQ(Call("PUT", "/machine-config", R"({"vcpu_count": 4, "mem_size_mib": 512})").status,
+            204);
   EXPECT_EQ(Call("PATCH", "/machine-config", R"({"mem_size_mib": 64})").status, 204);
   Json mc = Json::parse(Call("GET", "/machine-config").body);
   EXPECT_EQ(mc["vcpu_count"], 4) << "PATCH keeps what it does not name";
   EXPECT_EQ(mc["mem_size_mib"], 64);
   EXPECT_EQ(Call("PUT", "/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 8192})").status,
-            400) << "more than the host's memory";
+            400)
+      << "more than the host's memory";
   EXPECT_EQ(Json::parse(Call("GET", "/machine-config").body)["mem_size_mib"], 64)
       << "a failed update changes nothing";
 }
 
 TEST_F(ApiControllerTest, ExportedConfigIsAValidConfigFile) {
   Configure();
-  Call("PUT", "/drives/rootfs", R"({"drive_id": "rootfs", "path_on_host": "/r", "is_root_device": true})");
+  Call("PUT", "/drives/rootfs",
+       R"({"drive_id": "rootfs", "path_on_host": "/r", "is_root_device": true})");
   Call("PUT", "/network-interfaces/eth0", R"({"iface_id": "eth0", "host_dev_name": "tap0"})");
   Call("PUT", "/logger", R"({"level": "Debug"})");
   const std::string exported = Call("GET", "/vm/config").body;
@@ -164,6 +180,17 @@ TEST_F(ApiControllerTest, PostBootRules) {
               HasSubstr("after starting"));
 }
 
+TEST_F(ApiControllerTest, PatchDriveAfterBootReplacesTheBackingFile) {
+  Configure();
+  Call("PUT", "/drives/d", R"({"drive_id": "d", "path_on_host": "/a", "is_root_device": false})");
+  ASSERT_EQ(Call("PUT", "/actions", R"({"action_type": "InstanceStart"})").status, 204);
+  EXPECT_EQ(Call("PATCH", "/drives/d", R"({"drive_id": "d"})").status, 204);
+  EXPECT_EQ(vm.last_backing, "") << "an id-only PATCH changes nothing";
+  EXPECT_EQ(Call("PATCH", "/drives/d", R"({"drive_id": "d", "path_on_host": "/b"})").status, 204);
+  EXPECT_EQ(vm.last_backing, "/b");
+  EXPECT_EQ(Json::parse(Call("GET", "/vm/config").body)["drives"][0]["path_on_host"], "/b");
+}
+
 TEST_F(ApiControllerTest, FailedStartLeavesTheVmConfigurable) {
   Configure();
   fail_start = true;
@@ -178,7 +205,9 @@ TEST_F(ApiControllerTest, FailedStartLeavesTheVmConfigurable) {
 TEST_F(ApiControllerTest, FlushMetricsWritesDeltas) {
   const std::string path = ::testing::TempDir() + "/api_unit.metrics";
   unlink(path.c_str());
-  ASSERT_EQ(Call("PUT", "/metrics", R"({"metrics_path": ")" + path + R"(", "emit_id": true})").status, 204);
+  ASSERT_EQ(
+      Call("PUT", "/metrics", R"({"metrics_path": ")" + path + R"(", "emit_id": true})").status,
+      204);
   EXPECT_THAT(Fault(Call("PUT", "/metrics", R"({"metrics_path": ")" + path + R"("})")),
               HasSubstr("already configured"));
   Configure();
