@@ -637,8 +637,8 @@ static int swap_watch(const struct virtio_mmio_dev* probed) {
   }
   const uint32_t isr = virtio_dev_ack_interrupt(&b->dev);
   r = vblk_io(b, 0, VIRTIO_BLK_T_IN, 0, g_rbuf, SECTOR);
-  rt_printf("swap: after word=%lx capacity=%lu status=%s isr=%x\n", w[0],
-            virtio_config_read64(&b->dev, 0), vblk_status_str(r), isr);
+  rt_printf("swap: after word=%lx capacity=%lu status=%s config_change=%u\n", w[0],
+            virtio_config_read64(&b->dev, 0), vblk_status_str(r), (isr >> 1) & 1);
   uint64_t* out = (uint64_t*)(void*)g_wbuf;
   out[0] = 0x5157a99edull;
   r = vblk_io(b, 0, VIRTIO_BLK_T_OUT, 1, g_wbuf, SECTOR);

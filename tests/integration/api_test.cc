@@ -467,7 +467,8 @@ TEST(ApiTest, PatchDriveSwapsTheBackingFileUnderTheGuest) {
   EXPECT_EQ(res.exit_code, 0) << res.out << res.err;
   EXPECT_THAT(res.out, HasSubstr("swap: before word=aaaa0001 capacity=2048"));
   EXPECT_THAT(res.out, HasSubstr("swap: after word=bbbb0002 capacity=4096"));
-  EXPECT_THAT(res.out, HasSubstr("isr=2")) << "a configuration-change interrupt";
+  EXPECT_THAT(res.out, HasSubstr("config_change=1"))
+      << "InterruptStatus has the configuration-change bit";
   EXPECT_EQ(GetWord(b, 512), 0x5157a99edu) << "writes after the swap go to the new file";
   EXPECT_EQ(GetWord(a, 512), 0u) << "and not to the old one";
 }
