@@ -42,7 +42,11 @@ class MappedFile {
   MappedFile() = default;
   MappedFile(MappedFile&& o) noexcept
       : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
-  MappedFile& operator=(MappedFile&&) = delete;
+  MappedFile& operator=(MappedFile&& o) noexcept {
+    std::swap(data_, o.data_);
+    std::swap(size_, o.size_);
+    return *this;
+  }
   ~MappedFile() {
     if (data_) munmap(const_cast<uint8_t*>(data_), size_);
   }
@@ -124,10 +128,23 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
     auto kernel_or = MappedFile::Open(cfg.boot.kernel_path);
     if (!kernel_or.ok()) return UsageError(absl::StrCat("--kernel ", kernel_or.status().message()));
     MappedFile kernel = std::move(*kernel_or);
-    auto boot = arch::LoadKernel(kernel.span(), cmdline, *p.mem);
+    MappedFile initrd;
+    if (!cfg.boot.initrd_path.empty()) {
+      auto initrd_or = MappedFile::Open(cfg.boot.initrd_path);
+      if (!initrd_or.ok()) {
+        return UsageError(absl::StrCat("--initrd ", initrd_or.status().message()));
+      }
+      initrd = std::move(*initrd_or);
+      if (initrd.span().empty()) {
+        return UsageError(absl::StrFormat("--initrd %s: the file is empty", cfg.boot.initrd_path));
+      }
+    }
+    auto boot = arch::LoadKernel(kernel.span(), cmdline, initrd.span(), *p.mem);
     if (!boot.ok()) {
-      return UsageError(
-          absl::StrFormat("--kernel %s: %s", cfg.boot.kernel_path, boot.status().message()));
+      const std::string msg(boot.status().message());
+      // Messages about other inputs (--mem, --initrd, --cmdline) already name them.
+      if (msg.rfind("--", 0) == 0) return UsageError(msg);
+      return UsageError(absl::StrFormat("--kernel %s: %s", cfg.boot.kernel_path, msg));
     }
     // vCPUs.
     for (int i = 0; i < cfg.machine.vcpus; ++i) {

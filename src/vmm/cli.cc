@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "src/vmm/config/fc_config.h"
+#include "src/vmm/util/errors.h"
 
 namespace edgevisor {
 namespace {
@@ -109,7 +110,8 @@ absl::StatusOr<NetConfig> ParseNetSpec(const std::string& spec, size_t index) {
 }
 
 std::string RunUsage() {
-  return "usage: edgevisor run --kernel FILE [--cmdline STRING] [--mem MiB] [--vcpus N]\n"
+  return "usage: edgevisor run --kernel FILE [--initrd FILE] [--cmdline STRING] [--mem MiB]\n"
+         "                     [--vcpus N]\n"
          "                     [--serial stdio|file:PATH|off] [--debug-exit] [--id ID]\n"
          "                     [--drive path=F[,id=S][,ro=on][,direct=on][,queues=N]"
          "[,engine=uring|sync]]...\n"
@@ -143,6 +145,10 @@ absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args,
       auto v = next();
       if (!v.ok()) return v.status();
       vm.boot.kernel_path = *v;
+    } else if (flag == "--initrd") {
+      auto v = next();
+      if (!v.ok()) return v.status();
+      vm.boot.initrd_path = *v;
     } else if (flag == "--cmdline") {
       auto v = next();
       if (!v.ok()) return v.status();
@@ -214,7 +220,9 @@ absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args,
 absl::Status CheckVmInputs(const VmConfig& vm, const HostLimits& host) {
   absl::Status s = ValidateVmConfig(vm, host);
   if (!s.ok()) return s;
-  return CheckReadableFile("--kernel", vm.boot.kernel_path);
+  EV_RETURN_IF_ERROR(CheckReadableFile("--kernel", vm.boot.kernel_path));
+  if (!vm.boot.initrd_path.empty()) return CheckReadableFile("--initrd", vm.boot.initrd_path);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<FirecrackerArgs> ParseFirecrackerArgs(const std::vector<std::string>& args) {

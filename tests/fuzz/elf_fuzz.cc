@@ -14,6 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   absl::Span<const uint8_t> file(data, size);
   auto img = edgevisor::ParseElf64(file, 62 /* EM_X86_64 */);
   if (img.ok()) (void)edgevisor::LoadElfSegments(*img, file, *mem);
-  (void)edgevisor::arch::LoadKernel(file, "console=ttyS0", *mem);
+  static const uint8_t initrd[100] = {1};
+  (void)edgevisor::arch::LoadKernel(file, "console=ttyS0", initrd, *mem);
   return 0;
 }

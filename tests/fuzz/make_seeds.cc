@@ -3,10 +3,25 @@
 #include <fstream>
 #include <string>
 
+#include "tests/unit/bzimage_builder.h"
 #include "tests/unit/elf_builder.h"
 
 int main(int argc, char** argv) {
   if (argc < 2) return 2;
+  if (std::string(argv[1]) == "--bzimage" && argc == 3) {
+    using edgevisor::testing::BuildBzImage;
+    const std::string dir = argv[2];
+    auto put = [&](const std::string& name, const std::vector<uint8_t>& d) {
+      std::ofstream(dir + "/" + name, std::ios::binary)
+          .write(reinterpret_cast<const char*>(d.data()), static_cast<std::streamsize>(d.size()));
+    };
+    put("valid", BuildBzImage({}));
+    edgevisor::testing::BzParams p;
+    p.setup_sects = 0;
+    p.kernel_bytes = 1024;
+    put("old_setup_sects", BuildBzImage(p));
+    return 0;
+  }
   using edgevisor::testing::BuildElf;
   using edgevisor::testing::PvhNote;
   const std::string dir = argv[1];

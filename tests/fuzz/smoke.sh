@@ -13,8 +13,14 @@ COMMON=("$SRC/src/vmm/guest_memory.cc" "$SRC/src/vmm/loader/elf.cc")
 "$CXX" "${FLAGS[@]}" "$SRC/tests/fuzz/make_seeds.cc" -o "$OUT/make_seeds"
 "$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/elf_fuzz.cc" "${COMMON[@]}" \
   "$SRC/src/vmm/arch/x86_64/arch.cc" "$SRC/src/vmm/arch/x86_64/pvh.cc" \
-  "$SRC/src/vmm/arch/x86_64/cpuid.cc" "$SRC/src/vmm/kvm.cc" "$SRC/src/vmm/vcpu.cc" \
+  "$SRC/src/vmm/arch/x86_64/cpuid.cc" "$SRC/src/vmm/arch/x86_64/linux_boot.cc" \
+  "$SRC/src/vmm/loader/bzimage.cc" "$SRC/src/vmm/kvm.cc" "$SRC/src/vmm/vcpu.cc" \
   $ABSL -o "$OUT/elf_fuzz"
+X86=("$SRC/src/vmm/arch/x86_64/arch.cc" "$SRC/src/vmm/arch/x86_64/pvh.cc"
+     "$SRC/src/vmm/arch/x86_64/cpuid.cc" "$SRC/src/vmm/arch/x86_64/linux_boot.cc"
+     "$SRC/src/vmm/loader/bzimage.cc" "$SRC/src/vmm/kvm.cc" "$SRC/src/vmm/vcpu.cc")
+"$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/bzimage_fuzz.cc" "${COMMON[@]}" "${X86[@]}" \
+  $ABSL -o "$OUT/bzimage_fuzz"
 "$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/virtio_blk_fuzz.cc" "${COMMON[@]}" \
   "$SRC/src/devices/virtio/descriptor_chain.cc" "$SRC/src/devices/block/request.cc" \
   $ABSL -o "$OUT/virtio_blk_fuzz"
@@ -27,7 +33,7 @@ COMMON=("$SRC/src/vmm/guest_memory.cc" "$SRC/src/vmm/loader/elf.cc")
   "$SRC/src/vmm/metrics.cc" "$SRC/src/vmm/config/fc_config.cc" "$SRC/src/vmm/config/vm_config.cc" \
   $ABSL -o "$OUT/api_fuzz"
 mkdir -p "$OUT/elf_corpus" "$OUT/virtio_blk_corpus" "$OUT/net_tx_corpus" "$OUT/fc_config_corpus" \
-  "$OUT/api_corpus"
+  "$OUT/api_corpus" "$OUT/bzimage_corpus"
 # Seeds: Firecracker's getting-started requests and the post-boot actions.
 printf 'PUT /boot-source\n{"kernel_image_path":"/k","boot_args":"console=ttyS0"}' > "$OUT/api_corpus/boot"
 printf 'PUT /drives/rootfs\n{"drive_id":"rootfs","path_on_host":"/r","is_root_device":true,"is_read_only":false}' > "$OUT/api_corpus/drive"
@@ -40,6 +46,7 @@ printf 'PUT /actions\n{"action_type":"InstanceStart"}' > "$OUT/api_corpus/start"
 printf 'PATCH /vm\n{"state":"Paused"}' > "$OUT/api_corpus/pause"
 printf 'PATCH /drives/rootfs\n{"drive_id":"rootfs"}' > "$OUT/api_corpus/patchdrive"
 printf 'GET /vm/config\n' > "$OUT/api_corpus/get"
+"$OUT/make_seeds" --bzimage "$OUT/bzimage_corpus"
 cat > "$OUT/fc_config_corpus/seed.json" <<'JSON'
 {"boot-source":{"kernel_image_path":"/k","boot_args":"x"},"drives":[{"drive_id":"r","path_on_host":"/r","is_root_device":true}],"machine-config":{"vcpu_count":1,"mem_size_mib":64},"network-interfaces":[{"iface_id":"e","host_dev_name":"t","guest_mac":"AA:FC:00:00:00:01"}],"logger":{"level":"Info"}}
 JSON
@@ -49,7 +56,7 @@ cp "$OUT/virtio_blk_corpus/read" "$OUT/net_tx_corpus/seed" 2>/dev/null || true
 # libFuzzer exits 77 on a crash by default, which meson would read as "skipped": any failure
 # of a target is reported as exit 1, with the crash report.
 status=0
-for t in elf virtio_blk net_tx fc_config api; do
+for t in elf virtio_blk net_tx fc_config api bzimage; do
   echo "--- $t: ${SECS}s"
   set +e
   "$OUT/${t}_fuzz" -max_total_time="$SECS" -max_len=65544 -print_final_stats=1 \

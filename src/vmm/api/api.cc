@@ -232,6 +232,10 @@ HttpResponse ApiController::Route(const HttpRequest& req) {
       return Fault(absl::StrFormat("kernel_image_path: cannot read %s: %s", b->kernel_image_path,
                                    strerror(errno)));
     }
+    if (!b->initrd_path.empty() && access(b->initrd_path.c_str(), R_OK) != 0) {
+      return Fault(
+          absl::StrFormat("initrd_path: cannot read %s: %s", b->initrd_path, strerror(errno)));
+    }
     resources_.boot_source = *b;
     return NoContent();
   }

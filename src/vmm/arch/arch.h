@@ -15,8 +15,13 @@ namespace edgevisor::arch {
 
 // Where the guest starts and what it is handed.
 struct BootEntry {
+  enum class Protocol {
+    kPvh,      // x86: 32-bit protected mode, paging off, EBX -> hvm_start_info
+    kLinux64,  // x86: the Linux 64-bit boot protocol, long mode, RSI -> boot_params
+  };
+  Protocol protocol = Protocol::kPvh;
   uint64_t entry = 0;      // guest-physical entry point
-  uint64_t boot_info = 0;  // x86 PVH: hvm_start_info address (in EBX)
+  uint64_t boot_info = 0;  // hvm_start_info (PVH) or boot_params (Linux) address
 };
 
 // Guest RAM ranges for `mem_bytes` of RAM, leaving this architecture's MMIO holes free.
@@ -25,9 +30,11 @@ std::vector<GuestRange> RamLayout(uint64_t mem_bytes);
 // VM-wide setup that must precede vCPU creation (in-kernel irqchip, TSS, ...).
 absl::Status SetupVm(const Vm& vm);
 
-// Loads the kernel image into guest memory and writes the boot information.
+// Loads the kernel image (and the initrd, which may be empty) into guest memory and writes the
+// boot information. x86_64 takes an ELF with a PVH note (PVH boot), a vmlinux ELF without one,
+// or a bzImage (both through the Linux 64-bit boot protocol).
 absl::StatusOr<BootEntry> LoadKernel(absl::Span<const uint8_t> kernel, const std::string& cmdline,
-                                     const GuestMemory& mem);
+                                     absl::Span<const uint8_t> initrd, const GuestMemory& mem);
 
 // Per-vCPU setup: CPUID/registers for the boot vCPU, topology for all.
 absl::Status SetupVcpu(const Kvm& kvm, const Vcpu& vcpu, int vcpu_count, const BootEntry& boot,

@@ -108,9 +108,6 @@ absl::StatusOr<FcBootSource> ParseBootSource(const Json& j, const std::string& w
     if (b.boot_args->size() > 4096) return Bad(Field(where, "boot_args"), "longer than 4096");
   }
   ASSIGN_OR_RETURN(b.initrd_path, GetString(j, where, "initrd_path", false));
-  if (!b.initrd_path.empty()) {
-    return Bad(Field(where, "initrd_path"), "initrds are not supported yet");
-  }
   return b;
 }
 
@@ -317,6 +314,7 @@ absl::StatusOr<VmConfig> VmResources::ToVmConfig(const std::string& vm_id) const
   vm.id = vm_id;
   vm.machine = machine;
   vm.boot.kernel_path = boot_source->kernel_image_path;
+  vm.boot.initrd_path = boot_source->initrd_path;
   if (boot_source->boot_args) vm.boot.cmdline = *boot_source->boot_args;
   for (const FcDrive& d : drives) {
     DriveConfig dc;
@@ -350,6 +348,7 @@ Json VmResources::ToJson() const {
   if (boot_source) {
     Json b{{"kernel_image_path", boot_source->kernel_image_path}};
     if (boot_source->boot_args) b["boot_args"] = *boot_source->boot_args;
+    if (!boot_source->initrd_path.empty()) b["initrd_path"] = boot_source->initrd_path;
     out["boot-source"] = b;
   }
   out["machine-config"] = MachineConfigJson(machine);

@@ -18,6 +18,7 @@ struct MachineConfig {
 
 struct BootSource {
   std::string kernel_path;
+  std::string initrd_path;  // empty: none
   std::string cmdline = "console=ttyS0 reboot=k panic=1";
 };
 

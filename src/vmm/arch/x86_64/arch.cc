@@ -8,6 +8,7 @@
 #include "src/vmm/arch/arch.h"
 #include "src/vmm/arch/x86_64/cpuid.h"
 #include "src/vmm/arch/x86_64/layout.h"
+#include "src/vmm/arch/x86_64/linux_boot.h"
 #include "src/vmm/arch/x86_64/pvh.h"
 #include "src/vmm/loader/elf.h"
 #include "src/vmm/util/errors.h"
@@ -18,11 +19,14 @@ using namespace edgevisor::x86;  // NOLINT(build/namespaces): this file is the x
 
 namespace {
 
-// Flat GDT for the PVH entry: null, 32-bit code (selector 0x08), data (0x10).
-constexpr uint64_t kGdt[] = {0, 0x00cf9b000000ffffull, 0x00cf93000000ffffull};
+// Flat GDT. PVH enters with the 32-bit code selector 0x08 and data 0x10; the Linux 64-bit
+// protocol wants __BOOT_CS = 0x10 (64-bit code) and __BOOT_DS = 0x18.
+constexpr uint64_t kGdt[] = {0, 0x00cf9b000000ffffull, 0x00cf93000000ffffull,
+                             0x00cf93000000ffffull};
+constexpr uint64_t kGdt64[] = {0, 0, 0x00af9b000000ffffull, 0x00cf93000000ffffull};
 constexpr uint64_t kBootAreaEnd = kCmdlineAddr + kCmdlineMax;  // boot structures live below this
 
-kvm_segment FlatSegment(uint16_t selector, uint8_t type) {
+kvm_segment FlatSegment(uint16_t selector, uint8_t type, bool long_mode = false) {
   kvm_segment s{};
   s.base = 0;
   s.limit = 0xffffffff;
@@ -30,9 +34,9 @@ kvm_segment FlatSegment(uint16_t selector, uint8_t type) {
   s.type = type;
   s.present = 1;
   s.dpl = 0;
-  s.db = 1;
+  s.db = long_mode ? 0 : 1;
   s.s = 1;
-  s.l = 0;
+  s.l = long_mode ? 1 : 0;
   s.g = 1;
   return s;
 }
@@ -57,22 +61,38 @@ absl::Status SetupVm(const Vm& vm) {
 }
 
 absl::StatusOr<BootEntry> LoadKernel(absl::Span<const uint8_t> kernel, const std::string& cmdline,
-                                     const GuestMemory& mem) {
+                                     absl::Span<const uint8_t> initrd, const GuestMemory& mem) {
+  if (LooksLikeBzImage(kernel)) {
+    EV_ASSIGN_OR_RETURN(BzImage bz, ParseBzImage(kernel));
+    EV_ASSIGN_OR_RETURN(LinuxBoot lb, LoadBzImage(bz, cmdline, initrd, mem));
+    EV_RETURN_IF_ERROR(mem.WriteObj(kGdtAddr, kGdt64));
+    return BootEntry{BootEntry::Protocol::kLinux64, lb.entry, kZeroPageAddr};
+  }
   EV_ASSIGN_OR_RETURN(ElfImage img, ParseElf64(kernel, EM_X86_64));
   if (!img.pvh_entry) {
-    return absl::InvalidArgumentError(
-        "ELF has no PVH entry note (Xen ELF note XEN_ELFNOTE_PHYS32_ENTRY, type 18)");
+    // A vmlinux without the PVH note: the Linux 64-bit boot protocol.
+    EV_ASSIGN_OR_RETURN(LinuxBoot lb, LoadVmlinux(img, kernel, cmdline, initrd, mem));
+    EV_RETURN_IF_ERROR(mem.WriteObj(kGdtAddr, kGdt64));
+    return BootEntry{BootEntry::Protocol::kLinux64, lb.entry, kZeroPageAddr};
   }
+  uint64_t kernel_end = 0;
   for (const ElfSegment& seg : img.loads) {
     if (seg.paddr < kBootAreaEnd) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "segment at physical 0x%x overlaps the boot area below 0x%x", seg.paddr, kBootAreaEnd));
     }
+    kernel_end = std::max(kernel_end, seg.paddr + seg.memsz);
   }
   EV_RETURN_IF_ERROR(LoadElfSegments(img, kernel, mem));
   EV_RETURN_IF_ERROR(mem.WriteObj(kGdtAddr, kGdt));
-  EV_RETURN_IF_ERROR(WritePvhStartInfo(mem, cmdline));
-  return BootEntry{*img.pvh_entry, kStartInfoAddr};
+  PvhModule module;
+  if (!initrd.empty()) {
+    EV_ASSIGN_OR_RETURN(module.paddr, PlaceInitrd(mem, initrd.size(), kernel_end, 0xffffffffu));
+    EV_RETURN_IF_ERROR(mem.Write(module.paddr, initrd));
+    module.size = initrd.size();
+  }
+  EV_RETURN_IF_ERROR(WritePvhStartInfo(mem, cmdline, module));
+  return BootEntry{BootEntry::Protocol::kPvh, *img.pvh_entry, kStartInfoAddr};
 }
 
 absl::Status SetupVcpu(const Kvm& kvm, const Vcpu& vcpu, int vcpu_count, const BootEntry& boot,
@@ -83,6 +103,25 @@ absl::Status SetupVcpu(const Kvm& kvm, const Vcpu& vcpu, int vcpu_count, const B
   if (vcpu.index() != 0) return absl::OkStatus();  // APs wait for INIT/SIPI in the LAPIC
 
   EV_ASSIGN_OR_RETURN(kvm_sregs sregs, vcpu.GetSregs());
+  if (boot.protocol == BootEntry::Protocol::kLinux64) {
+    // Long mode, identity-mapped, interrupts off; __BOOT_CS/__BOOT_DS; RSI -> boot_params.
+    sregs.cs = FlatSegment(0x10, 0xb, /*long_mode=*/true);
+    sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = FlatSegment(0x18, 0x3);
+    sregs.gdt.base = kGdtAddr;
+    sregs.gdt.limit = sizeof(kGdt64) - 1;
+    sregs.idt.base = 0;
+    sregs.idt.limit = 0;
+    sregs.cr3 = kPml4Addr;
+    sregs.cr4 = 0x20;        // PAE
+    sregs.cr0 = 0x80000011;  // PG | ET | PE
+    sregs.efer = 0x500;      // LMA | LME
+    EV_RETURN_IF_ERROR(vcpu.SetSregs(sregs));
+    kvm_regs regs{};
+    regs.rflags = 0x2;
+    regs.rip = boot.entry;
+    regs.rsi = boot.boot_info;
+    return vcpu.SetRegs(regs);
+  }
   sregs.cs = FlatSegment(0x08, 0xb);
   sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = FlatSegment(0x10, 0x3);
   sregs.gdt.base = kGdtAddr;

@@ -15,6 +15,13 @@ void FixupCpuid(std::vector<kvm_cpuid_entry2>& entries, int vcpu_index, int vcpu
         e.ecx |= 1u << 31;                      // hypervisor present
         if (vcpu_count > 1) e.edx |= 1u << 28;  // HTT: the count in EBX[23:16] is valid
         break;
+      case 7:
+        // No 5-level paging (LA57): a microVM never needs 57-bit addresses, and a kernel built
+        // with CONFIG_X86_5LEVEL that sees LA57 switches paging modes at every boot through a
+        // 32-bit trampoline, which software-virtualized hosts must emulate instruction by
+        // instruction (a Debian kernel stalls there for minutes on PVM).
+        if (e.index == 0) e.ecx &= ~(1u << 16);
+        break;
       case 0xb:
       case 0x1f:
         e.edx = id;  // x2APIC ID

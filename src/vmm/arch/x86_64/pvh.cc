@@ -7,7 +7,8 @@
 
 namespace edgevisor::x86 {
 
-absl::Status WritePvhStartInfo(const GuestMemory& mem, const std::string& cmdline) {
+absl::Status WritePvhStartInfo(const GuestMemory& mem, const std::string& cmdline,
+                               PvhModule initrd) {
   if (cmdline.size() + 1 > kCmdlineMax) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "kernel command line is %d bytes; the limit is %d", cmdline.size(), kCmdlineMax - 1));
@@ -40,6 +41,12 @@ absl::Status WritePvhStartInfo(const GuestMemory& mem, const std::string& cmdlin
   si.cmdline_paddr = kCmdlineAddr;
   si.memmap_paddr = kMemmapAddr;
   si.memmap_entries = static_cast<uint32_t>(map.size());
+  if (initrd.size != 0) {
+    s = mem.WriteObj(kModlistAddr, HvmModlistEntry{initrd.paddr, initrd.size, 0, 0});
+    if (!s.ok()) return s;
+    si.nr_modules = 1;
+    si.modlist_paddr = kModlistAddr;
+  }
   return mem.WriteObj(kStartInfoAddr, si);
 }
 

@@ -37,7 +37,25 @@ static_assert(sizeof(HvmMemmapEntry) == 24);
 
 inline constexpr uint32_t kE820Ram = 1;
 
-// Writes the command line, memory map and hvm_start_info. Fails if the command line is too long.
-absl::Status WritePvhStartInfo(const GuestMemory& mem, const std::string& cmdline);
+// hvm_modlist_entry: one module (Linux takes the first as its initrd).
+struct HvmModlistEntry {
+  uint64_t paddr;
+  uint64_t size;
+  uint64_t cmdline_paddr;
+  uint64_t reserved;
+};
+static_assert(sizeof(HvmModlistEntry) == 32);
+
+inline constexpr uint64_t kModlistAddr = 0x6100;  // after hvm_start_info at 0x6000
+
+struct PvhModule {
+  uint64_t paddr = 0;
+  uint64_t size = 0;  // 0: no module
+};
+
+// Writes the command line, memory map, module list and hvm_start_info. Fails if the command
+// line is too long.
+absl::Status WritePvhStartInfo(const GuestMemory& mem, const std::string& cmdline,
+                               PvhModule initrd = {});
 
 }  // namespace edgevisor::x86

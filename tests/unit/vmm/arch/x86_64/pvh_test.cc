@@ -55,25 +55,45 @@ TEST(PvhTest, LoadKernelUsesPvhEntry) {
   GuestMemory mem = Mem(8);
   auto elf = testing::BuildElf({{0x100000, std::vector<uint8_t>(32, 0xf4), 64}},
                                {testing::PvhNote(0x100004)});
-  auto boot = arch::LoadKernel(elf, "x", mem);
+  auto boot = arch::LoadKernel(elf, "x", {}, mem);
   ASSERT_TRUE(boot.ok()) << boot.status();
   EXPECT_EQ(boot->entry, 0x100004u);
   EXPECT_EQ(boot->boot_info, x86::kStartInfoAddr);
   EXPECT_EQ((*mem.Translate(0x100000, 1))[0], 0xf4);
 }
 
-TEST(PvhTest, LoadKernelRequiresPvhNote) {
+TEST(PvhTest, ElfWithoutPvhNoteTakesTheLinux64BitProtocol) {
   GuestMemory mem = Mem(8);
   auto elf = testing::BuildElf({{0x100000, std::vector<uint8_t>(32), 64}}, {});
-  EXPECT_THAT(std::string(arch::LoadKernel(elf, "", mem).status().message()),
-              HasSubstr("PVH entry note"));
+  auto boot = arch::LoadKernel(elf, "", {}, mem);
+  ASSERT_TRUE(boot.ok()) << boot.status();
+  EXPECT_EQ(boot->protocol, arch::BootEntry::Protocol::kLinux64);
+  EXPECT_EQ(boot->entry, 0x100000u);
+}
+
+TEST(PvhTest, InitrdIsTheFirstModule) {
+  GuestMemory mem = Mem(8);
+  auto elf = testing::BuildElf({{0x100000, std::vector<uint8_t>(32, 0xf4), 64}},
+                               {testing::PvhNote(0x100004)});
+  const std::vector<uint8_t> initrd(5000, 0x42);
+  auto boot = arch::LoadKernel(elf, "x", initrd, mem);
+  ASSERT_TRUE(boot.ok()) << boot.status();
+  auto si = mem.ReadObj<x86::HvmStartInfo>(x86::kStartInfoAddr);
+  ASSERT_TRUE(si.ok());
+  ASSERT_EQ(si->nr_modules, 1u);
+  auto mod = mem.ReadObj<x86::HvmModlistEntry>(si->modlist_paddr);
+  ASSERT_TRUE(mod.ok());
+  EXPECT_EQ(mod->size, 5000u);
+  EXPECT_EQ(mod->paddr % 4096, 0u);
+  EXPECT_EQ(mod->paddr + 8192, 8u << 20) << "page-aligned at the top of RAM";
+  EXPECT_EQ((*mem.Translate(mod->paddr + 4999, 1))[0], 0x42);
 }
 
 TEST(PvhTest, LoadKernelRejectsSegmentOverBootArea) {
   GuestMemory mem = Mem(8);
   auto elf =
       testing::BuildElf({{0x6000, std::vector<uint8_t>(32), 64}}, {testing::PvhNote(0x6000)});
-  EXPECT_THAT(std::string(arch::LoadKernel(elf, "", mem).status().message()),
+  EXPECT_THAT(std::string(arch::LoadKernel(elf, "", {}, mem).status().message()),
               HasSubstr("boot area"));
 }
 
@@ -81,7 +101,7 @@ TEST(PvhTest, LoadKernelRejectsSegmentPastRam) {
   GuestMemory mem = Mem(2);
   auto elf = testing::BuildElf({{0x100000, std::vector<uint8_t>(32), 4 << 20}},
                                {testing::PvhNote(0x100000)});
-  EXPECT_THAT(std::string(arch::LoadKernel(elf, "", mem).status().message()),
+  EXPECT_THAT(std::string(arch::LoadKernel(elf, "", {}, mem).status().message()),
               HasSubstr("guest RAM"));
 }
 
