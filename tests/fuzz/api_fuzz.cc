@@ -11,34 +11,14 @@
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 #include "src/vmm/api/api.h"
+#include "tests/unit/vmm/api/fake_vm.h"
 
 namespace {
 
 using edgevisor::Json;
 using namespace edgevisor::api;
 
-class FakeVm : public RunningVm {
- public:
-  absl::Status Pause() override {
-    paused_ = true;
-    return absl::OkStatus();
-  }
-  absl::Status Resume() override {
-    paused_ = false;
-    return absl::OkStatus();
-  }
-  bool paused() const override { return paused_; }
-  absl::Status SendCtrlAltDel() override { return absl::OkStatus(); }
-  absl::Status ReplaceDriveBacking(const std::string&, const std::string& path) override {
-    last_backing = path;
-    return absl::OkStatus();
-  }
-  std::string last_backing;
-  Json Counters() const override { return Json{{"vcpu", {{"exit_io_out", 1u}}}}; }
-
- private:
-  bool paused_ = false;
-};
+using edgevisor::api::testing::FakeVm;
 
 ApiController* Controller() {
   static FakeVm* vm = new FakeVm();

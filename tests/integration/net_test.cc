@@ -14,16 +14,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// Runs a shell command; returns its exit status and stdout.
-std::pair<int, std::string> Sh(const std::string& cmd) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
-
 class NetTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -9,9 +9,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace edgevisor::testing {
@@ -27,6 +29,16 @@ inline std::string EnvOr(const char* name, const char* fallback) {
   const char* v = std::getenv(name);
   return v ? v : fallback;
 }
+// Runs a shell command; returns its exit status and its output (stdout and stderr).
+inline std::pair<int, std::string> Sh(const std::string& cmd) {
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
+  const int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
 inline std::string EdgevisorBin() { return EnvOr("EDGEVISOR_BIN", "build/src/edgevisor"); }
 inline std::string Payload(const std::string& name) {
   return EnvOr("FIRMWARE_DIR", "build/firmware") + "/" + name + ".elf";

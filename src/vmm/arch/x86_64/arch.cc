@@ -62,18 +62,19 @@ absl::Status SetupVm(const Vm& vm) {
 
 absl::StatusOr<BootEntry> LoadKernel(absl::Span<const uint8_t> kernel, const std::string& cmdline,
                                      absl::Span<const uint8_t> initrd, const GuestMemory& mem) {
+  auto linux64 = [&](absl::StatusOr<LinuxBoot> lb) -> absl::StatusOr<BootEntry> {
+    if (!lb.ok()) return lb.status();
+    EV_RETURN_IF_ERROR(mem.WriteObj(kGdtAddr, kGdt64));
+    return BootEntry{BootEntry::Protocol::kLinux64, lb->entry, kZeroPageAddr};
+  };
   if (LooksLikeBzImage(kernel)) {
     EV_ASSIGN_OR_RETURN(BzImage bz, ParseBzImage(kernel));
-    EV_ASSIGN_OR_RETURN(LinuxBoot lb, LoadBzImage(bz, cmdline, initrd, mem));
-    EV_RETURN_IF_ERROR(mem.WriteObj(kGdtAddr, kGdt64));
-    return BootEntry{BootEntry::Protocol::kLinux64, lb.entry, kZeroPageAddr};
+    return linux64(LoadBzImage(bz, cmdline, initrd, mem));
   }
   EV_ASSIGN_OR_RETURN(ElfImage img, ParseElf64(kernel, EM_X86_64));
   if (!img.pvh_entry) {
     // A vmlinux without the PVH note: the Linux 64-bit boot protocol.
-    EV_ASSIGN_OR_RETURN(LinuxBoot lb, LoadVmlinux(img, kernel, cmdline, initrd, mem));
-    EV_RETURN_IF_ERROR(mem.WriteObj(kGdtAddr, kGdt64));
-    return BootEntry{BootEntry::Protocol::kLinux64, lb.entry, kZeroPageAddr};
+    return linux64(LoadVmlinux(img, kernel, cmdline, initrd, mem));
   }
   uint64_t kernel_end = 0;
   for (const ElfSegment& seg : img.loads) {
@@ -102,41 +103,26 @@ absl::Status SetupVcpu(const Kvm& kvm, const Vcpu& vcpu, int vcpu_count, const B
   EV_RETURN_IF_ERROR(vcpu.SetCpuid(cpuid));
   if (vcpu.index() != 0) return absl::OkStatus();  // APs wait for INIT/SIPI in the LAPIC
 
+  // PVH: 32-bit protected mode, paging off, EBX -> hvm_start_info. Linux 64-bit: long mode on
+  // the identity map with __BOOT_CS/__BOOT_DS, RSI -> boot_params. Interrupts off in both.
+  const bool linux64 = boot.protocol == BootEntry::Protocol::kLinux64;
   EV_ASSIGN_OR_RETURN(kvm_sregs sregs, vcpu.GetSregs());
-  if (boot.protocol == BootEntry::Protocol::kLinux64) {
-    // Long mode, identity-mapped, interrupts off; __BOOT_CS/__BOOT_DS; RSI -> boot_params.
-    sregs.cs = FlatSegment(0x10, 0xb, /*long_mode=*/true);
-    sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = FlatSegment(0x18, 0x3);
-    sregs.gdt.base = kGdtAddr;
-    sregs.gdt.limit = sizeof(kGdt64) - 1;
-    sregs.idt.base = 0;
-    sregs.idt.limit = 0;
-    sregs.cr3 = kPml4Addr;
-    sregs.cr4 = 0x20;        // PAE
-    sregs.cr0 = 0x80000011;  // PG | ET | PE
-    sregs.efer = 0x500;      // LMA | LME
-    EV_RETURN_IF_ERROR(vcpu.SetSregs(sregs));
-    kvm_regs regs{};
-    regs.rflags = 0x2;
-    regs.rip = boot.entry;
-    regs.rsi = boot.boot_info;
-    return vcpu.SetRegs(regs);
-  }
-  sregs.cs = FlatSegment(0x08, 0xb);
-  sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = FlatSegment(0x10, 0x3);
+  sregs.cs = linux64 ? FlatSegment(0x10, 0xb, /*long_mode=*/true) : FlatSegment(0x08, 0xb);
+  sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = FlatSegment(linux64 ? 0x18 : 0x10, 0x3);
   sregs.gdt.base = kGdtAddr;
-  sregs.gdt.limit = sizeof(kGdt) - 1;
+  sregs.gdt.limit = (linux64 ? sizeof(kGdt64) : sizeof(kGdt)) - 1;
   sregs.idt.base = 0;
   sregs.idt.limit = 0;
-  sregs.cr0 = 0x11;  // PE | ET: protected mode, paging off (PVH entry state)
-  sregs.cr4 = 0;
-  sregs.efer = 0;
+  sregs.cr3 = linux64 ? kPml4Addr : 0;
+  sregs.cr4 = linux64 ? 0x20 : 0;           // PAE
+  sregs.cr0 = linux64 ? 0x80000011 : 0x11;  // (PG |) ET | PE
+  sregs.efer = linux64 ? 0x500 : 0;         // LMA | LME
   EV_RETURN_IF_ERROR(vcpu.SetSregs(sregs));
 
   kvm_regs regs{};
   regs.rflags = 0x2;
   regs.rip = boot.entry;
-  regs.rbx = boot.boot_info;
+  (linux64 ? regs.rsi : regs.rbx) = boot.boot_info;
   return vcpu.SetRegs(regs);
 }
 

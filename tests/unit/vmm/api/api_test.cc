@@ -8,40 +8,14 @@
 #include <fstream>
 
 #include "nlohmann/json.hpp"
+#include "tests/unit/vmm/api/fake_vm.h"
 
 namespace edgevisor::api {
 namespace {
 
 using ::testing::HasSubstr;
 
-class FakeVm : public RunningVm {
- public:
-  absl::Status Pause() override {
-    ++pauses;
-    paused_ = true;
-    return absl::OkStatus();
-  }
-  absl::Status Resume() override {
-    paused_ = false;
-    return absl::OkStatus();
-  }
-  bool paused() const override { return paused_; }
-  absl::Status SendCtrlAltDel() override {
-    ++ctrl_alt_dels;
-    return absl::OkStatus();
-  }
-  absl::Status ReplaceDriveBacking(const std::string&, const std::string& path) override {
-    last_backing = path;
-    return absl::OkStatus();
-  }
-  std::string last_backing;
-  Json Counters() const override { return Json{{"vcpu", {{"exit_io_out", exits}}}}; }
-  int pauses = 0, ctrl_alt_dels = 0;
-  uint64_t exits = 0;
-
- private:
-  bool paused_ = false;
-};
+using testing::FakeVm;
 
 class ApiControllerTest : public ::testing::Test {
  protected:

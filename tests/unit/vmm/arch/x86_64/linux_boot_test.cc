@@ -11,17 +11,14 @@
 #include "src/vmm/arch/x86_64/layout.h"
 #include "tests/unit/bzimage_builder.h"
 #include "tests/unit/elf_builder.h"
+#include "tests/unit/test_ram.h"
 
 namespace edgevisor {
 namespace {
 
 using ::testing::HasSubstr;
 
-GuestMemory Mem(uint64_t mib) {
-  auto m = GuestMemory::Create(arch::RamLayout(mib << 20));
-  EXPECT_TRUE(m.ok());
-  return std::move(*m);
-}
+GuestMemory Mem(uint64_t mib) { return testing::TestRam(mib); }
 
 template <typename T>
 T ZeroPage(const GuestMemory& mem, uint64_t off) {

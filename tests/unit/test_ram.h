@@ -1,0 +1,19 @@
+// Guest RAM for loader tests, laid out as the architecture lays it out for a real VM.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+
+#include "src/vmm/arch/arch.h"
+#include "src/vmm/guest_memory.h"
+
+namespace edgevisor::testing {
+
+inline GuestMemory TestRam(uint64_t mib) {
+  auto m = GuestMemory::Create(arch::RamLayout(mib << 20));
+  EXPECT_TRUE(m.ok()) << m.status();
+  return std::move(*m);
+}
+
+}  // namespace edgevisor::testing

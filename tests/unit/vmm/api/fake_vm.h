@@ -1,0 +1,41 @@
+// A RunningVm that records what the API asked of it: for ApiController's unit tests and fuzzer.
+#pragma once
+
+#include <string>
+
+#include "nlohmann/json.hpp"
+#include "src/vmm/api/api.h"
+
+namespace edgevisor::api::testing {
+
+class FakeVm : public RunningVm {
+ public:
+  absl::Status Pause() override {
+    ++pauses;
+    paused_ = true;
+    return absl::OkStatus();
+  }
+  absl::Status Resume() override {
+    paused_ = false;
+    return absl::OkStatus();
+  }
+  bool paused() const override { return paused_; }
+  absl::Status SendCtrlAltDel() override {
+    ++ctrl_alt_dels;
+    return absl::OkStatus();
+  }
+  absl::Status ReplaceDriveBacking(const std::string&, const std::string& path) override {
+    last_backing = path;
+    return absl::OkStatus();
+  }
+  Json Counters() const override { return Json{{"vcpu", {{"exit_io_out", exits}}}}; }
+
+  int pauses = 0, ctrl_alt_dels = 0;
+  uint64_t exits = 0;
+  std::string last_backing;
+
+ private:
+  bool paused_ = false;
+};
+
+}  // namespace edgevisor::api::testing
