@@ -17,7 +17,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "spdlog/sinks/basic_file_sink.h"
@@ -128,20 +127,6 @@ absl::Status CheckNet(const edgevisor::FcNet& n) {
   return absl::OkStatus();
 }
 
-// BuildVm names inputs the way the `run` command line spells them; the API names fields.
-absl::Status ApiStyle(const absl::Status& s) {
-  std::string m(s.message());
-  for (const auto& [flag, field] :
-       {std::pair<const char*, const char*>{"--kernel ", "kernel_image_path: "},
-        {"--drive ", "drives/"},
-        {"--net tap=", "network-interfaces host_dev_name="},
-        {"--vcpus", "vcpu_count"},
-        {"--mem", "mem_size_mib"}}) {
-    if (absl::StartsWith(m, flag)) m = absl::StrCat(field, m.substr(strlen(flag)));
-  }
-  return edgevisor::IsUsageError(s) ? absl::InvalidArgumentError(m) : absl::InternalError(m);
-}
-
 // The Vmm, as the API controller sees it.
 class VmmHandle : public edgevisor::api::RunningVm {
  public:
@@ -176,7 +161,7 @@ int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
                     std::shared_ptr<edgevisor::MetricsWriter> metrics)
       -> absl::StatusOr<edgevisor::api::RunningVm*> {
     auto vmm = edgevisor::BuildVm(cfg, start);
-    if (!vmm.ok()) return ApiStyle(vmm.status());
+    if (!vmm.ok()) return vmm.status();  // the controller puts it in the API's terms
     (*vmm)->SetMetrics(std::move(metrics));
     EV_RETURN_IF_ERROR((*vmm)->Start());
     std::lock_guard lock(launch.mu);

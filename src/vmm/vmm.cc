@@ -153,13 +153,27 @@ absl::Status Vmm::SendCtrlAltDel() {
   return absl::OkStatus();
 }
 
+namespace {
+
+// Adds every counter of `part` into `total` (created on first use).
+void AddCounters(Json& total, const Json& part) {
+  for (const auto& [k, v] : part.items()) {
+    total[k] = (total.contains(k) ? total[k].get<uint64_t>() : 0) + v.get<uint64_t>();
+  }
+}
+
+uint64_t Sum(const std::vector<std::unique_ptr<net::QueueCounters>>& queues,
+             std::atomic<uint64_t> net::QueueCounters::*field) {
+  uint64_t t = 0;
+  for (const auto& q : queues) t += ((*q).*field).load();
+  return t;
+}
+
+}  // namespace
+
 Json Vmm::Counters() const {
+  // Per device under its own key, and the sum of each kind ("vcpu", "block", "net").
   Json out = Json::object();
-  Json all{{"exit_io_in", 0u},
-           {"exit_io_out", 0u},
-           {"exit_mmio_read", 0u},
-           {"exit_mmio_write", 0u},
-           {"failures", 0u}};
   for (size_t i = 0; i < p_.vcpus.size(); ++i) {
     const VcpuCounters& c = counters_[i];
     Json v{{"exit_io_in", c.io_in.load()},
@@ -167,43 +181,29 @@ Json Vmm::Counters() const {
            {"exit_mmio_read", c.mmio_read.load()},
            {"exit_mmio_write", c.mmio_write.load()},
            {"failures", c.failures.load()}};
-    for (auto& [k, val] : v.items()) all[k] = all[k].get<uint64_t>() + val.get<uint64_t>();
-    out[absl::StrFormat("vcpu_%d", i)] = v;
+    AddCounters(out["vcpu"], v);
+    out[absl::StrFormat("vcpu_%d", i)] = std::move(v);
   }
-  out["vcpu"] = all;
-  Json blk_all = Json::object();
   for (const auto& [id, dev] : p_.blocks) {
     const block::BlockCounters& c = dev->counters();
     Json b{{"read_count", c.read_ops.load()},     {"write_count", c.write_ops.load()},
            {"flush_count", c.flush_ops.load()},   {"discard_count", c.discard_ops.load()},
            {"read_bytes", c.read_bytes.load()},   {"write_bytes", c.write_bytes.load()},
            {"execute_fails", c.io_errors.load()}, {"invalid_reqs_count", c.bad_requests.load()}};
-    for (auto& [k, val] : b.items()) {
-      blk_all[k] = (blk_all.contains(k) ? blk_all[k].get<uint64_t>() : 0) + val.get<uint64_t>();
-    }
-    out["block_" + id] = b;
+    AddCounters(out["block"], b);
+    out["block_" + id] = std::move(b);
   }
-  if (!p_.blocks.empty()) out["block"] = blk_all;
-  Json net_all = Json::object();
   for (const auto& [id, dev] : p_.nets) {
-    auto sum = [](const std::vector<std::unique_ptr<net::QueueCounters>>& qs, auto field) {
-      uint64_t t = 0;
-      for (const auto& q : qs) t += ((*q).*field).load();
-      return t;
-    };
     using QC = net::QueueCounters;
-    Json n{{"rx_packets_count", sum(dev->rx_counters(), &QC::packets)},
-           {"rx_bytes_count", sum(dev->rx_counters(), &QC::bytes)},
-           {"rx_dropped_count", sum(dev->rx_counters(), &QC::drops)},
-           {"tx_packets_count", sum(dev->tx_counters(), &QC::packets)},
-           {"tx_bytes_count", sum(dev->tx_counters(), &QC::bytes)},
-           {"tx_dropped_count", sum(dev->tx_counters(), &QC::drops)}};
-    for (auto& [k, val] : n.items()) {
-      net_all[k] = (net_all.contains(k) ? net_all[k].get<uint64_t>() : 0) + val.get<uint64_t>();
-    }
-    out["net_" + id] = n;
+    Json n{{"rx_packets_count", Sum(dev->rx_counters(), &QC::packets)},
+           {"rx_bytes_count", Sum(dev->rx_counters(), &QC::bytes)},
+           {"rx_dropped_count", Sum(dev->rx_counters(), &QC::drops)},
+           {"tx_packets_count", Sum(dev->tx_counters(), &QC::packets)},
+           {"tx_bytes_count", Sum(dev->tx_counters(), &QC::bytes)},
+           {"tx_dropped_count", Sum(dev->tx_counters(), &QC::drops)}};
+    AddCounters(out["net"], n);
+    out["net_" + id] = std::move(n);
   }
-  if (!p_.nets.empty()) out["net"] = net_all;
   return out;
 }
 

@@ -17,7 +17,7 @@ constexpr char kAfterBoot[] = "is not supported after starting the microVM";
 constexpr char kBeforeBoot[] = "is not supported before starting the microVM";
 
 HttpResponse NoContent() { return {204, ""}; }
-HttpResponse Fault(const std::string& message) { return {400, ApiController::FaultJson(message)}; }
+HttpResponse Fault(const std::string& message) { return {400, FaultJson(message)}; }
 HttpResponse Fault(const absl::Status& s) { return Fault(std::string(s.message())); }
 HttpResponse JsonOk(const Json& j) { return {200, j.dump()}; }
 
@@ -47,6 +47,30 @@ bool IsUnsupportedPath(const std::string& path) {
   return false;
 }
 
+// Messages from the shared VM checks and the builder name inputs the way `edgevisor run`
+// spells them (--mem, --drive rootfs: ...); the API names Firecracker's fields instead.
+absl::Status InApiTerms(const absl::Status& s) {
+  std::string m(s.message());
+  static const std::pair<const char*, const char*> kNames[] = {
+      {"--drive/--net", "drives/network-interfaces"},
+      {"--drive ", "drives/"},
+      {"--net tap=", "network-interfaces host_dev_name="},
+      {"--net", "network-interfaces"},
+      {"--kernel ", "kernel_image_path: "},
+      {"--kernel", "kernel_image_path"},
+      {"--initrd ", "initrd_path: "},
+      {"--cmdline", "boot_args"},
+      {"--vcpus", "vcpu_count"},
+      {"--mem", "mem_size_mib"}};
+  for (const auto& [flag, field] : kNames) {
+    if (absl::StartsWith(m, flag)) {
+      m = absl::StrCat(field, m.substr(strlen(flag)));
+      break;
+    }
+  }
+  return absl::InvalidArgumentError(m);
+}
+
 // "/drives/rootfs" with prefix "/drives/" -> "rootfs"; nullopt when the prefix differs.
 std::optional<std::string> IdFromPath(const std::string& path, absl::string_view prefix) {
   if (!absl::StartsWith(path, prefix)) return std::nullopt;
@@ -54,10 +78,6 @@ std::optional<std::string> IdFromPath(const std::string& path, absl::string_view
 }
 
 }  // namespace
-
-std::string ApiController::FaultJson(const std::string& message) {
-  return Json{{"fault_message", message}}.dump(-1, ' ', false, Json::error_handler_t::replace);
-}
 
 ApiController::ApiController(std::string vm_id, std::string version, HostLimits host,
                              ApiHooks hooks)
@@ -70,7 +90,14 @@ ApiController::ApiController(std::string vm_id, std::string version, HostLimits 
 
 absl::Status ApiController::SetMetrics(const MetricsConfig& cfg) {
   std::lock_guard lock(mu_);
-  if (metrics_) return absl::InvalidArgumentError("metrics: reinitialization is not allowed");
+  return SetMetricsLocked(cfg);
+}
+
+absl::Status ApiController::SetMetricsLocked(const MetricsConfig& cfg) {
+  if (metrics_) {
+    return absl::InvalidArgumentError(
+        "metrics_path: metrics are already configured (set once only)");
+  }
   auto m = hooks_.open_metrics(cfg, vm_id_);
   if (!m.ok()) return m.status();
   metrics_ = std::move(*m);
@@ -103,20 +130,9 @@ absl::Status ApiController::StartLocked() {
   if (vm_ != nullptr) return absl::InvalidArgumentError(absl::StrCat("InstanceStart ", kAfterBoot));
   auto cfg = resources_.ToVmConfig(vm_id_);
   if (!cfg.ok()) return cfg.status();
-  if (absl::Status s = ValidateVmConfig(*cfg, host_); !s.ok()) {
-    // The CLI's flag names, in the API's terms.
-    std::string m(s.message());
-    for (const auto& [flag, field] : {std::pair<const char*, const char*>{"--mem", "mem_size_mib"},
-                                      {"--vcpus", "vcpu_count"},
-                                      {"--kernel", "kernel_image_path"},
-                                      {"--drive/--net", "drives/network-interfaces"},
-                                      {"--net", "network-interfaces"}}) {
-      if (absl::StartsWith(m, flag)) m = absl::StrCat(field, m.substr(strlen(flag)));
-    }
-    return absl::InvalidArgumentError(m);
-  }
+  if (absl::Status s = ValidateVmConfig(*cfg, host_); !s.ok()) return InApiTerms(s);
   auto vm = hooks_.start(*cfg, metrics_);
-  if (!vm.ok()) return vm.status();
+  if (!vm.ok()) return InApiTerms(vm.status());
   vm_ = *vm;
   return absl::OkStatus();
 }
@@ -255,12 +271,8 @@ HttpResponse ApiController::Route(const HttpRequest& req) {
     if (booted) return Fault(absl::StrCat(what, " ", kAfterBoot));
     auto mc = ParseMetrics(body, "");
     if (!mc.ok()) return Fault(mc.status());
-    if (metrics_) return Fault("metrics_path: metrics are already configured (set once only)");
-    auto w = hooks_.open_metrics(*mc, vm_id_);
-    if (!w.ok()) return Fault(w.status());
-    metrics_ = std::move(*w);
-    resources_.metrics = *mc;
-    return NoContent();
+    absl::Status s = SetMetricsLocked(*mc);
+    return s.ok() ? NoContent() : Fault(s);
   }
 
   if (auto id = IdFromPath(path, "/drives/")) {

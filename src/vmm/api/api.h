@@ -35,7 +35,7 @@ class RunningVm {
 // What the controller needs from the process around it.
 struct ApiHooks {
   // Builds and starts the VM. The RunningVm stays valid for the controller's lifetime. Errors
-  // about the user's inputs should be InvalidArgument and name the field.
+  // may name inputs as `edgevisor run` does (--drive ID: ...); the controller renames them.
   std::function<absl::StatusOr<RunningVm*>(const VmConfig&, std::shared_ptr<MetricsWriter>)> start;
   // Checks a drive's backing file and a TAP when they are PUT, as Firecracker does.
   std::function<absl::Status(const FcDrive&)> check_drive;
@@ -62,12 +62,11 @@ class ApiController {
 
   HttpResponse Handle(const HttpRequest& req);
 
-  static std::string FaultJson(const std::string& message);
-
  private:
   HttpResponse Route(const HttpRequest& req);
   HttpResponse Action(const Json& body);
   absl::Status StartLocked();
+  absl::Status SetMetricsLocked(const MetricsConfig& cfg);
   std::string State() const;
 
   std::mutex mu_;  // one request at a time; the HTTP server has one thread, tests may have more

@@ -32,22 +32,6 @@ struct RequestState {
   bool too_big = false;
 };
 
-std::string FaultJson(const std::string& message) {
-  // A minimal JSON string escape: the message is ours, but it may quote user input.
-  std::string out = "{\"fault_message\": \"";
-  for (unsigned char c : message) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      out += absl::StrFormat("\\u%04x", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"}";
-}
-
 MHD_Result Reply(MHD_Connection* c, const HttpResponse& r) {
   MHD_Response* resp = MHD_create_response_from_buffer(
       r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);

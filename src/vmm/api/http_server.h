@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
 
 struct MHD_Daemon;
 
@@ -25,6 +26,13 @@ struct HttpResponse {
   int status = 200;
   std::string body;  // JSON; empty means no body (204)
 };
+
+// Firecracker's error body: {"fault_message": "..."}. Invalid UTF-8 (a message may quote
+// user input) becomes U+FFFD instead of an exception.
+inline std::string FaultJson(const std::string& message) {
+  return nlohmann::json{{"fault_message", message}}.dump(-1, ' ', false,
+                                                         nlohmann::json::error_handler_t::replace);
+}
 
 class HttpServer {
  public:
