@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "tests/integration/vmm_process.h"
+#include "tools/benchmark/qemu_microvm.h"
 
 namespace edgevisor::testing {
 namespace {
@@ -224,33 +225,11 @@ TEST_F(BlkTest, FirecrackerConfigErrorsNameTheField) {
   EXPECT_THAT(missing.err, HasSubstr("--config-file /nonexistent.json"));
 }
 
-// The same payloads run unchanged under QEMU microvm (modern virtio-mmio).
-std::vector<std::string> Qemu(const std::string& payload, const std::string& img) {
-  return {"/usr/bin/qemu-system-x86_64",
-          "-M",
-          "microvm,acpi=off",
-          "-enable-kvm",
-          "-cpu",
-          "host,-arch-capabilities",
-          "-m",
-          "128",
-          "-nodefaults",
-          "-no-user-config",
-          "-nographic",
-          "-serial",
-          "stdio",
-          "-kernel",
-          Payload(payload),
-          "-append",
-          "x",
-          "-device",
-          "isa-debug-exit,iobase=0xf4,iosize=4",
-          "-global",
-          "virtio-mmio.force-legacy=false",
-          "-drive",
-          "file=" + img + ",if=none,id=d,format=raw,aio=io_uring",
-          "-device",
-          "virtio-blk-device,drive=d"};
+// The same payloads run unchanged under QEMU microvm (modern virtio-mmio), the benchmarks' peer.
+std::vector<std::string> Qemu(const std::string& payload, const std::string& img,
+                              const std::string& cmdline = "x") {
+  return QemuMicrovm("/usr/bin/qemu-system-x86_64", Payload(payload), cmdline, "128",
+                     QemuVirtioBlk(img));
 }
 
 TEST_F(BlkTest, IntegrityRunsUnderQemu) {
@@ -271,9 +250,7 @@ TEST_F(BlkTest, BenchRunsOnBoth) {
   auto ev = RunProcess(Vmm("blk_bench", "ops=64 span=16", {"--drive", "path=" + img}));
   EXPECT_EQ(ev.exit_code, 1) << ev.err;
   EXPECT_THAT(ev.out, HasSubstr("bench: randwrite-qd32 done ops=64"));
-  auto q = Qemu("blk_bench", img);
-  q[16] = "ops=64 span=16";
-  auto qr = RunProcess(q);
+  auto qr = RunProcess(Qemu("blk_bench", img, "ops=64 span=16"));
   EXPECT_EQ(qr.exit_code, 1) << qr.err;
   EXPECT_THAT(qr.out, HasSubstr("blk_bench: done"));
 }

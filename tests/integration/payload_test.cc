@@ -9,6 +9,7 @@
 
 #include "tests/integration/vmm_process.h"
 #include "tests/unit/elf_builder.h"
+#include "tools/benchmark/qemu_microvm.h"
 
 namespace edgevisor::testing {
 namespace {
@@ -218,10 +219,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST_F(PayloadTest, HelloRunsUnchangedUnderQemu) {
   const std::string qemu = "/usr/bin/qemu-system-x86_64";
   ASSERT_EQ(access(qemu.c_str(), X_OK), 0) << "qemu-system-x86 is a test dependency (the peer)";
-  auto r = RunProcess({qemu, "-M", "microvm,acpi=off", "-enable-kvm", "-cpu",
-                       "host,-arch-capabilities", "-m", "64", "-nodefaults", "-no-user-config",
-                       "-nographic", "-serial", "stdio", "-kernel", Payload("hello"), "-append",
-                       "hi there", "-device", "isa-debug-exit,iobase=0xf4,iosize=4"});
+  auto r = RunProcess(QemuMicrovm(qemu, Payload("hello"), "hi there", "64"));
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_THAT(r.out, HasSubstr("edgevisor hello payload\ncmdline: hi there\nhello: done\n"));
 }

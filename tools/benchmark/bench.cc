@@ -28,6 +28,11 @@
 #include <string>
 #include <vector>
 
+#include "tools/benchmark/qemu_microvm.h"
+
+using edgevisor::QemuMicrovm;
+using edgevisor::QemuVirtioBlk;
+
 namespace {
 
 struct Sample {
@@ -121,34 +126,6 @@ std::string Arg(std::map<std::string, std::string>& opts, const std::string& k,
                 const std::string& def) {
   auto it = opts.find(k);
   return it == opts.end() ? def : it->second;
-}
-
-// QEMU microvm as the side-by-side peer, with the flags from qemu-peer.md, booting `payload`
-// with the debug-exit device; `extra` adds the devices under test.
-std::vector<std::string> QemuMicrovm(const std::string& qemu, const std::string& payload,
-                                     const std::string& cmdline, const std::string& mem_mib,
-                                     const std::vector<std::string>& extra = {}) {
-  std::vector<std::string> a = {qemu,
-                                "-M",
-                                "microvm,acpi=off,x-option-roms=off,pit=off,pic=off,rtc=off",
-                                "-enable-kvm",
-                                "-cpu",
-                                "host,-arch-capabilities",
-                                "-m",
-                                mem_mib,
-                                "-nodefaults",
-                                "-no-user-config",
-                                "-nographic",
-                                "-serial",
-                                "stdio",
-                                "-kernel",
-                                payload,
-                                "-append",
-                                cmdline,
-                                "-device",
-                                "isa-debug-exit,iobase=0xf4,iosize=4"};
-  a.insert(a.end(), extra.begin(), extra.end());
-  return a;
 }
 
 int Startup(std::map<std::string, std::string> opts) {
@@ -377,12 +354,7 @@ int Blk(std::map<std::string, std::string> opts) {
        {ev, "run", "--kernel", payload, "--cmdline", cmdline, "--mem", "128", "--debug-exit",
         "--log-level", "warn", "--drive", "path=" + file},
        {}},
-      {"qemu-microvm",
-       QemuMicrovm(qemu, payload, cmdline, "128",
-                   {"-global", "virtio-mmio.force-legacy=false", "-drive",
-                    "file=" + file + ",if=none,id=d,format=raw,aio=io_uring", "-device",
-                    "virtio-blk-device,drive=d"}),
-       {}},
+      {"qemu-microvm", QemuMicrovm(qemu, payload, cmdline, "128", QemuVirtioBlk(file)), {}},
   };
   for (int i = 0; i < runs; ++i) {
     for (size_t k = 0; k < peers.size(); ++k) {
