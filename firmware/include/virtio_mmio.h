@@ -167,6 +167,10 @@ struct virtio_mmio_dev {
 // (bad magic, DeviceID 0 or a base above 4 GiB), or VIRTIO_ERR_LEGACY (Version != 2; the
 // version is still stored in dev->version).
 int virtio_mmio_probe(struct virtio_mmio_dev* dev, const struct virtio_mmio_token* tok);
+// Discovers the command line's devices and probes them in order: fills `out` with the first
+// modern device of `device_id` and returns true. Otherwise (and for each legacy device of that
+// type) prints why on the console, prefixed with `who`, and returns false.
+bool virtio_mmio_find(uint32_t device_id, struct virtio_mmio_dev* out, const char* who);
 
 uint32_t virtio_read32(const struct virtio_mmio_dev* dev, uint32_t off);
 void virtio_write32(const struct virtio_mmio_dev* dev, uint32_t off, uint32_t v);

@@ -172,6 +172,23 @@ int virtio_mmio_probe(struct virtio_mmio_dev* dev, const struct virtio_mmio_toke
   return VIRTIO_OK;
 }
 
+bool virtio_mmio_find(uint32_t device_id, struct virtio_mmio_dev* out, const char* who) {
+  struct virtio_mmio_token tokens[VIRTIO_MMIO_MAX_DEVICES];
+  const int ntok = virtio_mmio_discover(tokens, VIRTIO_MMIO_MAX_DEVICES);
+  for (int i = 0; i < ntok; i++) {
+    const int err = virtio_mmio_probe(out, &tokens[i]);
+    if (out->device_id != device_id) continue;
+    if (err == VIRTIO_OK) return true;
+    if (err == VIRTIO_ERR_LEGACY) {
+      rt_printf("%s: virtio-mmio 0x%lx: version %u, not 2 (modern)\n", who, tokens[i].base,
+                out->version);
+    }
+  }
+  rt_printf("%s: FAIL - no (modern) device of type %u among %d virtio_mmio.device tokens\n", who,
+            device_id, ntok);
+  return false;
+}
+
 uint32_t virtio_dev_status(const struct virtio_mmio_dev* dev) {
   return virtio_read32(dev, VIRTIO_MMIO_STATUS);
 }

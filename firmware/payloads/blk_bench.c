@@ -25,7 +25,6 @@
 #define MAX_QD 32
 
 static struct vblk g_blk;
-static struct virtio_mmio_token g_tokens[VIRTIO_MMIO_MAX_DEVICES];
 static uint8_t g_buf[MAX_QD][IO_BYTES] __attribute__((aligned(4096)));
 static struct vblk_req g_req[MAX_QD];
 
@@ -195,16 +194,8 @@ int payload_main(const char* cmdline) {
   g_indirect = rt_cmdline_get("indirect", NULL, 0);
   g_verify = rt_cmdline_get("verify", NULL, 0);
 
-  const int ntok = virtio_mmio_discover(g_tokens, VIRTIO_MMIO_MAX_DEVICES);
   struct virtio_mmio_dev dev;
-  bool found = false;
-  for (int i = 0; i < ntok && !found; i++) {
-    found = virtio_mmio_probe(&dev, &g_tokens[i]) == VIRTIO_OK && dev.device_id == VIRTIO_ID_BLOCK;
-  }
-  if (!found) {
-    rt_printf("blk_bench: FAIL - no virtio-blk device\n");
-    return 1;
-  }
+  if (!virtio_mmio_find(VIRTIO_ID_BLOCK, &dev, "blk_bench")) return 1;
   const int err = vblk_init(&g_blk, &dev, NULL);
   if (err != VIRTIO_OK) {
     rt_printf("blk_bench: FAIL - init: %s\n", virtio_strerror(err));

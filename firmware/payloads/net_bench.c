@@ -20,7 +20,6 @@
 #include "virtio_net.h"
 
 static struct vnet g_net;
-static struct virtio_mmio_token g_tokens[VIRTIO_MMIO_MAX_DEVICES];
 static uint8_t g_frame[VNET_MAX_FRAME];
 
 #define ARP_TIMEOUT_MS 2000
@@ -130,16 +129,6 @@ static uint32_t build_frame(const struct vnet* n, const uint8_t* dmac, uint32_t 
   return ETH_HLEN + IPV4_HLEN + UDP_HLEN + size;
 }
 
-static bool find_net_device(struct virtio_mmio_dev* out) {
-  const int ntok = virtio_mmio_discover(g_tokens, VIRTIO_MMIO_MAX_DEVICES);
-  for (int i = 0; i < ntok; i++) {
-    const int err = virtio_mmio_probe(out, &g_tokens[i]);
-    if (err == VIRTIO_OK && out->device_id == VIRTIO_ID_NET) return true;
-  }
-  rt_printf("net_bench: no (modern) virtio-net device among %d virtio_mmio.device tokens\n", ntok);
-  return false;
-}
-
 int payload_main(const char* cmdline) {
   (void)cmdline;
   uint32_t ip = INET_IPV4(10, 0, 2, 15), dst = INET_IPV4(10, 0, 2, 1);
@@ -158,7 +147,7 @@ int payload_main(const char* cmdline) {
   }
 
   struct virtio_mmio_dev dev;
-  if (!find_net_device(&dev)) return 1;
+  if (!virtio_mmio_find(VIRTIO_ID_NET, &dev, "net_bench")) return 1;
   struct vnet_opts opts;
   vnet_opts_from_cmdline(&opts);
   struct vnet* n = &g_net;

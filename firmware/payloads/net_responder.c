@@ -26,7 +26,6 @@
 #include "virtio_net.h"
 
 static struct vnet g_net;
-static struct virtio_mmio_token g_tokens[VIRTIO_MMIO_MAX_DEVICES];
 static uint32_t g_ip;
 static uint16_t g_port;
 static bool g_quit;
@@ -206,21 +205,6 @@ static void handle(const struct vnet_pkt* p) {
 
 // ---- Main ----------------------------------------------------------------------------------
 
-static bool find_net_device(struct virtio_mmio_dev* out) {
-  const int ntok = virtio_mmio_discover(g_tokens, VIRTIO_MMIO_MAX_DEVICES);
-  for (int i = 0; i < ntok; i++) {
-    const int err = virtio_mmio_probe(out, &g_tokens[i]);
-    if (err == VIRTIO_ERR_LEGACY && out->device_id == VIRTIO_ID_NET) {
-      rt_printf("net_responder: virtio-mmio 0x%lx: version %u, not 2 (modern)\n", g_tokens[i].base,
-                out->version);
-      continue;
-    }
-    if (err == VIRTIO_OK && out->device_id == VIRTIO_ID_NET) return true;
-  }
-  rt_printf("net_responder: no virtio-net device among %d virtio_mmio.device tokens\n", ntok);
-  return false;
-}
-
 static void print_counters(void) {
   rt_printf("net_responder: rx=%lu tx=%lu arp=%lu icmp=%lu udp=%lu dropped=%lu\n", g_cnt.rx,
             g_cnt.tx, g_cnt.arp, g_cnt.icmp, g_cnt.udp, g_cnt.dropped);
@@ -256,7 +240,7 @@ int payload_main(const char* cmdline) {
   rt_cmdline_get_u64("seconds", &seconds);
 
   struct virtio_mmio_dev dev;
-  if (!find_net_device(&dev)) return 1;
+  if (!virtio_mmio_find(VIRTIO_ID_NET, &dev, "net_responder")) return 1;
   struct vnet_opts opts;
   vnet_opts_from_cmdline(&opts);
   struct vnet* n = &g_net;
