@@ -54,6 +54,18 @@ class ApiVm {
     return Http(sock_, "PATCH", path, body);
   }
   HttpReply Get(const std::string& path) { return Http(sock_, "GET", path); }
+  // The usual pre-boot requests; each returns the HTTP status.
+  int BootSource(const std::string& kernel, const std::string& boot_args) {
+    return Put("/boot-source",
+               R"({"kernel_image_path": ")" + kernel + R"(", "boot_args": ")" + boot_args + "\"}")
+        .status;
+  }
+  int Drive(const std::string& id, const std::string& path, bool root = false) {
+    return Put("/drives/" + id, R"({"drive_id": ")" + id + R"(", "path_on_host": ")" + path +
+                                    R"(", "is_root_device": )" + (root ? "true" : "false") + "}")
+        .status;
+  }
+  int Start() { return Put("/actions", R"({"action_type": "InstanceStart"})").status; }
   std::string State() {
     HttpReply r = Get("/");
     if (r.status != 200) return "<no reply>";
@@ -173,18 +185,12 @@ class BadInputTest : public ::testing::TestWithParam<BadCase> {
     pre_ = new ApiVm("pre");
     running_ = new ApiVm("run");
     ASSERT_TRUE(pre_->ready() && running_->ready());
-    const std::string drive =
-        R"({"drive_id": "root0", "path_on_host": ")" + disk_ + R"(", "is_root_device": true})";
-    ASSERT_EQ(pre_->Put("/drives/root0", drive).status, 204);
-    ASSERT_EQ(running_->Put("/drives/root0", drive).status, 204);
-    ASSERT_EQ(running_
-                  ->Put("/boot-source", R"({"kernel_image_path": ")" + Payload("console") +
-                                            R"(", "boot_args": "irq"})")
-                  .status,
-              204);
+    ASSERT_EQ(pre_->Drive("root0", disk_, /*root=*/true), 204);
+    ASSERT_EQ(running_->Drive("root0", disk_, /*root=*/true), 204);
+    ASSERT_EQ(running_->BootSource(Payload("console"), "irq"), 204);
     ASSERT_EQ(running_->Put("/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 32})").status,
               204);
-    ASSERT_EQ(running_->Put("/actions", R"({"action_type": "InstanceStart"})").status, 204);
+    ASSERT_EQ(running_->Start(), 204);
     ASSERT_EQ(running_->State(), "Running");
   }
   static void TearDownTestSuite() {
@@ -359,16 +365,10 @@ TEST(ApiTest, HundredPausesUnderBlockLoadLoseNoIo) {
   ApiVm vm("pause");
   ASSERT_TRUE(vm.ready());
   ASSERT_EQ(vm.Put("/metrics", R"({"metrics_path": ")" + metrics + R"("})").status, 204);
-  ASSERT_EQ(vm.Put("/boot-source", R"({"kernel_image_path": ")" + Payload("blk_bench") +
-                                       R"(", "boot_args": "verify span=4 ops=3000 seed=7"})")
-                .status,
-            204);
-  ASSERT_EQ(vm.Put("/drives/disk", R"({"drive_id": "disk", "path_on_host": ")" + img +
-                                       R"(", "is_root_device": false})")
-                .status,
-            204);
+  ASSERT_EQ(vm.BootSource(Payload("blk_bench"), "verify span=4 ops=3000 seed=7"), 204);
+  ASSERT_EQ(vm.Drive("disk", img), 204);
   ASSERT_EQ(vm.Put("/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 64})").status, 204);
-  ASSERT_EQ(vm.Put("/actions", R"({"action_type": "InstanceStart"})").status, 204);
+  ASSERT_EQ(vm.Start(), 204);
   ASSERT_TRUE(vm.proc().WaitFor("bench: fill start", 20000)) << vm.proc().out();
 
   // Once, look closely: while paused, the vCPUs make no exits at all.
@@ -437,15 +437,9 @@ TEST(ApiTest, PatchDriveSwapsTheBackingFileUnderTheGuest) {
   PutWord(b, 0, 0xbbbb0002);
   ApiVm vm("swap");
   ASSERT_TRUE(vm.ready());
-  ASSERT_EQ(vm.Put("/boot-source", R"({"kernel_image_path": ")" + Payload("blk_integrity") +
-                                       R"(", "boot_args": "swap"})")
-                .status,
-            204);
-  ASSERT_EQ(vm.Put("/drives/disk", R"({"drive_id": "disk", "path_on_host": ")" + a +
-                                       R"(", "is_root_device": false})")
-                .status,
-            204);
-  ASSERT_EQ(vm.Put("/actions", R"({"action_type": "InstanceStart"})").status, 204);
+  ASSERT_EQ(vm.BootSource(Payload("blk_integrity"), "swap"), 204);
+  ASSERT_EQ(vm.Drive("disk", a), 204);
+  ASSERT_EQ(vm.Start(), 204);
   ASSERT_TRUE(vm.proc().WaitFor("swap: before", 20000)) << vm.proc().out();
   EXPECT_THAT(
       vm.Patch("/drives/disk", R"({"drive_id": "disk", "path_on_host": "/nonexistent"})").body,
@@ -469,11 +463,8 @@ TEST(ApiTest, PatchDriveSwapsTheBackingFileUnderTheGuest) {
 TEST(ApiTest, SendCtrlAltDelReachesTheGuestKeyboard) {
   ApiVm vm("cad");
   ASSERT_TRUE(vm.ready());
-  ASSERT_EQ(vm.Put("/boot-source", R"({"kernel_image_path": ")" + Payload("crash") +
-                                       R"(", "boot_args": "ctrl-alt-del"})")
-                .status,
-            204);
-  ASSERT_EQ(vm.Put("/actions", R"({"action_type": "InstanceStart"})").status, 204);
+  ASSERT_EQ(vm.BootSource(Payload("crash"), "ctrl-alt-del"), 204);
+  ASSERT_EQ(vm.Start(), 204);
   ASSERT_TRUE(vm.proc().WaitFor("waiting for ctrl-alt-del", 20000)) << vm.proc().out();
   HttpReply r = vm.Put("/actions", R"({"action_type": "SendCtrlAltDel"})");
   EXPECT_EQ(r.status, 204) << r.raw;
