@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "src/devices/block/virtio_block.h"
+#include "src/devices/legacy/acpi_pm.h"
 #include "src/devices/legacy/debug_exit.h"
 #include "src/devices/legacy/i8042.h"
 #include "src/devices/net/virtio_net.h"
@@ -14,6 +15,7 @@
 #include "src/vmm/util/errors.h"
 #include "src/vmm/util/log.h"
 #if defined(__x86_64__)
+#include "src/vmm/arch/x86_64/acpi.h"
 #include "src/vmm/arch/x86_64/layout.h"
 #endif
 
@@ -60,10 +62,11 @@ class MappedFile {
 // Puts a virtio device behind a virtio-mmio transport in the next slot: MMIO window, queue
 // ioeventfds, irqfd, and the kernel command-line entry.
 absl::Status AttachVirtio(VmParts& p, std::unique_ptr<virtio::VirtioDevice> device,
-                          const std::string& name, size_t index, std::string& cmdline) {
+                          const std::string& name, std::vector<arch::MmioSlot>& slots,
+                          std::string* cmdline) {
   EV_ASSIGN_OR_RETURN(std::unique_ptr<virtio::MmioTransport> t,
                       virtio::MmioTransport::Create(std::move(device), p.mem.get()));
-  const arch::MmioSlot at = arch::VirtioMmioSlot(index);
+  const arch::MmioSlot at = arch::VirtioMmioSlot(slots.size());
   for (size_t q = 0; q < t->notify_fds().size(); ++q) {
     EV_RETURN_IF_ERROR(p.vm.AddIoeventfd(
         t->notify_fds()[q].get(), at.base + virtio::MmioTransport::kQueueNotifyOffset, 4, q));
@@ -72,8 +75,10 @@ absl::Status AttachVirtio(VmParts& p, std::unique_ptr<virtio::VirtioDevice> devi
   std::shared_ptr<virtio::MmioTransport> dev = std::move(t);
   EV_RETURN_IF_ERROR(p.mmio->Insert(dev, at.base, virtio::MmioTransport::kSize, name));
   p.virtio_devices.push_back(std::move(dev));
+  slots.push_back(at);
   // Linux's (and QEMU microvm's) virtio_mmio.device=<size>@<base>:<irq> form.
-  absl::StrAppend(&cmdline, " virtio_mmio.device=4K@0x", absl::Hex(at.base), ":", at.gsi);
+  if (cmdline)
+    absl::StrAppend(cmdline, " virtio_mmio.device=4K@0x", absl::Hex(at.base), ":", at.gsi);
   return absl::OkStatus();
 }
 
@@ -82,6 +87,7 @@ absl::Status AttachVirtio(VmParts& p, std::unique_ptr<virtio::VirtioDevice> devi
 absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock vmm_start) {
   VmParts p;
   p.id = cfg.id;
+  p.reboot_exit_code = cfg.reboot_exit_code;
   EV_ASSIGN_OR_RETURN(p.kvm, Kvm::Open());
   if (cfg.machine.vcpus > p.kvm.max_vcpus()) {
     return UsageError(absl::StrFormat("--vcpus: %d is more than KVM's limit of %d",
@@ -102,7 +108,8 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
 
   // virtio devices, before the kernel: their cmdline entries go into the boot information.
   std::string cmdline = cfg.boot.cmdline;
-  size_t slot_index = 0;
+  std::string* mmio_cmdline = cfg.virtio_mmio_cmdline ? &cmdline : nullptr;
+  std::vector<arch::MmioSlot> slots;
   for (size_t i = 0; i < cfg.drives.size(); ++i) {
     const DriveConfig& d = cfg.drives[i];
     auto blk = block::VirtioBlock::Create(d, absl::StrFormat("blk%d", i));
@@ -112,7 +119,7 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
                   d.queues);
     p.blocks.emplace_back(d.id, blk->get());
     EV_RETURN_IF_ERROR(AttachVirtio(p, std::move(*blk), absl::StrFormat("virtio-blk %s", d.id),
-                                    slot_index++, cmdline));
+                                    slots, mmio_cmdline));
   }
   for (size_t i = 0; i < cfg.nets.size(); ++i) {
     const NetConfig& n = cfg.nets[i];
@@ -120,7 +127,7 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
     if (!net.ok()) return Annotate(net.status(), absl::StrFormat("--net tap=%s", n.tap));
     p.nets.emplace_back(n.id.empty() ? absl::StrFormat("net%d", i) : n.id, net->get());
     EV_RETURN_IF_ERROR(AttachVirtio(p, std::move(*net), absl::StrFormat("virtio-net %s", n.tap),
-                                    slot_index++, cmdline));
+                                    slots, mmio_cmdline));
   }
 
   // Kernel.
@@ -146,6 +153,7 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
       if (msg.rfind("--", 0) == 0) return UsageError(msg);
       return UsageError(absl::StrFormat("--kernel %s: %s", cfg.boot.kernel_path, msg));
     }
+    EV_RETURN_IF_ERROR(arch::WritePlatformDescription(*p.mem, cfg.machine.vcpus, slots, *boot));
     // vCPUs.
     for (int i = 0; i < cfg.machine.vcpus; ++i) {
       EV_ASSIGN_OR_RETURN(std::unique_ptr<Vcpu> vcpu, Vcpu::Create(p.kvm, p.vm, i));
@@ -185,8 +193,11 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
     if (!s.ok()) spdlog::warn("serial: {}", s.message());
   });
   EV_RETURN_IF_ERROR(p.pio->Insert(p.uart, x86::kCom1Port, 8, "com1"));
+  const int reboot_code = cfg.reboot_exit_code;
   p.i8042 = std::make_shared<I8042>(
-      [stop] { stop->Request(StopReason::kGuestReset, kExitOk, "guest reset through the i8042"); },
+      [stop, reboot_code] {
+        stop->Request(StopReason::kGuestReset, reboot_code, "guest reset through the i8042");
+      },
       [vm_fd = p.vm.fd()] {
         // ISA IRQ 1 is edge-triggered: a pulse delivers one interrupt.
         absl::Status s = Vm::SetIrqLine(vm_fd, x86::kKeyboardIrq, true);
@@ -194,6 +205,16 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
         if (!s.ok()) spdlog::warn("i8042: {}", s.message());
       });
   EV_RETURN_IF_ERROR(p.pio->Insert(p.i8042, I8042::kBase, I8042::kSize, "i8042"));
+  EV_RETURN_IF_ERROR(p.pio->Insert(
+      std::make_shared<AcpiPm>(
+          x86::kAcpiS5SleepType, x86::kAcpiResetValue,
+          [stop] {
+            stop->Request(StopReason::kGuestPowerOff, kExitOk, "guest powered off (ACPI S5)");
+          },
+          [stop, reboot_code] {
+            stop->Request(StopReason::kGuestReset, reboot_code, "guest reset through ACPI");
+          }),
+      x86::kAcpiSleepControlPort, AcpiPm::kSize, "acpi-pm"));
   if (cfg.debug_exit) {
     EV_RETURN_IF_ERROR(p.pio->Insert(std::make_shared<DebugExit>([stop](int code) {
                                        stop->Request(StopReason::kDebugExit, code,

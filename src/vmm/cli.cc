@@ -113,6 +113,7 @@ std::string RunUsage() {
   return "usage: edgevisor run --kernel FILE [--initrd FILE] [--cmdline STRING] [--mem MiB]\n"
          "                     [--vcpus N]\n"
          "                     [--serial stdio|file:PATH|off] [--debug-exit] [--id ID]\n"
+         "                     [--reboot-exit-code N] [--no-virtio-mmio-cmdline]\n"
          "                     [--drive path=F[,id=S][,ro=on][,direct=on][,queues=N]"
          "[,engine=uring|sync]]...\n"
          "                     [--net tap=NAME[,mac=M][,queues=N]]...\n"
@@ -196,6 +197,20 @@ absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args,
     } else if (flag == "--debug-exit") {
       if (has_inline_value) return absl::InvalidArgumentError("--debug-exit: takes no value");
       vm.debug_exit = true;
+    } else if (flag == "--no-virtio-mmio-cmdline") {
+      if (has_inline_value) {
+        return absl::InvalidArgumentError("--no-virtio-mmio-cmdline: takes no value");
+      }
+      vm.virtio_mmio_cmdline = false;
+    } else if (flag == "--reboot-exit-code") {
+      auto v = next();
+      if (!v.ok()) return v.status();
+      int code = 0;
+      if (!absl::SimpleAtoi(*v, &code) || code < 0 || code > 255) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("--reboot-exit-code: '%s' is not an exit status (0 to 255)", *v));
+      }
+      vm.reboot_exit_code = code;
     } else if (flag == "--id") {
       auto v = next();
       if (!v.ok()) return v.status();

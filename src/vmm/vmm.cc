@@ -430,7 +430,7 @@ bool Vmm::HandleExit(Vcpu& vcpu) {
     }
     case KVM_EXIT_SYSTEM_EVENT:
       if (run->system_event.type == KVM_SYSTEM_EVENT_RESET) {
-        p_.stop->Request(StopReason::kGuestReset, kExitOk, "guest requested reset");
+        p_.stop->Request(StopReason::kGuestReset, p_.reboot_exit_code, "guest requested reset");
       } else {
         p_.stop->Request(StopReason::kGuestPowerOff, kExitOk, "guest powered off");
       }

@@ -35,6 +35,7 @@ struct VmParts {
   std::unique_ptr<Bus> pio = std::make_unique<Bus>("pio");
   std::unique_ptr<Bus> mmio = std::make_unique<Bus>("mmio");
   std::shared_ptr<StopController> stop;
+  int reboot_exit_code = 0;  // the exit status when the guest reboots
   std::shared_ptr<Uart16550> uart;
   int serial_input_fd = -1;  // stdin when the console is stdio
   UniqueFd serial_output_file;

@@ -45,7 +45,14 @@ struct MmioSlot {
   uint64_t base;
   uint32_t gsi;
 };
+inline constexpr uint32_t kVirtioMmioSize = 0x1000;
 MmioSlot VirtioMmioSlot(size_t index);
+
+// Writes the description of the machine that the guest discovers it through (x86_64: the ACPI
+// tables, with the vCPUs, the IOAPIC, the legacy devices and the virtio-mmio slots), after
+// LoadKernel, and points the boot information at it.
+absl::Status WritePlatformDescription(const GuestMemory& mem, int vcpus,
+                                      absl::Span<const MmioSlot> virtio, const BootEntry& boot);
 
 // The boot-timer device's MMIO address (Firecracker's, so existing guest init scripts work).
 uint64_t BootTimerAddress();

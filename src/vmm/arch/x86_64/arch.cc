@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_format.h"
 #include "src/vmm/arch/arch.h"
+#include "src/vmm/arch/x86_64/acpi.h"
 #include "src/vmm/arch/x86_64/cpuid.h"
 #include "src/vmm/arch/x86_64/layout.h"
 #include "src/vmm/arch/x86_64/linux_boot.h"
@@ -57,6 +58,11 @@ absl::Status SetupVm(const Vm& vm) {
   }
   // In-kernel PIC + IOAPIC + LAPICs: interrupts (serial now, irqfd later) never need a vCPU exit.
   if (ioctl(vm.fd(), KVM_CREATE_IRQCHIP, 0) < 0) return ErrnoError("KVM_CREATE_IRQCHIP");
+  // In-kernel PIT (i8254) on IRQ 0, for guests that calibrate or tick with it. The speaker
+  // port stays a dummy.
+  kvm_pit_config pit{};
+  pit.flags = KVM_PIT_SPEAKER_DUMMY;
+  if (ioctl(vm.fd(), KVM_CREATE_PIT2, &pit) < 0) return ErrnoError("KVM_CREATE_PIT2");
   return absl::OkStatus();
 }
 
@@ -124,6 +130,17 @@ absl::Status SetupVcpu(const Kvm& kvm, const Vcpu& vcpu, int vcpu_count, const B
   regs.rip = boot.entry;
   (linux64 ? regs.rsi : regs.rbx) = boot.boot_info;
   return vcpu.SetRegs(regs);
+}
+
+absl::Status WritePlatformDescription(const GuestMemory& mem, int vcpus,
+                                      absl::Span<const MmioSlot> virtio, const BootEntry& boot) {
+  std::vector<AcpiVirtioMmio> devs;
+  for (const MmioSlot& s : virtio) devs.push_back({s.base, kVirtioMmioSize, s.gsi});
+  EV_ASSIGN_OR_RETURN(uint64_t rsdp, WriteAcpiTables(mem, vcpus, devs));
+  if (boot.protocol == BootEntry::Protocol::kLinux64) {
+    return mem.WriteObj(boot.boot_info + kBpAcpiRsdpAddr, rsdp);
+  }
+  return mem.WriteObj(boot.boot_info + offsetof(HvmStartInfo, rsdp_paddr), rsdp);
 }
 
 uint64_t BootTimerAddress() { return kBootTimerAddr; }

@@ -23,6 +23,7 @@ inline constexpr uint8_t kLoaderTypeUndefined = 0xff;
 inline constexpr uint32_t kE820Reserved = 2;
 
 // boot_params offsets used here.
+inline constexpr uint64_t kBpAcpiRsdpAddr = 0x070;
 inline constexpr uint64_t kBpExtRamdiskImage = 0x0c0;
 inline constexpr uint64_t kBpExtRamdiskSize = 0x0c4;
 inline constexpr uint64_t kBpExtCmdLinePtr = 0x0c8;
