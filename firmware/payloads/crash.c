@@ -4,6 +4,9 @@
 //                 exception -> #GP -> #DF -> shutdown. On PVM hosts `int3` cannot be emulated and
 //                 gives a KVM internal error instead, which tests that path.
 //   i8042-reset   pulse the reset line through the keyboard controller (Linux reboot=k)
+//   acpi-poweroff write SLP_TYP=5|SLP_EN to the FADT's sleep-control register (port 0x600), as
+//                 Linux's ACPI power-off does on a hardware-reduced platform
+//   acpi-reset    write the FADT's reset value (1) to its reset register (port 0x602)
 //   ctrl-alt-del  wait for Ctrl+Alt+Del on the i8042 keyboard (the API's SendCtrlAltDel), then
 //                 reset through the controller, as Linux does on that key combination. Polls the
 //                 status register; prints each scan code it reads.
@@ -29,6 +32,13 @@ int payload_main(const char* cmdline) {
   } else if (rt_cmdline_get_in(cmdline, "i8042-reset", v, sizeof(v))) {
     rt_print("crash: i8042 reset\n");
     outb(0x64, 0xfe);
+  } else if (rt_cmdline_get_in(cmdline, "acpi-poweroff", v, sizeof(v))) {
+    rt_print("crash: ACPI S5\n");
+    outb(0x601, 0x80);             // clear the wake status first, as ACPICA does
+    outb(0x600, (5 << 2) | 0x20);  // SLP_TYP = 5 (\_S5), SLP_EN
+  } else if (rt_cmdline_get_in(cmdline, "acpi-reset", v, sizeof(v))) {
+    rt_print("crash: ACPI reset register\n");
+    outb(0x602, 0x01);
   } else if (rt_cmdline_get_in(cmdline, "ctrl-alt-del", v, sizeof(v))) {
     rt_print("crash: waiting for ctrl-alt-del\n");
     // Scan code set 2 make codes: Ctrl 0x14, Alt 0x11, Del 0xe0 0x71.
@@ -46,7 +56,9 @@ int payload_main(const char* cmdline) {
     rt_print("crash: ctrl-alt-del received, resetting\n");
     outb(0x64, 0xfe);
   } else {
-    rt_print("crash: no mode given (triple-fault | i8042-reset | ctrl-alt-del)\n");
+    rt_print(
+        "crash: no mode given (triple-fault | i8042-reset | acpi-poweroff | acpi-reset | "
+        "ctrl-alt-del)\n");
     return 2;
   }
   rt_print("crash: still running after the crash request\n");

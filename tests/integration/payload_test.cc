@@ -157,6 +157,31 @@ TEST_F(PayloadTest, I8042ResetEndsVm) {
   EXPECT_THAT(r.err, HasSubstr("reset through the i8042"));
 }
 
+// Firecracker's reboot=k behaviour with a configurable status: a guest reboot ends the VMM.
+TEST_F(PayloadTest, RebootExitCodeIsConfigurable) {
+  auto r = RunProcess(VmmArgs(
+      {"--kernel", Payload("crash"), "--cmdline", "i8042-reset", "--reboot-exit-code", "7"}));
+  EXPECT_EQ(r.exit_code, 7) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("reset through the i8042"));
+}
+
+// The FADT's registers (what Linux's ACPI power-off and reboot write; the nested rig shows a
+// Debian kernel doing it).
+TEST_F(PayloadTest, AcpiPowerOffExitsZero) {
+  auto r = RunProcess(VmmArgs(
+      {"--kernel", Payload("crash"), "--cmdline", "acpi-poweroff", "--reboot-exit-code", "7"}));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("guest powered off (ACPI S5)"));
+  EXPECT_THAT(r.out, Not(HasSubstr("still running")));
+}
+
+TEST_F(PayloadTest, AcpiResetIsAReboot) {
+  auto r = RunProcess(VmmArgs(
+      {"--kernel", Payload("crash"), "--cmdline", "acpi-reset", "--reboot-exit-code", "9"}));
+  EXPECT_EQ(r.exit_code, 9) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("guest reset through ACPI"));
+}
+
 // Bad user input: exit code 2 and a message naming the argument.
 struct BadArgCase {
   const char* name;

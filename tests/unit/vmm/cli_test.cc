@@ -47,6 +47,18 @@ TEST_F(CliTest, ParsesAllFlags) {
   EXPECT_EQ(r->log_level, "debug");
 }
 
+TEST_F(CliTest, RebootExitCodeAndVirtioMmioCmdline) {
+  auto r = Parse({"--kernel", kernel_, "--reboot-exit-code", "42", "--no-virtio-mmio-cmdline"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->vm.reboot_exit_code, 42);
+  EXPECT_FALSE(r->vm.virtio_mmio_cmdline);
+  EXPECT_THAT(Err({"--kernel", kernel_, "--reboot-exit-code", "256"}),
+              HasSubstr("--reboot-exit-code: '256'"));
+  EXPECT_THAT(Err({"--kernel", kernel_, "--reboot-exit-code=x"}), HasSubstr("--reboot-exit-code"));
+  EXPECT_THAT(Err({"--kernel", kernel_, "--no-virtio-mmio-cmdline=1"}),
+              HasSubstr("--no-virtio-mmio-cmdline: takes no value"));
+}
+
 TEST_F(CliTest, Defaults) {
   auto r = Parse({"--kernel", kernel_});
   ASSERT_TRUE(r.ok());
@@ -54,6 +66,8 @@ TEST_F(CliTest, Defaults) {
   EXPECT_EQ(r->vm.machine.mem_mib, 128u);
   EXPECT_EQ(r->vm.serial.mode, SerialConfig::Mode::kStdio);
   EXPECT_FALSE(r->vm.debug_exit);
+  EXPECT_EQ(r->vm.reboot_exit_code, 0);
+  EXPECT_TRUE(r->vm.virtio_mmio_cmdline);
 }
 
 TEST_F(CliTest, MissingKernel) { EXPECT_THAT(Err({"--mem", "64"}), HasSubstr("--kernel")); }

@@ -7,8 +7,14 @@
 
 namespace edgevisor::x86 {
 
-// Sets the APIC ID and logical-processor count in leaf 1, the x2APIC ID in leaves 0xb/0x1f, and
-// the hypervisor-present bit, so each vCPU sees who it is and that it runs under a hypervisor.
+// Describes vCPU `vcpu_index` of `vcpu_count` as one core (one thread each) of a single socket,
+// with APIC ID = vCPU index, matching the MADT:
+//  - leaf 1: initial APIC ID, logical-processor count (+HTT), hypervisor present;
+//  - leaf 4 (Intel caches): cores per package;
+//  - leaves 0xb/0x1f (x2APIC topology): an SMT level of 1 thread, a core level of vcpu_count;
+//  - leaves 0x80000008/0x8000001e (AMD): core count, APIC ID size, core and node IDs;
+//  - leaf 7: no LA57.
+// Leaves that KVM did not report are left absent.
 void FixupCpuid(std::vector<kvm_cpuid_entry2>& entries, int vcpu_index, int vcpu_count);
 
 }  // namespace edgevisor::x86

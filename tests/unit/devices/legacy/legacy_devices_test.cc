@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "src/devices/legacy/acpi_pm.h"
 #include "src/devices/legacy/boot_timer.h"
 #include "src/devices/legacy/debug_exit.h"
 #include "src/devices/legacy/i8042.h"
@@ -21,6 +22,38 @@ TEST(DebugExitTest, ExitCodeIsValueShiftedOrOne) {
   const uint8_t wide[] = {0x10, 0x01};  // 16-bit write of 0x110
   dev.Write(0, wide);
   EXPECT_EQ(code, (0x110 << 1) | 1);
+}
+
+TEST(AcpiPmTest, PowerOffOnlyForS5WithSleepEnable) {
+  int off = 0, reset = 0;
+  AcpiPm pm(
+      5, 0x01, [&] { ++off; }, [&] { ++reset; });
+  auto w = [&](uint64_t at, uint8_t v) { pm.Write(at, absl::MakeConstSpan(&v, 1)); };
+  w(AcpiPm::kSleepControl, 5 << 2);  // SLP_TYP 5 without SLP_EN: nothing yet
+  w(AcpiPm::kSleepControl, (3 << 2) | AcpiPm::kSleepEnable);  // S3: not supported, ignored
+  w(AcpiPm::kSleepStatus, AcpiPm::kWakeStatus);               // clearing wake status
+  EXPECT_EQ(off, 0);
+  w(AcpiPm::kSleepControl, (5 << 2) | AcpiPm::kSleepEnable);  // what Linux writes for S5
+  EXPECT_EQ(off, 1);
+  EXPECT_EQ(reset, 0);
+  const uint8_t wide[] = {(5 << 2) | AcpiPm::kSleepEnable, 0};
+  pm.Write(AcpiPm::kSleepControl, wide);  // not the byte access the FADT declares
+  EXPECT_EQ(off, 1);
+}
+
+TEST(AcpiPmTest, ResetOnlyWithTheResetValue) {
+  int off = 0, reset = 0;
+  AcpiPm pm(
+      5, 0x01, [&] { ++off; }, [&] { ++reset; });
+  auto w = [&](uint64_t at, uint8_t v) { pm.Write(at, absl::MakeConstSpan(&v, 1)); };
+  w(AcpiPm::kReset, 0x06);
+  EXPECT_EQ(reset, 0);
+  w(AcpiPm::kReset, 0x01);
+  EXPECT_EQ(reset, 1);
+  EXPECT_EQ(off, 0);
+  uint8_t r = 0xff;
+  pm.Read(AcpiPm::kSleepStatus, absl::MakeSpan(&r, 1));
+  EXPECT_EQ(r, 0) << "no wake status is ever pending";
 }
 
 TEST(BootTimerTest, OnlyMagicAtOffsetZeroRecords) {
