@@ -11,14 +11,13 @@ FLAGS=(-std=c++20 -O1 -g -I"$SRC" -DSPDLOG_FMT_EXTERNAL -DFMT_HEADER_ONLY -D_GNU
 SAN=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
 COMMON=("$SRC/src/vmm/guest_memory.cc" "$SRC/src/vmm/loader/elf.cc")
 "$CXX" "${FLAGS[@]}" "$SRC/tests/fuzz/make_seeds.cc" -o "$OUT/make_seeds"
-"$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/elf_fuzz.cc" "${COMMON[@]}" \
-  "$SRC/src/vmm/arch/x86_64/arch.cc" "$SRC/src/vmm/arch/x86_64/pvh.cc" \
-  "$SRC/src/vmm/arch/x86_64/cpuid.cc" "$SRC/src/vmm/arch/x86_64/linux_boot.cc" \
-  "$SRC/src/vmm/loader/bzimage.cc" "$SRC/src/vmm/kvm.cc" "$SRC/src/vmm/vcpu.cc" \
-  $ABSL -o "$OUT/elf_fuzz"
+# The x86_64 loaders with what arch.cc links against.
 X86=("$SRC/src/vmm/arch/x86_64/arch.cc" "$SRC/src/vmm/arch/x86_64/pvh.cc"
      "$SRC/src/vmm/arch/x86_64/cpuid.cc" "$SRC/src/vmm/arch/x86_64/linux_boot.cc"
+     "$SRC/src/vmm/arch/x86_64/acpi.cc" "$SRC/src/vmm/acpi/aml.cc" "$SRC/src/vmm/acpi/sdt.cc"
      "$SRC/src/vmm/loader/bzimage.cc" "$SRC/src/vmm/kvm.cc" "$SRC/src/vmm/vcpu.cc")
+"$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/elf_fuzz.cc" "${COMMON[@]}" "${X86[@]}" \
+  $ABSL -o "$OUT/elf_fuzz"
 "$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/bzimage_fuzz.cc" "${COMMON[@]}" "${X86[@]}" \
   $ABSL -o "$OUT/bzimage_fuzz"
 "$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/virtio_blk_fuzz.cc" "${COMMON[@]}" \
