@@ -146,13 +146,17 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
         return UsageError(absl::StrFormat("--initrd %s: the file is empty", cfg.boot.initrd_path));
       }
     }
-    auto boot = arch::LoadKernel(kernel.span(), cmdline, initrd.span(), *p.mem);
+    auto boot = arch::LoadKernel(kernel.span(), cmdline, initrd.span(), *p.mem, cfg.boot.protocol);
     if (!boot.ok()) {
       const std::string msg(boot.status().message());
       // Messages about other inputs (--mem, --initrd, --cmdline) already name them.
       if (msg.rfind("--", 0) == 0) return UsageError(msg);
       return UsageError(absl::StrFormat("--kernel %s: %s", cfg.boot.kernel_path, msg));
     }
+    spdlog::debug(
+        "kernel {}: {} entry at 0x{:x}", cfg.boot.kernel_path,
+        boot->protocol == arch::BootEntry::Protocol::kPvh ? "PVH" : "Linux 64-bit boot protocol",
+        boot->entry);
     EV_RETURN_IF_ERROR(arch::WritePlatformDescription(*p.mem, cfg.machine.vcpus, slots, *boot));
     // vCPUs.
     for (int i = 0; i < cfg.machine.vcpus; ++i) {

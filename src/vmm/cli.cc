@@ -114,6 +114,7 @@ std::string RunUsage() {
          "                     [--vcpus N]\n"
          "                     [--serial stdio|file:PATH|off] [--debug-exit] [--id ID]\n"
          "                     [--reboot-exit-code N] [--no-virtio-mmio-cmdline]\n"
+         "                     [--boot-protocol auto|pvh|linux]\n"
          "                     [--drive path=F[,id=S][,ro=on][,direct=on][,queues=N]"
          "[,engine=uring|sync]]...\n"
          "                     [--net tap=NAME[,mac=M][,queues=N]]...\n"
@@ -202,6 +203,19 @@ absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args,
         return absl::InvalidArgumentError("--no-virtio-mmio-cmdline: takes no value");
       }
       vm.virtio_mmio_cmdline = false;
+    } else if (flag == "--boot-protocol") {
+      auto v = next();
+      if (!v.ok()) return v.status();
+      if (*v == "auto") {
+        vm.boot.protocol = BootProtocol::kAuto;
+      } else if (*v == "pvh") {
+        vm.boot.protocol = BootProtocol::kPvh;
+      } else if (*v == "linux") {
+        vm.boot.protocol = BootProtocol::kLinux;
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("--boot-protocol: '%s' is not one of auto, pvh, linux", *v));
+      }
     } else if (flag == "--reboot-exit-code") {
       auto v = next();
       if (!v.ok()) return v.status();

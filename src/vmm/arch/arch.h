@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "src/vmm/boot_protocol.h"
 #include "src/vmm/guest_memory.h"
 #include "src/vmm/kvm.h"
 #include "src/vmm/vcpu.h"
@@ -33,8 +34,10 @@ absl::Status SetupVm(const Vm& vm);
 // Loads the kernel image (and the initrd, which may be empty) into guest memory and writes the
 // boot information. x86_64 takes an ELF with a PVH note (PVH boot), a vmlinux ELF without one,
 // or a bzImage (both through the Linux 64-bit boot protocol).
+// `protocol` forces one protocol; the image must support it.
 absl::StatusOr<BootEntry> LoadKernel(absl::Span<const uint8_t> kernel, const std::string& cmdline,
-                                     absl::Span<const uint8_t> initrd, const GuestMemory& mem);
+                                     absl::Span<const uint8_t> initrd, const GuestMemory& mem,
+                                     BootProtocol protocol = BootProtocol::kAuto);
 
 // Per-vCPU setup: CPUID/registers for the boot vCPU, topology for all.
 absl::Status SetupVcpu(const Kvm& kvm, const Vcpu& vcpu, int vcpu_count, const BootEntry& boot,

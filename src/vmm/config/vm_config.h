@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "src/vmm/boot_protocol.h"
 
 namespace edgevisor {
 
@@ -20,6 +21,7 @@ struct BootSource {
   std::string kernel_path;
   std::string initrd_path;  // empty: none
   std::string cmdline = "console=ttyS0 reboot=k panic=1";
+  BootProtocol protocol = BootProtocol::kAuto;
 };
 
 struct SerialConfig {

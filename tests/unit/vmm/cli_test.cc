@@ -59,6 +59,16 @@ TEST_F(CliTest, RebootExitCodeAndVirtioMmioCmdline) {
               HasSubstr("--no-virtio-mmio-cmdline: takes no value"));
 }
 
+TEST_F(CliTest, BootProtocol) {
+  EXPECT_EQ(Parse({"--kernel", kernel_})->vm.boot.protocol, BootProtocol::kAuto);
+  EXPECT_EQ(Parse({"--kernel", kernel_, "--boot-protocol", "pvh"})->vm.boot.protocol,
+            BootProtocol::kPvh);
+  EXPECT_EQ(Parse({"--kernel", kernel_, "--boot-protocol=linux"})->vm.boot.protocol,
+            BootProtocol::kLinux);
+  EXPECT_THAT(Err({"--kernel", kernel_, "--boot-protocol", "efi"}),
+              HasSubstr("--boot-protocol: 'efi' is not one of auto, pvh, linux"));
+}
+
 TEST_F(CliTest, Defaults) {
   auto r = Parse({"--kernel", kernel_});
   ASSERT_TRUE(r.ok());

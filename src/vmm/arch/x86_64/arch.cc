@@ -67,19 +67,29 @@ absl::Status SetupVm(const Vm& vm) {
 }
 
 absl::StatusOr<BootEntry> LoadKernel(absl::Span<const uint8_t> kernel, const std::string& cmdline,
-                                     absl::Span<const uint8_t> initrd, const GuestMemory& mem) {
+                                     absl::Span<const uint8_t> initrd, const GuestMemory& mem,
+                                     BootProtocol protocol) {
   auto linux64 = [&](absl::StatusOr<LinuxBoot> lb) -> absl::StatusOr<BootEntry> {
     if (!lb.ok()) return lb.status();
     EV_RETURN_IF_ERROR(mem.WriteObj(kGdtAddr, kGdt64));
     return BootEntry{BootEntry::Protocol::kLinux64, lb->entry, kZeroPageAddr};
   };
   if (LooksLikeBzImage(kernel)) {
+    if (protocol == BootProtocol::kPvh) {
+      return absl::InvalidArgumentError(
+          "--boot-protocol pvh: a bzImage has no PVH entry (use its vmlinux, or linux)");
+    }
     EV_ASSIGN_OR_RETURN(BzImage bz, ParseBzImage(kernel));
     return linux64(LoadBzImage(bz, cmdline, initrd, mem));
   }
   EV_ASSIGN_OR_RETURN(ElfImage img, ParseElf64(kernel, EM_X86_64));
-  if (!img.pvh_entry) {
-    // A vmlinux without the PVH note: the Linux 64-bit boot protocol.
+  if (!img.pvh_entry && protocol == BootProtocol::kPvh) {
+    return absl::InvalidArgumentError(
+        "--boot-protocol pvh: the ELF has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)");
+  }
+  if (!img.pvh_entry || protocol == BootProtocol::kLinux) {
+    // A vmlinux without the PVH note, or one we are told to boot this way: the Linux 64-bit
+    // boot protocol.
     return linux64(LoadVmlinux(img, kernel, cmdline, initrd, mem));
   }
   uint64_t kernel_end = 0;

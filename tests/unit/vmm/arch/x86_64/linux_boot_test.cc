@@ -113,6 +113,34 @@ TEST(LinuxBootTest, VmlinuxWithoutPvhNoteGetsASynthesizedHeader) {
   EXPECT_EQ(ZeroPage<uint32_t>(mem, x86::kBpCmdLinePtr), x86::kCmdlineAddr);
 }
 
+// --boot-protocol: a vmlinux that carries the PVH note (Debian's does) can still be entered
+// through the 64-bit protocol; impossible choices are refused.
+TEST(LinuxBootTest, ForcedProtocols) {
+  GuestMemory mem = Mem(64);
+  auto pvh_elf = testing::BuildElf({{0x1000000, std::vector<uint8_t>(64, 0x90), 0x10000}},
+                                   {testing::PvhNote(0x1000010)}, EM_X86_64, 0x1000000);
+  auto boot = arch::LoadKernel(pvh_elf, "", {}, mem);
+  ASSERT_TRUE(boot.ok()) << boot.status();
+  EXPECT_EQ(boot->protocol, arch::BootEntry::Protocol::kPvh) << "auto picks PVH for the note";
+  boot = arch::LoadKernel(pvh_elf, "", {}, mem, BootProtocol::kLinux);
+  ASSERT_TRUE(boot.ok()) << boot.status();
+  EXPECT_EQ(boot->protocol, arch::BootEntry::Protocol::kLinux64);
+  EXPECT_EQ(boot->entry, 0x1000000u) << "e_entry, not the PVH entry";
+  EXPECT_EQ(ZeroPage<uint32_t>(mem, x86::kBpHeader), kHdrSMagic);
+
+  auto plain_elf = testing::BuildElf({{0x1000000, std::vector<uint8_t>(64, 0x90), 0x10000}}, {},
+                                     EM_X86_64, 0x1000000);
+  EXPECT_THAT(
+      std::string(arch::LoadKernel(plain_elf, "", {}, mem, BootProtocol::kPvh).status().message()),
+      HasSubstr("no PVH entry note"));
+  EXPECT_THAT(
+      std::string(arch::LoadKernel(testing::BuildBzImage({}), "", {}, mem, BootProtocol::kPvh)
+                      .status()
+                      .message()),
+      HasSubstr("a bzImage has no PVH entry"));
+  EXPECT_TRUE(arch::LoadKernel(testing::BuildBzImage({}), "", {}, mem, BootProtocol::kLinux).ok());
+}
+
 TEST(LinuxBootTest, VmlinuxErrors) {
   GuestMemory mem = Mem(64);
   auto low = testing::BuildElf({{0x80000, std::vector<uint8_t>(64), 64}}, {}, EM_X86_64, 0x80000);
