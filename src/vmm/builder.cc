@@ -17,6 +17,8 @@
 #if defined(__x86_64__)
 #include "src/vmm/arch/x86_64/acpi.h"
 #include "src/vmm/arch/x86_64/layout.h"
+#elif defined(__aarch64__)
+#include "src/vmm/arch/aarch64/layout.h"
 #endif
 
 namespace edgevisor {
@@ -104,7 +106,7 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
   for (const GuestRegion& r : p.mem->regions()) {
     EV_RETURN_IF_ERROR(p.vm.SetUserMemoryRegion(slot++, r.gpa, r.size, r.hva));
   }
-  EV_RETURN_IF_ERROR(arch::SetupVm(p.vm));
+  EV_ASSIGN_OR_RETURN(p.arch, arch::SetupVm(p.vm, cfg.machine.vcpus));
 
   // virtio devices, before the kernel: their cmdline entries go into the boot information.
   std::string cmdline = cfg.boot.cmdline;
@@ -157,13 +159,15 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
         "kernel {}: {} entry at 0x{:x}", cfg.boot.kernel_path,
         boot->protocol == arch::BootEntry::Protocol::kPvh ? "PVH" : "Linux 64-bit boot protocol",
         boot->entry);
-    EV_RETURN_IF_ERROR(arch::WritePlatformDescription(*p.mem, cfg.machine.vcpus, slots, *boot));
+    EV_RETURN_IF_ERROR(
+        arch::WritePlatformDescription(*p.mem, cfg.machine.vcpus, slots, *boot, p.arch));
     // vCPUs.
     for (int i = 0; i < cfg.machine.vcpus; ++i) {
       EV_ASSIGN_OR_RETURN(std::unique_ptr<Vcpu> vcpu, Vcpu::Create(p.kvm, p.vm, i));
-      EV_RETURN_IF_ERROR(arch::SetupVcpu(p.kvm, *vcpu, cfg.machine.vcpus, *boot, *p.mem));
+      EV_RETURN_IF_ERROR(arch::SetupVcpu(p.kvm, *vcpu, cfg.machine.vcpus, *boot, *p.mem, p.arch));
       p.vcpus.push_back(std::move(vcpu));
     }
+    EV_RETURN_IF_ERROR(arch::FinishVm(p.vm, p.arch));
   }
 
   // Console.
@@ -191,9 +195,17 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
   EV_RETURN_IF_ERROR(
       p.mmio->Insert(p.boot_timer, arch::BootTimerAddress(), BootTimer::kSize, "boot-timer"));
 
+#if defined(__aarch64__)
+  // ns16550a with byte registers on MMIO; the FDT names it and its SPI.
+  p.uart = std::make_shared<Uart16550>(out_fd, [vm_fd = p.vm.fd()](bool level) {
+    absl::Status s = Vm::SetIrqLine(vm_fd, arch::IrqLine(aarch64::kUartSpi), level);
+    if (!s.ok()) spdlog::warn("serial: {}", s.message());
+  });
+  EV_RETURN_IF_ERROR(p.mmio->Insert(p.uart, aarch64::kUartBase, 8, "uart"));
+#endif
 #if defined(__x86_64__)
   p.uart = std::make_shared<Uart16550>(out_fd, [vm_fd = p.vm.fd()](bool level) {
-    absl::Status s = Vm::SetIrqLine(vm_fd, x86::kCom1Irq, level);
+    absl::Status s = Vm::SetIrqLine(vm_fd, arch::IrqLine(x86::kCom1Irq), level);
     if (!s.ok()) spdlog::warn("serial: {}", s.message());
   });
   EV_RETURN_IF_ERROR(p.pio->Insert(p.uart, x86::kCom1Port, 8, "com1"));

@@ -17,6 +17,7 @@
 #include "src/devices/legacy/uart_16550.h"
 #include "src/devices/net/virtio_net.h"
 #include "src/devices/virtio/mmio_transport.h"
+#include "src/vmm/arch/arch.h"
 #include "src/vmm/bus.h"
 #include "src/vmm/guest_memory.h"
 #include "src/vmm/kvm.h"
@@ -31,6 +32,7 @@ struct VmParts {
   std::string id;
   Kvm kvm;
   Vm vm;
+  arch::ArchVm arch;  // the irqchip device (aarch64) and other per-architecture state
   std::unique_ptr<GuestMemory> mem;  // stable address: devices hold pointers to it
   std::unique_ptr<Bus> pio = std::make_unique<Bus>("pio");
   std::unique_ptr<Bus> mmio = std::make_unique<Bus>("mmio");

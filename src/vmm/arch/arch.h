@@ -10,6 +10,7 @@
 #include "src/vmm/boot_protocol.h"
 #include "src/vmm/guest_memory.h"
 #include "src/vmm/kvm.h"
+#include "src/vmm/util/fd.h"
 #include "src/vmm/vcpu.h"
 
 namespace edgevisor::arch {
@@ -17,19 +18,34 @@ namespace edgevisor::arch {
 // Where the guest starts and what it is handed.
 struct BootEntry {
   enum class Protocol {
-    kPvh,      // x86: 32-bit protected mode, paging off, EBX -> hvm_start_info
-    kLinux64,  // x86: the Linux 64-bit boot protocol, long mode, RSI -> boot_params
+    kPvh,         // x86: 32-bit protected mode, paging off, EBX -> hvm_start_info
+    kLinux64,     // x86: the Linux 64-bit boot protocol, long mode, RSI -> boot_params
+    kArm64Image,  // aarch64: the Image at entry, MMU off, x0 -> the device tree
   };
   Protocol protocol = Protocol::kPvh;
   uint64_t entry = 0;      // guest-physical entry point
-  uint64_t boot_info = 0;  // hvm_start_info (PVH) or boot_params (Linux) address
+  uint64_t boot_info = 0;  // hvm_start_info (PVH), boot_params (Linux) or FDT (arm64) address
+  // What a device tree's /chosen repeats (aarch64).
+  std::string cmdline;
+  uint64_t initrd_addr = 0;
+  uint64_t initrd_size = 0;
+};
+
+// Per-architecture state that lives as long as the VM.
+struct ArchVm {
+  UniqueFd irqchip;          // aarch64: the vGIC device
+  int irqchip_version = 0;   // aarch64: 2 or 3 (GICv2 / GICv3)
+  uint32_t vcpu_target = 0;  // aarch64: KVM_ARM_PREFERRED_TARGET
 };
 
 // Guest RAM ranges for `mem_bytes` of RAM, leaving this architecture's MMIO holes free.
 std::vector<GuestRange> RamLayout(uint64_t mem_bytes);
 
 // VM-wide setup that must precede vCPU creation (in-kernel irqchip, TSS, ...).
-absl::Status SetupVm(const Vm& vm);
+absl::StatusOr<ArchVm> SetupVm(const Vm& vm, int vcpus);
+
+// VM-wide setup that must follow the creation of every vCPU (aarch64: vGIC initialization).
+absl::Status FinishVm(const Vm& vm, const ArchVm& arch);
 
 // Loads the kernel image (and the initrd, which may be empty) into guest memory and writes the
 // boot information. x86_64 takes an ELF with a PVH note (PVH boot), a vmlinux ELF without one,
@@ -41,7 +57,7 @@ absl::StatusOr<BootEntry> LoadKernel(absl::Span<const uint8_t> kernel, const std
 
 // Per-vCPU setup: CPUID/registers for the boot vCPU, topology for all.
 absl::Status SetupVcpu(const Kvm& kvm, const Vcpu& vcpu, int vcpu_count, const BootEntry& boot,
-                       const GuestMemory& mem);
+                       const GuestMemory& mem, const ArchVm& arch);
 
 // Where the index-th virtio-mmio device lives and which GSI it interrupts on.
 struct MmioSlot {
@@ -55,7 +71,12 @@ MmioSlot VirtioMmioSlot(size_t index);
 // tables, with the vCPUs, the IOAPIC, the legacy devices and the virtio-mmio slots), after
 // LoadKernel, and points the boot information at it.
 absl::Status WritePlatformDescription(const GuestMemory& mem, int vcpus,
-                                      absl::Span<const MmioSlot> virtio, const BootEntry& boot);
+                                      absl::Span<const MmioSlot> virtio, const BootEntry& boot,
+                                      const ArchVm& arch);
+
+// The number KVM_IRQ_LINE takes for a legacy device's interrupt (x86: the ISA IRQ / GSI;
+// aarch64: the SPI, encoded with its type).
+uint32_t IrqLine(uint32_t irq);
 
 // The boot-timer device's MMIO address (Firecracker's, so existing guest init scripts work).
 uint64_t BootTimerAddress();

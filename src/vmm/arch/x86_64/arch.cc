@@ -42,6 +42,14 @@ kvm_segment FlatSegment(uint16_t selector, uint8_t type, bool long_mode = false)
   return s;
 }
 
+BootEntry Entry(BootEntry::Protocol protocol, uint64_t entry, uint64_t boot_info) {
+  BootEntry b;
+  b.protocol = protocol;
+  b.entry = entry;
+  b.boot_info = boot_info;
+  return b;
+}
+
 }  // namespace
 
 std::vector<GuestRange> RamLayout(uint64_t mem_bytes) {
@@ -49,7 +57,7 @@ std::vector<GuestRange> RamLayout(uint64_t mem_bytes) {
   return {{0, kMmioHoleStart}, {kMmioHoleEnd, mem_bytes - kMmioHoleStart}};
 }
 
-absl::Status SetupVm(const Vm& vm) {
+absl::StatusOr<ArchVm> SetupVm(const Vm& vm, int /*vcpus*/) {
   // Intel VMX needs these two pages reserved before the irqchip; AMD ignores them.
   if (ioctl(vm.fd(), KVM_SET_TSS_ADDR, kTssAddr) < 0) return ErrnoError("KVM_SET_TSS_ADDR");
   uint64_t identity = kIdentityMapAddr;
@@ -63,8 +71,12 @@ absl::Status SetupVm(const Vm& vm) {
   kvm_pit_config pit{};
   pit.flags = KVM_PIT_SPEAKER_DUMMY;
   if (ioctl(vm.fd(), KVM_CREATE_PIT2, &pit) < 0) return ErrnoError("KVM_CREATE_PIT2");
-  return absl::OkStatus();
+  return ArchVm{};
 }
+
+absl::Status FinishVm(const Vm&, const ArchVm&) { return absl::OkStatus(); }
+
+uint32_t IrqLine(uint32_t irq) { return irq; }
 
 absl::StatusOr<BootEntry> LoadKernel(absl::Span<const uint8_t> kernel, const std::string& cmdline,
                                      absl::Span<const uint8_t> initrd, const GuestMemory& mem,
@@ -72,7 +84,7 @@ absl::StatusOr<BootEntry> LoadKernel(absl::Span<const uint8_t> kernel, const std
   auto linux64 = [&](absl::StatusOr<LinuxBoot> lb) -> absl::StatusOr<BootEntry> {
     if (!lb.ok()) return lb.status();
     EV_RETURN_IF_ERROR(mem.WriteObj(kGdtAddr, kGdt64));
-    return BootEntry{BootEntry::Protocol::kLinux64, lb->entry, kZeroPageAddr};
+    return Entry(BootEntry::Protocol::kLinux64, lb->entry, kZeroPageAddr);
   };
   if (LooksLikeBzImage(kernel)) {
     if (protocol == BootProtocol::kPvh) {
@@ -109,11 +121,11 @@ absl::StatusOr<BootEntry> LoadKernel(absl::Span<const uint8_t> kernel, const std
     module.size = initrd.size();
   }
   EV_RETURN_IF_ERROR(WritePvhStartInfo(mem, cmdline, module));
-  return BootEntry{BootEntry::Protocol::kPvh, *img.pvh_entry, kStartInfoAddr};
+  return Entry(BootEntry::Protocol::kPvh, *img.pvh_entry, kStartInfoAddr);
 }
 
 absl::Status SetupVcpu(const Kvm& kvm, const Vcpu& vcpu, int vcpu_count, const BootEntry& boot,
-                       const GuestMemory&) {
+                       const GuestMemory&, const ArchVm&) {
   EV_ASSIGN_OR_RETURN(std::vector<kvm_cpuid_entry2> cpuid, kvm.SupportedCpuid());
   FixupCpuid(cpuid, vcpu.index(), vcpu_count);
   EV_RETURN_IF_ERROR(vcpu.SetCpuid(cpuid));
@@ -143,7 +155,8 @@ absl::Status SetupVcpu(const Kvm& kvm, const Vcpu& vcpu, int vcpu_count, const B
 }
 
 absl::Status WritePlatformDescription(const GuestMemory& mem, int vcpus,
-                                      absl::Span<const MmioSlot> virtio, const BootEntry& boot) {
+                                      absl::Span<const MmioSlot> virtio, const BootEntry& boot,
+                                      const ArchVm&) {
   std::vector<AcpiVirtioMmio> devs;
   for (const MmioSlot& s : virtio) devs.push_back({s.base, kVirtioMmioSize, s.gsi});
   EV_ASSIGN_OR_RETURN(uint64_t rsdp, WriteAcpiTables(mem, vcpus, devs));
