@@ -62,7 +62,8 @@ class MappedFile {
 };
 
 // Puts a virtio device behind a virtio-mmio transport in the next slot: MMIO window, queue
-// ioeventfds, irqfd, and the kernel command-line entry.
+// ioeventfds, and the kernel command-line entry. Its irqfd comes later (ConnectIrqfds): an
+// arm64 vGIC takes irqfds only once it is initialized, after the vCPUs exist.
 absl::Status AttachVirtio(VmParts& p, std::unique_ptr<virtio::VirtioDevice> device,
                           const std::string& name, std::vector<arch::MmioSlot>& slots,
                           std::string* cmdline) {
@@ -73,7 +74,6 @@ absl::Status AttachVirtio(VmParts& p, std::unique_ptr<virtio::VirtioDevice> devi
     EV_RETURN_IF_ERROR(p.vm.AddIoeventfd(
         t->notify_fds()[q].get(), at.base + virtio::MmioTransport::kQueueNotifyOffset, 4, q));
   }
-  EV_RETURN_IF_ERROR(p.vm.AddIrqfd(t->irq_fd(), at.gsi));
   std::shared_ptr<virtio::MmioTransport> dev = std::move(t);
   EV_RETURN_IF_ERROR(p.mmio->Insert(dev, at.base, virtio::MmioTransport::kSize, name));
   p.virtio_devices.push_back(std::move(dev));
@@ -81,6 +81,14 @@ absl::Status AttachVirtio(VmParts& p, std::unique_ptr<virtio::VirtioDevice> devi
   // Linux's (and QEMU microvm's) virtio_mmio.device=<size>@<base>:<irq> form.
   if (cmdline)
     absl::StrAppend(cmdline, " virtio_mmio.device=4K@0x", absl::Hex(at.base), ":", at.gsi);
+  return absl::OkStatus();
+}
+
+// Routes each virtio-mmio device's interrupt eventfd to its slot's GSI.
+absl::Status ConnectIrqfds(const VmParts& p, absl::Span<const arch::MmioSlot> slots) {
+  for (size_t i = 0; i < p.virtio_devices.size(); ++i) {
+    EV_RETURN_IF_ERROR(p.vm.AddIrqfd(p.virtio_devices[i]->irq_fd(), slots[i].gsi));
+  }
   return absl::OkStatus();
 }
 
@@ -155,10 +163,13 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
       if (msg.rfind("--", 0) == 0) return UsageError(msg);
       return UsageError(absl::StrFormat("--kernel %s: %s", cfg.boot.kernel_path, msg));
     }
-    spdlog::debug(
-        "kernel {}: {} entry at 0x{:x}", cfg.boot.kernel_path,
-        boot->protocol == arch::BootEntry::Protocol::kPvh ? "PVH" : "Linux 64-bit boot protocol",
-        boot->entry);
+    const char* protocol = "PVH";
+    if (boot->protocol == arch::BootEntry::Protocol::kLinux64) {
+      protocol = "Linux 64-bit boot protocol";
+    } else if (boot->protocol == arch::BootEntry::Protocol::kArm64Image) {
+      protocol = "arm64 Image";
+    }
+    spdlog::debug("kernel {}: {} entry at 0x{:x}", cfg.boot.kernel_path, protocol, boot->entry);
     EV_RETURN_IF_ERROR(
         arch::WritePlatformDescription(*p.mem, cfg.machine.vcpus, slots, *boot, p.arch));
     // vCPUs.
@@ -168,6 +179,7 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
       p.vcpus.push_back(std::move(vcpu));
     }
     EV_RETURN_IF_ERROR(arch::FinishVm(p.vm, p.arch));
+    EV_RETURN_IF_ERROR(ConnectIrqfds(p, slots));
   }
 
   // Console.
