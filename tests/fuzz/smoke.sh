@@ -20,6 +20,8 @@ X86=("$SRC/src/vmm/arch/x86_64/arch.cc" "$SRC/src/vmm/arch/x86_64/pvh.cc"
   $ABSL -o "$OUT/elf_fuzz"
 "$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/bzimage_fuzz.cc" "${COMMON[@]}" "${X86[@]}" \
   $ABSL -o "$OUT/bzimage_fuzz"
+"$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/arm64_image_fuzz.cc" \
+  "$SRC/src/vmm/loader/arm64_image.cc" $ABSL -o "$OUT/arm64_image_fuzz"
 "$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/virtio_blk_fuzz.cc" "${COMMON[@]}" \
   "$SRC/src/devices/virtio/descriptor_chain.cc" "$SRC/src/devices/block/request.cc" \
   $ABSL -o "$OUT/virtio_blk_fuzz"
@@ -31,7 +33,7 @@ X86=("$SRC/src/vmm/arch/x86_64/arch.cc" "$SRC/src/vmm/arch/x86_64/pvh.cc"
 "$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/api_fuzz.cc" "$SRC/src/vmm/api/api.cc" \
   "$SRC/src/vmm/metrics.cc" "$SRC/src/vmm/config/fc_config.cc" "$SRC/src/vmm/config/vm_config.cc" \
   $ABSL -o "$OUT/api_fuzz"
-mkdir -p "$OUT/elf_corpus" "$OUT/virtio_blk_corpus" "$OUT/net_tx_corpus" "$OUT/fc_config_corpus" \
+mkdir -p "$OUT/arm64_image_corpus" "$OUT/elf_corpus" "$OUT/virtio_blk_corpus" "$OUT/net_tx_corpus" "$OUT/fc_config_corpus" \
   "$OUT/api_corpus" "$OUT/bzimage_corpus"
 # Seeds: Firecracker's getting-started requests and the post-boot actions.
 printf 'PUT /boot-source\n{"kernel_image_path":"/k","boot_args":"console=ttyS0"}' > "$OUT/api_corpus/boot"
@@ -46,6 +48,8 @@ printf 'PATCH /vm\n{"state":"Paused"}' > "$OUT/api_corpus/pause"
 printf 'PATCH /drives/rootfs\n{"drive_id":"rootfs"}' > "$OUT/api_corpus/patchdrive"
 printf 'GET /vm/config\n' > "$OUT/api_corpus/get"
 "$OUT/make_seeds" --bzimage "$OUT/bzimage_corpus"
+# Seed: a 4 KiB Image header (text_offset 0, image_size 64 KiB, LE, "ARM\x64").
+python3 -c 'import struct,sys; h=struct.pack("<IIQQQQQQII",0x5a4d,0,0,0x10000,2,0,0,0,0x644d5241,0); sys.stdout.buffer.write(h+bytes(4096-len(h)))' > "$OUT/arm64_image_corpus/seed"
 cat > "$OUT/fc_config_corpus/seed.json" <<'JSON'
 {"boot-source":{"kernel_image_path":"/k","boot_args":"x"},"drives":[{"drive_id":"r","path_on_host":"/r","is_root_device":true}],"machine-config":{"vcpu_count":1,"mem_size_mib":64},"network-interfaces":[{"iface_id":"e","host_dev_name":"t","guest_mac":"AA:FC:00:00:00:01"}],"logger":{"level":"Info"}}
 JSON
@@ -55,7 +59,7 @@ cp "$OUT/virtio_blk_corpus/read" "$OUT/net_tx_corpus/seed" 2>/dev/null || true
 # libFuzzer exits 77 on a crash by default, which meson would read as "skipped": any failure
 # of a target is reported as exit 1, with the crash report.
 status=0
-for t in elf virtio_blk net_tx fc_config api bzimage; do
+for t in elf virtio_blk net_tx fc_config api bzimage arm64_image; do
   echo "--- $t: ${SECS}s"
   set +e
   "$OUT/${t}_fuzz" -max_total_time="$SECS" -max_len=65544 -print_final_stats=1 \
