@@ -10,6 +10,7 @@
 #include "src/devices/legacy/acpi_pm.h"
 #include "src/devices/legacy/debug_exit.h"
 #include "src/devices/legacy/i8042.h"
+#include "src/devices/legacy/pl031.h"
 #include "src/devices/net/virtio_net.h"
 #include "src/vmm/arch/arch.h"
 #include "src/vmm/util/errors.h"
@@ -114,7 +115,13 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
   for (const GuestRegion& r : p.mem->regions()) {
     EV_RETURN_IF_ERROR(p.vm.SetUserMemoryRegion(slot++, r.gpa, r.size, r.hva));
   }
-  EV_ASSIGN_OR_RETURN(p.arch, arch::SetupVm(p.vm, cfg.machine.vcpus));
+  auto arch_vm = arch::SetupVm(p.vm, cfg.machine.vcpus, cfg.machine.gic);
+  if (!arch_vm.ok()) {
+    const std::string msg(arch_vm.status().message());
+    if (msg.rfind("--", 0) == 0) return UsageError(msg);
+    return arch_vm.status();
+  }
+  p.arch = std::move(*arch_vm);
 
   // virtio devices, before the kernel: their cmdline entries go into the boot information.
   std::string cmdline = cfg.boot.cmdline;
@@ -214,6 +221,9 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
     if (!s.ok()) spdlog::warn("serial: {}", s.message());
   });
   EV_RETURN_IF_ERROR(p.mmio->Insert(p.uart, aarch64::kUartBase, 8, "uart"));
+  EV_RETURN_IF_ERROR(
+      p.mmio->Insert(std::make_shared<Pl031>([] { return static_cast<uint64_t>(time(nullptr)); }),
+                     aarch64::kRtcBase, Pl031::kSize, "pl031"));
 #endif
 #if defined(__x86_64__)
   p.uart = std::make_shared<Uart16550>(out_fd, [vm_fd = p.vm.fd()](bool level) {

@@ -114,7 +114,7 @@ std::string RunUsage() {
          "                     [--vcpus N]\n"
          "                     [--serial stdio|file:PATH|off] [--debug-exit] [--id ID]\n"
          "                     [--reboot-exit-code N] [--no-virtio-mmio-cmdline]\n"
-         "                     [--boot-protocol auto|pvh|linux]\n"
+         "                     [--boot-protocol auto|pvh|linux] [--gic auto|v2|v3] (aarch64)\n"
          "                     [--drive path=F[,id=S][,ro=on][,direct=on][,queues=N]"
          "[,engine=uring|sync]]...\n"
          "                     [--net tap=NAME[,mac=M][,queues=N]]...\n"
@@ -203,6 +203,22 @@ absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args,
         return absl::InvalidArgumentError("--no-virtio-mmio-cmdline: takes no value");
       }
       vm.virtio_mmio_cmdline = false;
+    } else if (flag == "--gic") {
+      auto v = next();
+      if (!v.ok()) return v.status();
+      if (*v == "auto") {
+        vm.machine.gic = 0;
+      } else if (*v == "v2") {
+        vm.machine.gic = 2;
+      } else if (*v == "v3") {
+        vm.machine.gic = 3;
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("--gic: '%s' is not one of auto, v2, v3", *v));
+      }
+#if !defined(__aarch64__)
+      if (vm.machine.gic != 0) return absl::InvalidArgumentError("--gic: only aarch64 has a GIC");
+#endif
     } else if (flag == "--boot-protocol") {
       auto v = next();
       if (!v.ok()) return v.status();

@@ -41,8 +41,9 @@ struct ArchVm {
 // Guest RAM ranges for `mem_bytes` of RAM, leaving this architecture's MMIO holes free.
 std::vector<GuestRange> RamLayout(uint64_t mem_bytes);
 
-// VM-wide setup that must precede vCPU creation (in-kernel irqchip, TSS, ...).
-absl::StatusOr<ArchVm> SetupVm(const Vm& vm, int vcpus);
+// VM-wide setup that must precede vCPU creation (in-kernel irqchip, TSS, ...). `gic` is the
+// wanted aarch64 GIC version (0: the best the host has).
+absl::StatusOr<ArchVm> SetupVm(const Vm& vm, int vcpus, int gic = 0);
 
 // VM-wide setup that must follow the creation of every vCPU (aarch64: vGIC initialization).
 absl::Status FinishVm(const Vm& vm, const ArchVm& arch);

@@ -14,6 +14,7 @@ namespace edgevisor {
 
 struct MachineConfig {
   int vcpus = 1;
+  int gic = 0;  // aarch64 interrupt controller: 0 (auto: GICv3, else GICv2), 2 or 3
   uint64_t mem_mib = 128;
 };
 

@@ -69,6 +69,18 @@ TEST_F(CliTest, BootProtocol) {
               HasSubstr("--boot-protocol: 'efi' is not one of auto, pvh, linux"));
 }
 
+TEST_F(CliTest, Gic) {
+  EXPECT_EQ(Parse({"--kernel", kernel_, "--gic", "auto"})->vm.machine.gic, 0);
+  EXPECT_THAT(Err({"--kernel", kernel_, "--gic", "v4"}),
+              HasSubstr("--gic: 'v4' is not one of auto, v2, v3"));
+#if defined(__aarch64__)
+  EXPECT_EQ(Parse({"--kernel", kernel_, "--gic", "v2"})->vm.machine.gic, 2);
+  EXPECT_EQ(Parse({"--kernel", kernel_, "--gic=v3"})->vm.machine.gic, 3);
+#else
+  EXPECT_THAT(Err({"--kernel", kernel_, "--gic", "v2"}), HasSubstr("--gic: only aarch64"));
+#endif
+}
+
 TEST_F(CliTest, Defaults) {
   auto r = Parse({"--kernel", kernel_});
   ASSERT_TRUE(r.ok());

@@ -83,14 +83,22 @@ absl::StatusOr<UniqueFd> CreateGic(const Vm& vm, int version, int vcpus) {
 
 std::vector<GuestRange> RamLayout(uint64_t mem_bytes) { return {{kRamBase, mem_bytes}}; }
 
-absl::StatusOr<ArchVm> SetupVm(const Vm& vm, int vcpus) {
+absl::StatusOr<ArchVm> SetupVm(const Vm& vm, int vcpus, int gic) {
   ArchVm a;
   kvm_vcpu_init init{};
   if (ioctl(vm.fd(), KVM_ARM_PREFERRED_TARGET, &init) < 0) {
     return ErrnoError("KVM_ARM_PREFERRED_TARGET");
   }
   a.vcpu_target = init.target;
-  // GICv3 where the host has one (or emulates one on a GICv3 host), else GICv2 (GIC-400 boards).
+  if (gic == 2 || gic == 3) {
+    auto fd = CreateGic(vm, gic, vcpus);
+    if (!fd.ok()) return Annotate(fd.status(), absl::StrFormat("--gic v%d", gic));
+    a.irqchip = std::move(*fd);
+    a.irqchip_version = gic;
+    return a;
+  }
+  // Auto: GICv3 where the host has one (or emulates one on a GICv3 host), else GICv2
+  // (GIC-400 boards).
   auto v3 = CreateGic(vm, 3, vcpus);
   if (v3.ok()) {
     a.irqchip = std::move(*v3);

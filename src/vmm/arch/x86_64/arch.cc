@@ -57,7 +57,8 @@ std::vector<GuestRange> RamLayout(uint64_t mem_bytes) {
   return {{0, kMmioHoleStart}, {kMmioHoleEnd, mem_bytes - kMmioHoleStart}};
 }
 
-absl::StatusOr<ArchVm> SetupVm(const Vm& vm, int /*vcpus*/) {
+absl::StatusOr<ArchVm> SetupVm(const Vm& vm, int /*vcpus*/, int gic) {
+  if (gic != 0) return absl::InvalidArgumentError("--gic: x86_64 has no GIC");
   // Intel VMX needs these two pages reserved before the irqchip; AMD ignores them.
   if (ioctl(vm.fd(), KVM_SET_TSS_ADDR, kTssAddr) < 0) return ErrnoError("KVM_SET_TSS_ADDR");
   uint64_t identity = kIdentityMapAddr;

@@ -6,6 +6,7 @@
 #include "src/devices/legacy/boot_timer.h"
 #include "src/devices/legacy/debug_exit.h"
 #include "src/devices/legacy/i8042.h"
+#include "src/devices/legacy/pl031.h"
 
 namespace edgevisor {
 namespace {
@@ -54,6 +55,50 @@ TEST(AcpiPmTest, ResetOnlyWithTheResetValue) {
   uint8_t r = 0xff;
   pm.Read(AcpiPm::kSleepStatus, absl::MakeSpan(&r, 1));
   EXPECT_EQ(r, 0) << "no wake status is ever pending";
+}
+
+uint32_t Rd32(BusDevice& d, uint64_t off) {
+  uint8_t b[4] = {};
+  d.Read(off, b);
+  return uint32_t{b[0]} | uint32_t{b[1]} << 8 | uint32_t{b[2]} << 16 | uint32_t{b[3]} << 24;
+}
+void Wr32(BusDevice& d, uint64_t off, uint32_t v) {
+  const uint8_t b[4] = {static_cast<uint8_t>(v), static_cast<uint8_t>(v >> 8),
+                        static_cast<uint8_t>(v >> 16), static_cast<uint8_t>(v >> 24)};
+  d.Write(off, b);
+}
+
+TEST(Pl031Test, CountsHostSecondsAndCanBeSet) {
+  uint64_t host = 1'800'000'000;
+  Pl031 rtc([&] { return host; });
+  EXPECT_EQ(Rd32(rtc, Pl031::kDr), 1'800'000'000u);
+  host += 5;
+  EXPECT_EQ(Rd32(rtc, Pl031::kDr), 1'800'000'005u);
+  Wr32(rtc, Pl031::kLr, 1000);  // the guest sets its clock
+  host += 2;
+  EXPECT_EQ(Rd32(rtc, Pl031::kDr), 1002u);
+  EXPECT_EQ(Rd32(rtc, Pl031::kCr), 1u) << "always started";
+}
+
+TEST(Pl031Test, MatchSetsRawStatusUntilCleared) {
+  uint64_t host = 100;
+  Pl031 rtc([&] { return host; });
+  Wr32(rtc, Pl031::kMr, 105);
+  EXPECT_EQ(Rd32(rtc, Pl031::kMr), 105u);
+  EXPECT_EQ(Rd32(rtc, Pl031::kRis), 0u);
+  host = 106;
+  EXPECT_EQ(Rd32(rtc, Pl031::kRis), 1u);
+  EXPECT_EQ(Rd32(rtc, Pl031::kMis), 0u) << "masked";
+  Wr32(rtc, Pl031::kImsc, 1);
+  EXPECT_EQ(Rd32(rtc, Pl031::kMis), 1u);
+  Wr32(rtc, Pl031::kMr, 200);
+  EXPECT_EQ(Rd32(rtc, Pl031::kRis), 0u) << "a new match clears it";
+}
+
+TEST(Pl031Test, PrimeCellIdsIdentifyAPl031) {
+  Pl031 rtc([] { return uint64_t{0}; });
+  const uint32_t want[8] = {0x31, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1};
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(Rd32(rtc, 0xfe0 + 4 * i), want[i]) << i;
 }
 
 TEST(BootTimerTest, OnlyMagicAtOffsetZeroRecords) {
