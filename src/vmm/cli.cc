@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "src/vmm/config/fc_config.h"
@@ -109,6 +110,23 @@ absl::StatusOr<NetConfig> ParseNetSpec(const std::string& spec, size_t index) {
   return n;
 }
 
+namespace {
+
+// A flag whose value is one of a few words: the matching value, or an error listing them.
+template <typename T>
+absl::StatusOr<T> Choose(const std::string& flag, const std::string& value,
+                         std::initializer_list<std::pair<const char*, T>> choices) {
+  std::vector<std::string> names;
+  for (const auto& [name, v] : choices) {
+    if (value == name) return v;
+    names.push_back(name);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrFormat("%s: '%s' is not one of %s", flag, value, absl::StrJoin(names, ", ")));
+}
+
+}  // namespace
+
 std::string RunUsage() {
   return "usage: edgevisor run --kernel FILE [--initrd FILE] [--cmdline STRING] [--mem MiB]\n"
          "                     [--vcpus N]\n"
@@ -206,32 +224,21 @@ absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args,
     } else if (flag == "--gic") {
       auto v = next();
       if (!v.ok()) return v.status();
-      if (*v == "auto") {
-        vm.machine.gic = 0;
-      } else if (*v == "v2") {
-        vm.machine.gic = 2;
-      } else if (*v == "v3") {
-        vm.machine.gic = 3;
-      } else {
-        return absl::InvalidArgumentError(
-            absl::StrFormat("--gic: '%s' is not one of auto, v2, v3", *v));
-      }
+      auto gic = Choose<int>(flag, *v, {{"auto", 0}, {"v2", 2}, {"v3", 3}});
+      if (!gic.ok()) return gic.status();
+      vm.machine.gic = *gic;
 #if !defined(__aarch64__)
       if (vm.machine.gic != 0) return absl::InvalidArgumentError("--gic: only aarch64 has a GIC");
 #endif
     } else if (flag == "--boot-protocol") {
       auto v = next();
       if (!v.ok()) return v.status();
-      if (*v == "auto") {
-        vm.boot.protocol = BootProtocol::kAuto;
-      } else if (*v == "pvh") {
-        vm.boot.protocol = BootProtocol::kPvh;
-      } else if (*v == "linux") {
-        vm.boot.protocol = BootProtocol::kLinux;
-      } else {
-        return absl::InvalidArgumentError(
-            absl::StrFormat("--boot-protocol: '%s' is not one of auto, pvh, linux", *v));
-      }
+      auto protocol = Choose<BootProtocol>(flag, *v,
+                                           {{"auto", BootProtocol::kAuto},
+                                            {"pvh", BootProtocol::kPvh},
+                                            {"linux", BootProtocol::kLinux}});
+      if (!protocol.ok()) return protocol.status();
+      vm.boot.protocol = *protocol;
     } else if (flag == "--reboot-exit-code") {
       auto v = next();
       if (!v.ok()) return v.status();
