@@ -1,5 +1,7 @@
 #include "src/vmm/acpi/aml.h"
 
+#include "src/vmm/acpi/sdt.h"
+
 namespace edgevisor::acpi::aml {
 namespace {
 
@@ -23,10 +25,6 @@ constexpr uint8_t kMultiNamePrefix = 0x2f;
 // Byte by byte: GCC 12's -Warray-bounds misfires on vector::insert into a 1-byte vector.
 void Append(Bytes& out, const Bytes& in) {
   for (uint8_t b : in) out.push_back(b);
-}
-
-void AppendLe(Bytes& out, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
 }
 
 Bytes Concat(const std::vector<Bytes>& parts) {

@@ -15,10 +15,6 @@ void AppendStr(Bytes& b, std::string_view s, size_t n) {
   for (size_t i = 0; i < n; ++i) b.push_back(i < s.size() ? static_cast<uint8_t>(s[i]) : ' ');
 }
 
-void AppendLe(Bytes& b, uint64_t v, int n) {
-  for (int i = 0; i < n; ++i) b.push_back(static_cast<uint8_t>(v >> (8 * i)));
-}
-
 void PutLe(Bytes& b, size_t offset, uint64_t v, int n) {
   for (int i = 0; i < n; ++i) b.at(offset + i) = static_cast<uint8_t>(v >> (8 * i));
 }

@@ -10,6 +10,12 @@ namespace edgevisor::acpi {
 
 using Bytes = std::vector<uint8_t>;
 
+// Appends the low `n` bytes of `v`, little-endian (ACPI's byte order for every field and AML
+// integer).
+inline void AppendLe(Bytes& b, uint64_t v, int n) {
+  for (int i = 0; i < n; ++i) b.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+
 inline constexpr size_t kSdtHeaderSize = 36;
 inline constexpr size_t kSdtChecksumOffset = 9;
 inline constexpr size_t kRsdpSize = 36;

@@ -1,17 +1,10 @@
 #include "src/vmm/loader/arm64_image.h"
 
-#include <cstring>
-
 #include "absl/strings/str_format.h"
+#include "src/vmm/loader/read.h"
 
 namespace edgevisor {
 namespace {
-
-uint64_t Le64(absl::Span<const uint8_t> b, size_t off) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | b[off + i];
-  return v;
-}
 
 constexpr uint64_t kFlagBigEndian = 1 << 0;
 constexpr uint64_t kMaxTextOffset = kArm64ImageAlign;  // it is an offset inside the 2 MiB unit
@@ -24,17 +17,15 @@ absl::StatusOr<Arm64Image> ParseArm64Image(absl::Span<const uint8_t> image) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "%d bytes is too short for an arm64 Image (the header alone is 64)", image.size()));
   }
-  uint32_t magic = 0;
-  std::memcpy(&magic, image.data() + 0x38, sizeof(magic));
-  if (magic != kArm64ImageMagic) {
+  if (ReadField<uint32_t>(image, 0x38) != kArm64ImageMagic) {
     return absl::InvalidArgumentError(
         "not an arm64 Image: no \"ARM\\x64\" magic at offset 0x38 (a compressed vmlinuz or an "
         "ELF vmlinux needs unpacking to the raw Image first)");
   }
   Arm64Image img;
-  img.text_offset = Le64(image, 0x08);
-  img.image_size = Le64(image, 0x10);
-  img.flags = Le64(image, 0x18);
+  img.text_offset = ReadField<uint64_t>(image, 0x08);
+  img.image_size = ReadField<uint64_t>(image, 0x10);
+  img.flags = ReadField<uint64_t>(image, 0x18);
   img.file = image;
   if (img.image_size == 0) {
     // Pre-3.17 kernel: no size, fixed offset.

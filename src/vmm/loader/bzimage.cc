@@ -1,19 +1,11 @@
 #include "src/vmm/loader/bzimage.h"
 
-#include <cstring>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "src/vmm/loader/read.h"
 
 namespace edgevisor {
 namespace {
-
-template <typename T>
-T Read(absl::Span<const uint8_t> b, size_t off) {
-  T v;
-  std::memcpy(&v, b.data() + off, sizeof(T));
-  return v;
-}
 
 absl::Status Bad(const std::string& why) {
   return absl::InvalidArgumentError(absl::StrCat("bzImage: ", why));
@@ -22,8 +14,8 @@ absl::Status Bad(const std::string& why) {
 }  // namespace
 
 bool LooksLikeBzImage(absl::Span<const uint8_t> image) {
-  return image.size() >= 0x206 && Read<uint16_t>(image, 0x1fe) == kBootFlag &&
-         Read<uint32_t>(image, 0x202) == kHdrSMagic;
+  return image.size() >= 0x206 && ReadField<uint16_t>(image, 0x1fe) == kBootFlag &&
+         ReadField<uint32_t>(image, 0x202) == kHdrSMagic;
 }
 
 absl::StatusOr<BzImage> ParseBzImage(absl::Span<const uint8_t> image) {
@@ -39,7 +31,7 @@ absl::StatusOr<BzImage> ParseBzImage(absl::Span<const uint8_t> image) {
                         header_end, image.size()));
   }
   BzImage bz;
-  bz.protocol = Read<uint16_t>(image, 0x206);
+  bz.protocol = ReadField<uint16_t>(image, 0x206);
   if (bz.protocol < kMinBootProtocol) {
     return Bad(absl::StrFormat("boot protocol %d.%02d is older than 2.12 (no 64-bit entry)",
                                bz.protocol >> 8, bz.protocol & 0xff));
@@ -53,24 +45,24 @@ absl::StatusOr<BzImage> ParseBzImage(absl::Span<const uint8_t> image) {
   }
   const uint8_t loadflags = image[0x211];
   if (!(loadflags & kLoadedHigh)) return Bad("not a loaded-high (bzImage) kernel");
-  bz.xloadflags = Read<uint16_t>(image, 0x236);
+  bz.xloadflags = ReadField<uint16_t>(image, 0x236);
   if (!(bz.xloadflags & kXlfKernel64)) return Bad("no 64-bit entry point (XLF_KERNEL_64)");
   // syssize: the protected-mode code in 16-byte paragraphs (rounded up). It must fit the file.
   // Like other loaders we load everything after the setup code: signed distribution kernels
   // carry their signature there, which is harmless above the kernel.
-  const uint64_t syssize = uint64_t{Read<uint32_t>(image, 0x1f4)} * 16;
+  const uint64_t syssize = uint64_t{ReadField<uint32_t>(image, 0x1f4)} * 16;
   const uint64_t rest = image.size() - bz.setup_bytes;
   if (syssize == 0 || syssize > rest + 16) {
     return Bad(absl::StrFormat("syssize says %d bytes of kernel, the file has %d after setup",
                                syssize, rest));
   }
   bz.kernel = image.subspan(bz.setup_bytes);
-  bz.initrd_addr_max = Read<uint32_t>(image, 0x22c);
-  bz.kernel_alignment = Read<uint32_t>(image, 0x230);
+  bz.initrd_addr_max = ReadField<uint32_t>(image, 0x22c);
+  bz.kernel_alignment = ReadField<uint32_t>(image, 0x230);
   bz.relocatable = image[0x234] != 0;
-  bz.cmdline_size = Read<uint32_t>(image, 0x238);
-  bz.pref_address = Read<uint64_t>(image, 0x258);
-  bz.init_size = Read<uint32_t>(image, 0x260);
+  bz.cmdline_size = ReadField<uint32_t>(image, 0x238);
+  bz.pref_address = ReadField<uint64_t>(image, 0x258);
+  bz.init_size = ReadField<uint32_t>(image, 0x260);
   if (bz.kernel_alignment == 0 || (bz.kernel_alignment & (bz.kernel_alignment - 1)) != 0 ||
       bz.kernel_alignment > (1u << 30)) {
     return Bad(absl::StrFormat("kernel_alignment 0x%x is not a power of two up to 1 GiB",

@@ -6,18 +6,10 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
+#include "src/vmm/loader/read.h"
 
 namespace edgevisor {
 namespace {
-
-// Reads a trivially copyable T at `off` if it fits inside `file`.
-template <typename T>
-std::optional<T> ReadAt(absl::Span<const uint8_t> file, uint64_t off) {
-  if (off > file.size() || sizeof(T) > file.size() - off) return std::nullopt;
-  T v;
-  std::memcpy(&v, file.data() + off, sizeof(T));
-  return v;
-}
 
 uint64_t AlignUp4(uint64_t v) { return (v + 3) & ~uint64_t{3}; }
 
