@@ -65,6 +65,9 @@ class MappedFile {
 // Puts a virtio device behind a virtio-mmio transport in the next slot: MMIO window, queue
 // ioeventfds, and the kernel command-line entry. Its irqfd comes later (ConnectIrqfds): an
 // arm64 vGIC takes irqfds only once it is initialized, after the vCPUs exist.
+// The guest learns each window's size from the platform description (ACPI, FDT).
+static_assert(virtio::MmioTransport::kSize == arch::kVirtioMmioSize);
+
 absl::Status AttachVirtio(VmParts& p, std::unique_ptr<virtio::VirtioDevice> device,
                           const std::string& name, std::vector<arch::MmioSlot>& slots,
                           std::string* cmdline) {
@@ -214,23 +217,30 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
   EV_RETURN_IF_ERROR(
       p.mmio->Insert(p.boot_timer, arch::BootTimerAddress(), BootTimer::kSize, "boot-timer"));
 
+  // The 16550A console: COM1 on x86 (port I/O), an ns16550a on MMIO on aarch64 (the FDT names
+  // it and its SPI).
+#if defined(__x86_64__)
+  Bus* uart_bus = p.pio.get();
+  const uint64_t uart_base = x86::kCom1Port;
+  const uint32_t uart_irq = x86::kCom1Irq;
+#elif defined(__aarch64__)
+  Bus* uart_bus = p.mmio.get();
+  const uint64_t uart_base = aarch64::kUartBase;
+  const uint32_t uart_irq = aarch64::kUartSpi;
+#endif
+  p.uart = std::make_shared<Uart16550>(
+      out_fd, [vm_fd = p.vm.fd(), line = arch::IrqLine(uart_irq)](bool level) {
+        absl::Status s = Vm::SetIrqLine(vm_fd, line, level);
+        if (!s.ok()) spdlog::warn("serial: {}", s.message());
+      });
+  EV_RETURN_IF_ERROR(uart_bus->Insert(p.uart, uart_base, 8, "uart"));
+
 #if defined(__aarch64__)
-  // ns16550a with byte registers on MMIO; the FDT names it and its SPI.
-  p.uart = std::make_shared<Uart16550>(out_fd, [vm_fd = p.vm.fd()](bool level) {
-    absl::Status s = Vm::SetIrqLine(vm_fd, arch::IrqLine(aarch64::kUartSpi), level);
-    if (!s.ok()) spdlog::warn("serial: {}", s.message());
-  });
-  EV_RETURN_IF_ERROR(p.mmio->Insert(p.uart, aarch64::kUartBase, 8, "uart"));
   EV_RETURN_IF_ERROR(
       p.mmio->Insert(std::make_shared<Pl031>([] { return static_cast<uint64_t>(time(nullptr)); }),
                      aarch64::kRtcBase, Pl031::kSize, "pl031"));
 #endif
 #if defined(__x86_64__)
-  p.uart = std::make_shared<Uart16550>(out_fd, [vm_fd = p.vm.fd()](bool level) {
-    absl::Status s = Vm::SetIrqLine(vm_fd, arch::IrqLine(x86::kCom1Irq), level);
-    if (!s.ok()) spdlog::warn("serial: {}", s.message());
-  });
-  EV_RETURN_IF_ERROR(p.pio->Insert(p.uart, x86::kCom1Port, 8, "com1"));
   const int reboot_code = cfg.reboot_exit_code;
   p.i8042 = std::make_shared<I8042>(
       [stop, reboot_code] {

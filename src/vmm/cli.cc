@@ -33,6 +33,19 @@ absl::Status CheckReadableFile(const std::string& flag, const std::string& path)
   return absl::OkStatus();
 }
 
+// A flag whose value is one of a few words: the matching value, or an error listing them.
+template <typename T>
+absl::StatusOr<T> Choose(const std::string& flag, const std::string& value,
+                         std::initializer_list<std::pair<const char*, T>> choices) {
+  std::vector<std::string> names;
+  for (const auto& [name, v] : choices) {
+    if (value == name) return v;
+    names.push_back(name);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrFormat("%s: '%s' is not one of %s", flag, value, absl::StrJoin(names, ", ")));
+}
+
 bool OnOff(const std::string& v, bool* out) {
   if (v == "on" || v == "true") return (*out = true), true;
   if (v == "off" || v == "false") return (*out = false), true;
@@ -109,23 +122,6 @@ absl::StatusOr<NetConfig> ParseNetSpec(const std::string& spec, size_t index) {
   if (n.tap.empty()) return bad("tap= is required");
   return n;
 }
-
-namespace {
-
-// A flag whose value is one of a few words: the matching value, or an error listing them.
-template <typename T>
-absl::StatusOr<T> Choose(const std::string& flag, const std::string& value,
-                         std::initializer_list<std::pair<const char*, T>> choices) {
-  std::vector<std::string> names;
-  for (const auto& [name, v] : choices) {
-    if (value == name) return v;
-    names.push_back(name);
-  }
-  return absl::InvalidArgumentError(
-      absl::StrFormat("%s: '%s' is not one of %s", flag, value, absl::StrJoin(names, ", ")));
-}
-
-}  // namespace
 
 std::string RunUsage() {
   return "usage: edgevisor run --kernel FILE [--initrd FILE] [--cmdline STRING] [--mem MiB]\n"

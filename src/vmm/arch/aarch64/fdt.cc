@@ -156,7 +156,7 @@ absl::StatusOr<std::vector<uint8_t>> BuildFdt(const FdtConfig& c) {
     w.Cells("interrupts", {kGicPpi, 9, kIrqLevelHigh});
   } else {
     w.Str("compatible", "arm,cortex-a15-gic");
-    w.Reg({{kGicDistBase, 0x1000}, {kGicCpuBase, 0x2000}});
+    w.Reg({{kGicDistBase, kGicV2DistSize}, {kGicCpuBase, kGicCpuSize}});
   }
   w.U32("#interrupt-cells", 3);
   w.Empty("interrupt-controller");

@@ -7,10 +7,11 @@
 namespace edgevisor::aarch64 {
 
 // Interrupt controller (QEMU virt's addresses).
-inline constexpr uint64_t kGicDistBase = 0x08000000;  // 64 KiB
-inline constexpr uint64_t kGicDistSize = 0x10000;
-inline constexpr uint64_t kGicCpuBase = 0x08010000;  // GICv2 CPU interface
-inline constexpr uint64_t kGicCpuSize = 0x10000;
+inline constexpr uint64_t kGicDistBase = 0x08000000;  // 64 KiB reserved
+inline constexpr uint64_t kGicDistSize = 0x10000;     // GICv3 distributor
+inline constexpr uint64_t kGicV2DistSize = 0x1000;    // GICv2 distributor
+inline constexpr uint64_t kGicCpuBase = 0x08010000;   // GICv2 CPU interface
+inline constexpr uint64_t kGicCpuSize = 0x2000;
 inline constexpr uint64_t kGicRedistBase = 0x080a0000;  // GICv3: one 128 KiB frame per vCPU
 inline constexpr uint64_t kGicRedistSizePerCpu = 0x20000;
 inline constexpr uint64_t kGicRedistEnd = 0x09000000;  // room for 123 vCPUs

@@ -5,12 +5,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_format.h"
+#include "tests/unit/tool_text.h"
 
 namespace edgevisor::aarch64 {
 namespace {
@@ -20,24 +18,13 @@ using ::testing::Not;
 
 // The tree as dtc prints it, with runs of whitespace folded to one space.
 std::string Decompile(const std::vector<uint8_t>& dtb) {
-  char dir[] = "/tmp/fdt_test.XXXXXX";
-  EXPECT_NE(mkdtemp(dir), nullptr);
-  const std::string bin = std::string(dir) + "/t.dtb", dts = std::string(dir) + "/t.dts";
-  std::ofstream(bin, std::ios::binary)
-      .write(reinterpret_cast<const char*>(dtb.data()), static_cast<long>(dtb.size()));
-  const std::string cmd = absl::StrFormat("dtc -I dtb -O dts -o %s %s 2>%s/err", dts, bin, dir);
-  EXPECT_EQ(std::system(cmd.c_str()), 0) << "dtc failed (device-tree-compiler installed?)";
-  std::ifstream in(dts);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string out;
-  for (char ch : ss.str()) {
-    const bool space = ch == ' ' || ch == '\t' || ch == '\n';
-    if (space && (out.empty() || out.back() == ' ')) continue;
-    out.push_back(space ? ' ' : ch);
-  }
-  std::system(absl::StrFormat("rm -rf %s", dir).c_str());
-  return out;
+  testing::ScratchDir dir;
+  dir.Write("t.dtb", dtb);
+  const std::string cmd = absl::StrFormat("dtc -I dtb -O dts -o %s %s 2>%s", dir.File("t.dts"),
+                                          dir.File("t.dtb"), dir.File("err"));
+  EXPECT_EQ(std::system(cmd.c_str()), 0)
+      << "dtc failed (device-tree-compiler installed?) " << dir.Read("err");
+  return testing::FoldWhitespace(dir.Read("t.dts"));
 }
 
 FdtConfig Config(int gic) {

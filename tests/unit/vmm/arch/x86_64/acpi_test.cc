@@ -4,17 +4,13 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cctype>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_format.h"
 #include "src/vmm/arch/x86_64/layout.h"
 #include "tests/unit/test_ram.h"
+#include "tests/unit/tool_text.h"
 
 namespace edgevisor::x86 {
 namespace {
@@ -94,43 +90,17 @@ class IaslTest : public ::testing::Test {
     if (std::system("command -v iasl >/dev/null 2>&1") != 0) {
       GTEST_FAIL() << "iasl is missing: install acpica-tools (tools/install-deps does)";
     }
-    char tmpl[] = "/tmp/acpi_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
-  }
-
-  std::string Read(const std::string& path) {
-    std::ifstream f(path);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
   }
 
   // Disassembles one table; returns the .dsl text with iasl's "//" comments removed and all
   // whitespace runs folded to one space ("" and a failure if iasl failed).
   std::string Disassemble(const AcpiTable& t) {
     std::string name = t.signature == "RSD PTR " ? "RSDP" : t.signature;
-    const std::string bin = dir_ + "/" + name + ".dat";
-    std::ofstream(bin, std::ios::binary)
-        .write(reinterpret_cast<const char*>(t.data.data()), static_cast<long>(t.data.size()));
+    dir_.Write(name + ".dat", t.data);
     const std::string cmd =
-        absl::StrFormat("cd %s && iasl -d %s.dat > %s.log 2>&1", dir_, name, name);
-    EXPECT_EQ(std::system(cmd.c_str()), 0) << Read(dir_ + "/" + name + ".log");
-    const std::string raw = Read(dir_ + "/" + name + ".dsl");
-    std::string out;
-    for (size_t i = 0; i < raw.size(); ++i) {
-      if (raw.compare(i, 2, "//") == 0) {
-        while (i < raw.size() && raw[i] != '\n') ++i;
-      }
-      if (i >= raw.size()) break;
-      const bool space = std::isspace(static_cast<unsigned char>(raw[i]));
-      if (space && (out.empty() || out.back() == ' ')) continue;
-      out.push_back(space ? ' ' : raw[i]);
-    }
-    return out;
+        absl::StrFormat("cd %s && iasl -d %s.dat > %s.log 2>&1", dir_.path(), name, name);
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << dir_.Read(name + ".log");
+    return testing::FoldWhitespace(dir_.Read(name + ".dsl"), /*drop_line_comments=*/true);
   }
 
   // The Space ID and Address lines of a Generic Address Structure in a data-table disassembly.
@@ -143,7 +113,7 @@ class IaslTest : public ::testing::Test {
     return dsl.substr(space + 11, 2) + " " + dsl.substr(addr + 10, 16);
   }
 
-  std::string dir_;
+  testing::ScratchDir dir_;
 };
 
 TEST_F(IaslTest, EveryTableDisassemblesWithoutComplaint) {
@@ -180,8 +150,8 @@ TEST_F(IaslTest, DsdtDescribesCom1ThePs2ControllerAndEveryVirtioMmioDevice) {
   EXPECT_THAT(dsl, HasSubstr("Name (\\_S5, Package (0x04) { 0x05, Zero, Zero, Zero })"));
 
   // The disassembly compiles back to AML without errors.
-  const std::string cmd = absl::StrFormat("cd %s && iasl DSDT.dsl > compile.log 2>&1", dir_);
-  EXPECT_EQ(std::system(cmd.c_str()), 0) << Read(dir_ + "/compile.log");
+  const std::string cmd = absl::StrFormat("cd %s && iasl DSDT.dsl > compile.log 2>&1", dir_.path());
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << dir_.Read("compile.log");
 }
 
 TEST_F(IaslTest, FadtIsHardwareReducedWithSleepAndResetRegisters) {
