@@ -1,40 +1,51 @@
-// Writes seed inputs for elf_fuzz: a valid PVH image and a few near-misses.
+// Writes seed inputs for the fuzz targets: valid images and a few near-misses.
+//   make_seeds ELF_DIR [VIRTIO_BLK_DIR] | --bzimage DIR | --arm64-image DIR
 #include <cstring>
 #include <fstream>
 #include <string>
 
+#include "tests/unit/arm64_image_builder.h"
 #include "tests/unit/bzimage_builder.h"
 #include "tests/unit/elf_builder.h"
 
+namespace {
+
+void Put(const std::string& dir, const std::string& name, const std::vector<uint8_t>& d) {
+  std::ofstream(dir + "/" + name, std::ios::binary)
+      .write(reinterpret_cast<const char*>(d.data()), static_cast<std::streamsize>(d.size()));
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   if (argc < 2) return 2;
+  if (std::string(argv[1]) == "--arm64-image" && argc == 3) {
+    using edgevisor::testing::BuildArm64Image;
+    const std::string dir = argv[2];
+    Put(dir, "valid", BuildArm64Image({}));
+    Put(dir, "legacy", BuildArm64Image({.text_offset = 0, .image_size = 0}));
+    return 0;
+  }
   if (std::string(argv[1]) == "--bzimage" && argc == 3) {
     using edgevisor::testing::BuildBzImage;
     const std::string dir = argv[2];
-    auto put = [&](const std::string& name, const std::vector<uint8_t>& d) {
-      std::ofstream(dir + "/" + name, std::ios::binary)
-          .write(reinterpret_cast<const char*>(d.data()), static_cast<std::streamsize>(d.size()));
-    };
-    put("valid", BuildBzImage({}));
+    Put(dir, "valid", BuildBzImage({}));
     edgevisor::testing::BzParams p;
     p.setup_sects = 0;
     p.kernel_bytes = 1024;
-    put("old_setup_sects", BuildBzImage(p));
+    Put(dir, "old_setup_sects", BuildBzImage(p));
     return 0;
   }
   using edgevisor::testing::BuildElf;
   using edgevisor::testing::PvhNote;
   const std::string dir = argv[1];
-  auto put = [&](const std::string& name, const std::vector<uint8_t>& d) {
-    std::ofstream(dir + "/" + name, std::ios::binary)
-        .write(reinterpret_cast<const char*>(d.data()), static_cast<std::streamsize>(d.size()));
-  };
   std::vector<uint8_t> code(64, 0x90);
-  put("valid", BuildElf({{0x100000, code, 0x1000}}, {PvhNote(0x100000)}));
-  put("two_segments",
+  Put(dir, "valid", BuildElf({{0x100000, code, 0x1000}}, {PvhNote(0x100000)}));
+  Put(dir, "two_segments",
       BuildElf({{0x100000, code, 64}, {0x200000, code, 0x3000}}, {PvhNote(0x100000)}));
-  put("no_note", BuildElf({{0x100000, code, 64}}, {}));
-  put("overlap", BuildElf({{0x100000, code, 0x2000}, {0x101000, code, 64}}, {PvhNote(0x100000)}));
+  Put(dir, "no_note", BuildElf({{0x100000, code, 64}}, {}));
+  Put(dir, "overlap",
+      BuildElf({{0x100000, code, 0x2000}, {0x101000, code, 64}}, {PvhNote(0x100000)}));
   if (argc < 3) return 0;
   // virtio-blk seed: header (head 0, queue size 8, indirect, capacity 1024), then RAM with a
   // 3-descriptor read request: desc table at 0, request header at 0x100, data 0x200, status 0x400.

@@ -48,8 +48,7 @@ printf 'PATCH /vm\n{"state":"Paused"}' > "$OUT/api_corpus/pause"
 printf 'PATCH /drives/rootfs\n{"drive_id":"rootfs"}' > "$OUT/api_corpus/patchdrive"
 printf 'GET /vm/config\n' > "$OUT/api_corpus/get"
 "$OUT/make_seeds" --bzimage "$OUT/bzimage_corpus"
-# Seed: a 4 KiB Image header (text_offset 0, image_size 64 KiB, LE, "ARM\x64").
-python3 -c 'import struct,sys; h=struct.pack("<IIQQQQQQII",0x5a4d,0,0,0x10000,2,0,0,0,0x644d5241,0); sys.stdout.buffer.write(h+bytes(4096-len(h)))' > "$OUT/arm64_image_corpus/seed"
+"$OUT/make_seeds" --arm64-image "$OUT/arm64_image_corpus"
 cat > "$OUT/fc_config_corpus/seed.json" <<'JSON'
 {"boot-source":{"kernel_image_path":"/k","boot_args":"x"},"drives":[{"drive_id":"r","path_on_host":"/r","is_root_device":true}],"machine-config":{"vcpu_count":1,"mem_size_mib":64},"network-interfaces":[{"iface_id":"e","host_dev_name":"t","guest_mac":"AA:FC:00:00:00:01"}],"logger":{"level":"Info"}}
 JSON
