@@ -1,9 +1,10 @@
 // edgevisor guest payload runtime: the API a payload (firmware/payloads/*.c) programs against.
 //
-// A payload defines `int payload_main(const char *cmdline)`. The arch entry code sets up long
-// mode, a stack and zeroed .bss, then calls runtime_start(), which captures the boot info, writes
-// the boot timer, initialises the console and calls payload_main(); its return value is passed
-// to rt_exit(). Everything runs single-threaded with interrupts disabled.
+// A payload defines `int payload_main(const char *cmdline)`. The arch entry code sets up the CPU
+// (x86_64: long mode; aarch64: the MMU with an identity map), a stack and zeroed .bss, then calls
+// runtime_start(), which captures the boot info, writes the boot timer, initialises the console
+// and calls payload_main(); its return value is passed to rt_exit(). Everything runs
+// single-threaded with interrupts disabled.
 #ifndef EDGEVISOR_FW_RT_H
 #define EDGEVISOR_FW_RT_H
 
@@ -18,6 +19,8 @@
 
 #if defined(__x86_64__)
 #include "rt_x86_64.h"
+#elif defined(__aarch64__)
+#include "rt_aarch64.h"
 #endif
 
 #define RT_NORETURN __attribute__((noreturn))
@@ -33,13 +36,16 @@
 // Defined by each payload. `cmdline` is the same string as rt_cmdline() (never NULL).
 int payload_main(const char* cmdline);
 
-// Called by the arch entry code with the boot-info pointer from EBX. Never returns.
-RT_NORETURN void runtime_start(const struct hvm_start_info* si);
+// Called by the arch entry code with the boot-info pointer: x86_64 the struct hvm_start_info
+// from EBX (PVH), aarch64 the flattened device tree from x0 (the Linux arm64 boot protocol).
+// Never returns.
+RT_NORETURN void runtime_start(const void* boot_info);
 
 // Exit through the debug-exit device (VMM exit status (code << 1) | 1). If no such device is
-// present, halts forever with interrupts disabled, which edgevisor treats as a clean stop.
+// present, stops the way rt_halt() does.
 RT_NORETURN void rt_exit(int code);
-// Halts forever with interrupts disabled.
+// Stops for good. x86_64: halts forever with interrupts disabled, which edgevisor treats as a
+// clean stop. aarch64: PSCI SYSTEM_OFF (edgevisor exits 0).
 RT_NORETURN void rt_halt(void);
 
 // ---- Console -------------------------------------------------------------------------------
@@ -76,6 +82,8 @@ size_t strnlen(const char* s, size_t max);
 int strcmp(const char* a, const char* b);
 int strncmp(const char* a, const char* b, size_t n);
 char* strchr(const char* s, int c);
+char* strrchr(const char* s, int c);
+void* memchr(const void* s, int c, size_t n);
 
 // ---- Command line --------------------------------------------------------------------------
 // The command line is a list of whitespace-separated tokens (no quoting). A token matches key
@@ -109,12 +117,25 @@ bool rt_parse_u64(const char* s, size_t len, uint64_t* out);
 
 // ---- Boot information ----------------------------------------------------------------------
 
-// The pointer the VMM passed (may be NULL or invalid if the magic was wrong; see rt_boot_ok()).
-const struct hvm_start_info* rt_start_info(void);
-// True if the start info had the right magic and was readable.
+// True if the boot info was valid (x86_64: hvm_start_info with the right magic; aarch64: a
+// device tree that passes fdt_check_header).
 bool rt_boot_ok(void);
-// A private copy of the memory map taken at boot (empty if start_info version < 1).
+// A private copy of the memory map taken at boot, in the PVH entry layout whatever the
+// architecture (x86_64: empty if start_info version < 1; aarch64: the /memory nodes' ranges,
+// all HVM_MEMMAP_TYPE_RAM).
 const struct hvm_memmap_table_entry* rt_memmap(uint32_t* count);
+
+// A device the platform describes (aarch64: a device-tree node): its first MMIO window and its
+// first interrupt (the GIC INTID: 32 + n for SPI n).
+struct rt_device {
+  uint64_t base;
+  uint64_t size;
+  uint32_t irq;
+};
+// Stores up to `max` enabled devices compatible with `compatible`, in device-tree order, and
+// returns how many there are (possibly more than max). Returns -1 where the platform has no
+// device description (x86_64: devices come from the command line instead).
+int rt_find_devices(const char* compatible, struct rt_device* out, int max);
 // Physical extent of the loaded image including .bss and the boot stack: [start, end).
 void rt_image_range(uintptr_t* start, uintptr_t* end);
 // The boot stack: [bottom, top).
@@ -144,8 +165,19 @@ unsigned rt_checks_skipped(void);
 // RT_CHECKF(cond, name, fmt, ...): printf-style failure details.
 #define RT_CHECKF(cond, name, ...) rt_check_report(!!(cond), (name), __VA_ARGS__)
 
+// ---- Time ----------------------------------------------------------------------------------
+// rt_ticks() (arch header: x86_64 the TSC, aarch64 the virtual counter CNTVCT_EL0) counts at
+// rt_ticks_hz() (x86_64: from CPUID, cached; aarch64: CNTFRQ_EL0).
+uint64_t rt_ticks_hz(void);
+static inline uint64_t rt_ms_to_ticks(uint64_t ms) { return rt_ticks_hz() / 1000 * ms; }
+
 // ---- Architecture hooks (implemented in firmware/<arch>/) ----------------------------------
 
 void rt_arch_init(void);  // exception handlers etc.; runs before anything touches boot info
+// Copies the command line (NUL-terminated, truncated to cmdline_max - 1) and up to map_max
+// memory-map entries out of the boot info. Returns false (and leaves both empty) if the boot
+// info is not valid.
+bool rt_arch_boot_info(const void* boot_info, char* cmdline, size_t cmdline_max,
+                       struct hvm_memmap_table_entry* map, uint32_t map_max, uint32_t* map_count);
 
 #endif  // EDGEVISOR_FW_RT_H

@@ -22,6 +22,23 @@
 // Start of the default virtio-mmio window on QEMU microvm (and edgevisor).
 #define RT_VIRTIO_MMIO_BASE 0xfeb00000ull
 
+#elif defined(__aarch64__)
+
+// Image load address: the start of RAM (text_offset 0); must match the linker script
+// (firmware/aarch64/link.ld) and edgevisor's kRamBase.
+#define RT_IMAGE_BASE 0x80000000ull
+
+// edgevisor boot-timer MMIO device (Firecracker semantics, as on x86_64).
+#define BOOT_TIMER_ADDR 0x09020000ull
+#define BOOT_TIMER_MAGIC 123
+
+// ns16550a UART, byte-wide registers (reg-shift 0), polled.
+#define RT_UART_BASE 0x09000000ull
+
+// edgevisor's debug-exit window (--debug-exit): a 32-bit write of v exits the VMM with status
+// (v << 1) | 1, as QEMU's isa-debug-exit does on x86.
+#define RT_DEBUG_EXIT_ADDR 0x09030000ull
+
 #else
 #error "edgevisor firmware: unsupported architecture"
 #endif

@@ -89,7 +89,14 @@ static inline void rt_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t* a, uint32
   __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(subleaf));
 }
 
+static inline uint64_t rt_ticks(void) { return rt_rdtsc(); }
+
 static inline void rt_cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
+
+// The PVH start info the VMM passed (may be NULL or invalid if the magic was wrong; see
+// rt_boot_ok()).
+struct hvm_start_info;
+const struct hvm_start_info* rt_start_info(void);
 
 // Installs an interrupt gate. `handler` must be an __attribute__((interrupt)) function.
 void rt_x86_set_interrupt_handler(uint8_t vector, void (*handler)(void*));

@@ -4,9 +4,11 @@
 //   §2.1 device status, §2.2 feature bits, §2.5 config space, §2.7 split virtqueues,
 //   §3.1.1 driver initialization, §4.2 virtio over MMIO, §6 reserved feature bits.
 //
-// Devices are found on the kernel command line, one Linux-style token per device:
+// Devices are found in the platform's device description where it has one (aarch64: the
+// device tree's "virtio,mmio" nodes), else on the kernel command line, one Linux-style token per
+// device:
 //   virtio_mmio.device=<size>@<base>:<irq>[:<id>]   e.g. 512@0xfeb00e00:12, 4K@0xd0001000:5
-// (QEMU microvm and edgevisor both append these). Everything is polled: the driver never
+// (QEMU microvm and edgevisor both append these on x86_64). Everything is polled: the driver never
 // enables interrupts, but it reads and acknowledges InterruptStatus after harvesting used
 // buffers, like an interrupt handler would.
 //
@@ -144,9 +146,10 @@ struct virtio_mmio_token {
 // Parses one `virtio_mmio.device` value "<size>@<base>:<irq>[:<id>]" (size may carry a K/M/G
 // suffix). Returns false on syntax errors.
 bool virtio_mmio_parse_token(const char* val, size_t len, struct virtio_mmio_token* out);
-// Collects every well-formed `virtio_mmio.device=` token from the command line, in order; at
-// most `max`. Returns the number stored. Malformed tokens are reported on the console and
-// skipped.
+// Collects the platform's "virtio,mmio" devices (rt_find_devices) or, where the platform
+// describes none (x86_64), every well-formed `virtio_mmio.device=` token from the command line,
+// in order; at most `max`. Returns the number stored. Malformed tokens and devices past `max`
+// are reported on the console and skipped.
 int virtio_mmio_discover(struct virtio_mmio_token* out, int max);
 
 // ---- Device --------------------------------------------------------------------------------
@@ -253,7 +256,7 @@ int virtq_get_used(struct virtq* vq, void** cookie, uint32_t* len);
 // Raw mode: consumes one used entry without touching the free list. Returns 1 or 0.
 int virtq_pop_used_raw(struct virtq* vq, struct virtq_used_elem* out);
 // Spins until the used ring has something new (returns VIRTIO_OK), the device sets
-// DEVICE_NEEDS_RESET (checked every couple of milliseconds), or `timeout_ticks` TSC ticks
+// DEVICE_NEEDS_RESET (checked every couple of milliseconds), or `timeout_ticks` rt_ticks()
 // pass (VIRTIO_ERR_TIMEOUT). On success also reads/acks InterruptStatus.
 int virtq_wait(struct virtq* vq, uint64_t timeout_ticks);
 // Number of descriptors in the queue that are not part of an outstanding chain.
@@ -261,10 +264,6 @@ static inline unsigned virtq_num_free(const struct virtq* vq) { return vq->num_f
 
 // ---- Time ----------------------------------------------------------------------------------
 
-// TSC frequency: from the KVM/VMware timing leaf 0x40000010, else CPUID 0x15 (crystal ratio),
-// else 0x16 (base MHz), else assumed 3 GHz. Cached after the first call.
-uint64_t virtio_tsc_hz(void);
-uint64_t virtio_ms_to_ticks(uint64_t ms);
 // Default per-request timeout (~2 s).
 #define VIRTIO_DEFAULT_TIMEOUT_MS 2000
 

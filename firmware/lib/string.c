@@ -94,3 +94,19 @@ char* strchr(const char* s, int c) {
     if (*s == '\0') return NULL;
   }
 }
+
+char* strrchr(const char* s, int c) {
+  const char* last = NULL;
+  for (;; s++) {
+    if (*s == (char)c) last = s;
+    if (*s == '\0') return (char*)last;
+  }
+}
+
+void* memchr(const void* s, int c, size_t n) {
+  const unsigned char* p = s;
+  for (; n > 0; n--, p++) {
+    if (*p == (unsigned char)c) return (void*)p;
+  }
+  return NULL;
+}

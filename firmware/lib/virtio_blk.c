@@ -38,7 +38,7 @@ static void read_config(struct vblk* b) {
 int vblk_init(struct vblk* b, const struct virtio_mmio_dev* probed, const struct vblk_opts* opts) {
   memset(b, 0, sizeof(*b));
   b->dev = *probed;
-  b->timeout_ticks = virtio_ms_to_ticks(VIRTIO_DEFAULT_TIMEOUT_MS);
+  b->timeout_ticks = rt_ms_to_ticks(VIRTIO_DEFAULT_TIMEOUT_MS);
   if (b->dev.device_id != VIRTIO_ID_BLOCK) return VIRTIO_ERR_NO_DEVICE;
   const struct vblk_opts none = {0, 0, 0, 0};
   if (opts == NULL) opts = &none;

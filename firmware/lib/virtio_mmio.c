@@ -57,40 +57,6 @@ const char* virtio_strerror(int err) {
   }
 }
 
-// ---- Time ----------------------------------------------------------------------------------
-
-static uint64_t g_tsc_hz;
-
-uint64_t virtio_tsc_hz(void) {
-  if (g_tsc_hz != 0) return g_tsc_hz;
-  uint32_t a, b, c, d;
-  uint64_t hz = 0;
-  // Hypervisor leaves: 0x40000010 (timing leaf used by KVM/VMware/QEMU) gives TSC kHz in EAX.
-  rt_cpuid(1, 0, &a, &b, &c, &d);
-  if (c & (1u << 31)) {  // hypervisor present
-    rt_cpuid(0x40000000, 0, &a, &b, &c, &d);
-    if (a >= 0x40000010 && a < 0x40000100) {
-      rt_cpuid(0x40000010, 0, &a, &b, &c, &d);
-      hz = (uint64_t)a * 1000;
-    }
-  }
-  rt_cpuid(0, 0, &a, &b, &c, &d);
-  const uint32_t max_leaf = a;
-  if (hz == 0 && max_leaf >= 0x15) {
-    rt_cpuid(0x15, 0, &a, &b, &c, &d);  // TSC = crystal (ECX) * EBX / EAX
-    if (a != 0 && b != 0 && c != 0) hz = (uint64_t)c * b / a;
-  }
-  if (hz == 0 && max_leaf >= 0x16) {
-    rt_cpuid(0x16, 0, &a, &b, &c, &d);  // base frequency in MHz
-    hz = (uint64_t)(a & 0xffff) * 1000000;
-  }
-  if (hz < 100000000ull) hz = 3000000000ull;  // unknown (or implausible): assume 3 GHz
-  g_tsc_hz = hz;
-  return hz;
-}
-
-uint64_t virtio_ms_to_ticks(uint64_t ms) { return virtio_tsc_hz() / 1000 * ms; }
-
 // ---- Discovery -----------------------------------------------------------------------------
 
 bool virtio_mmio_parse_token(const char* v, size_t len, struct virtio_mmio_token* out) {
@@ -137,6 +103,25 @@ static void discover_one(const char* val, size_t len, void* p) {
 }
 
 int virtio_mmio_discover(struct virtio_mmio_token* out, int max) {
+  // Where the platform describes its devices (the arm64 device tree), that is the source.
+  struct rt_device devs[VIRTIO_MMIO_MAX_DEVICES];
+  const int found = rt_find_devices("virtio,mmio", devs, VIRTIO_MMIO_MAX_DEVICES);
+  if (found >= 0) {
+    int n = 0;
+    for (int i = 0; i < found && i < VIRTIO_MMIO_MAX_DEVICES; i++) {
+      if (n >= max) {
+        rt_printf("virtio: ignoring virtio,mmio node at 0x%lx (more than %d devices)\n",
+                  devs[i].base, max);
+        continue;
+      }
+      out[n++] = (struct virtio_mmio_token){devs[i].base, devs[i].size, devs[i].irq};
+    }
+    if (found > VIRTIO_MMIO_MAX_DEVICES) {
+      rt_printf("virtio: ignoring %d virtio,mmio nodes past the first %d\n",
+                found - VIRTIO_MMIO_MAX_DEVICES, VIRTIO_MMIO_MAX_DEVICES);
+    }
+    return n;
+  }
   struct discover_ctx ctx = {out, max, 0};
   rt_cmdline_each("virtio_mmio.device", discover_one, &ctx);
   return ctx.n;
@@ -208,10 +193,10 @@ int virtio_dev_reset(struct virtio_mmio_dev* dev) {
   virtio_write32(dev, VIRTIO_MMIO_STATUS, 0);
   // §2.4.2: after writing 0 the driver MUST wait for Status to read back 0 before
   // re-initializing. Devices normally reset synchronously; bound the wait anyway.
-  const uint64_t t0 = rt_rdtsc();
-  const uint64_t limit = virtio_ms_to_ticks(VIRTIO_DEFAULT_TIMEOUT_MS);
+  const uint64_t t0 = rt_ticks();
+  const uint64_t limit = rt_ms_to_ticks(VIRTIO_DEFAULT_TIMEOUT_MS);
   while (virtio_dev_status(dev) != 0) {
-    if (rt_rdtsc() - t0 > limit) return VIRTIO_ERR_RESET_STUCK;
+    if (rt_ticks() - t0 > limit) return VIRTIO_ERR_RESET_STUCK;
     rt_cpu_relax();
   }
   return VIRTIO_OK;
@@ -449,19 +434,19 @@ int virtq_get_used(struct virtq* vq, void** cookie, uint32_t* len) {
 // How often a waiting driver looks at Status for DEVICE_NEEDS_RESET. Each look is an MMIO exit
 // (~15 us on a software-virtualized host), so not on every spin.
 #define STATUS_POLL_MS 2
-// Hard cap on spins, in case the TSC does not advance.
+// Hard cap on spins, in case the tick counter does not advance.
 #define MAX_SPINS (1ull << 32)
 
 int virtq_wait(struct virtq* vq, uint64_t timeout_ticks) {
-  const uint64_t t0 = rt_rdtsc();
-  const uint64_t status_every = virtio_ms_to_ticks(STATUS_POLL_MS);
+  const uint64_t t0 = rt_ticks();
+  const uint64_t status_every = rt_ms_to_ticks(STATUS_POLL_MS);
   uint64_t next_status = t0 + status_every;
   for (uint64_t spins = 0;; spins++) {
     if (virtq_has_used(vq)) {
       virtio_dev_ack_interrupt(vq->dev);
       return VIRTIO_OK;
     }
-    const uint64_t now = rt_rdtsc();
+    const uint64_t now = rt_ticks();
     const bool expired = now - t0 > timeout_ticks || spins > MAX_SPINS;
     if (expired || (int64_t)(now - next_status) >= 0) {
       // §2.1.2: a device that hit an error it cannot recover from sets DEVICE_NEEDS_RESET

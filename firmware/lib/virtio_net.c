@@ -167,7 +167,7 @@ static void read_config(struct vnet* n) {
   n->mac_from_device = vnet_has(n, VIRTIO_NET_F_MAC);
   if (!n->mac_from_device) {
     // §5.1.5: "otherwise, the driver typically generates a random local MAC address".
-    const uint64_t t = rt_rdtsc() * 0x9e3779b97f4a7c15ull;
+    const uint64_t t = rt_ticks() * 0x9e3779b97f4a7c15ull;
     n->mac[0] = 0x02;  // locally administered, unicast
     for (unsigned i = 1; i < 6; i++) n->mac[i] = (uint8_t)(t >> (8 * i));
   }
@@ -279,7 +279,7 @@ static int ctrl_mq_pairs_set(struct vnet* n, uint16_t pairs) {
   int err = virtq_add(n->ctrl, bufs, 3, false, &g_ctrl_ack);
   if (err < 0) return err;
   virtq_kick(n->ctrl);
-  err = virtq_wait(n->ctrl, virtio_ms_to_ticks(CTRL_TIMEOUT_MS));
+  err = virtq_wait(n->ctrl, rt_ms_to_ticks(CTRL_TIMEOUT_MS));
   if (err != VIRTIO_OK) return err;
   void* cookie = NULL;
   uint32_t len = 0;
@@ -720,9 +720,9 @@ void vnet_kick(struct vnet* n, unsigned q) {
 }
 
 int vnet_tx_flush(struct vnet* n, uint64_t timeout_ms) {
-  const uint64_t t0 = rt_rdtsc();
-  const uint64_t limit = virtio_ms_to_ticks(timeout_ms);
-  const uint64_t status_every = virtio_ms_to_ticks(50);
+  const uint64_t t0 = rt_ticks();
+  const uint64_t limit = rt_ms_to_ticks(timeout_ms);
+  const uint64_t status_every = rt_ms_to_ticks(50);
   uint64_t next_status = t0 + status_every;
   for (;;) {
     bool busy = false;
@@ -732,7 +732,7 @@ int vnet_tx_flush(struct vnet* n, uint64_t timeout_ms) {
       if (n->tx[q].inflight != 0) busy = true;
     }
     if (!busy) return VIRTIO_OK;
-    const uint64_t now = rt_rdtsc();
+    const uint64_t now = rt_ticks();
     if ((int64_t)(now - next_status) >= 0) {
       if (virtio_dev_needs_reset(&n->dev)) return VIRTIO_ERR_NEEDS_RESET;
       next_status = now + status_every;

@@ -161,15 +161,15 @@ static void run_qdn(uint32_t type, uint64_t ops, unsigned qd, struct phase_resul
 static bool phase(const char* name, uint32_t type, unsigned qd, uint64_t ops) {
   struct phase_result r = {0, 0, VIRTIO_BLK_S_OK};
   rt_printf("bench: %s start\n", name);
-  const uint64_t t0 = rt_rdtsc();
+  const uint64_t t0 = rt_ticks();
   if (qd == 1) {
     run_qd1(type, ops, &r);
   } else {
     run_qdn(type, ops, qd, &r);
   }
-  const uint64_t dt = rt_rdtsc() - t0;
+  const uint64_t dt = rt_ticks() - t0;
   rt_printf("bench: %s done ops=%lu tsc=%lu\n", name, r.done, dt);
-  const uint64_t hz = virtio_tsc_hz();
+  const uint64_t hz = rt_ticks_hz();
   if (dt > 0) {
     rt_printf("blk_bench: %s ~%lu IOPS by the guest TSC (assumed %lu Hz)\n", name, r.done * hz / dt,
               hz);

@@ -310,7 +310,7 @@ static void final_round_trip(void) {
     if (!RT_CHECKF(reinit(), "final re-initialization", "see above")) return;
   }
   const uint64_t sector = 8;
-  const uint64_t seed = rt_rdtsc();
+  const uint64_t seed = rt_ticks();
   uint64_t* w = (uint64_t*)(void*)g_data;
   for (size_t i = 0; i < sizeof(g_data) / 8; i++) w[i] = seed ^ (sector << 8) ^ i;
   int st = good_request(VIRTIO_BLK_T_OUT, sector, g_data);
@@ -350,7 +350,7 @@ int payload_main(const char* cmdline) {
   rt_printf("cmdline: %s\n", cmdline);
   uint64_t ms = VIRTIO_DEFAULT_TIMEOUT_MS;
   rt_cmdline_get_u64("timeout_ms", &ms);
-  g_timeout_ticks = virtio_ms_to_ticks(ms);
+  g_timeout_ticks = rt_ms_to_ticks(ms);
   g_ram_top = ram_top();
 
   const int ntok = virtio_mmio_discover(g_tokens, VIRTIO_MMIO_MAX_DEVICES);

@@ -627,9 +627,9 @@ static int swap_watch(const struct virtio_mmio_dev* probed) {
   const uint32_t gen = virtio_config_generation(&b->dev);
   rt_printf("swap: before word=%lx capacity=%lu status=%s\n", w[0],
             virtio_config_read64(&b->dev, 0), vblk_status_str(r));
-  const uint64_t deadline = rt_rdtsc() + virtio_ms_to_ticks(60000);
+  const uint64_t deadline = rt_ticks() + rt_ms_to_ticks(60000);
   while (virtio_config_generation(&b->dev) == gen) {
-    if (rt_rdtsc() > deadline) {
+    if (rt_ticks() > deadline) {
       rt_printf("swap: FAIL - the config generation never changed\n");
       return 1;
     }
@@ -683,10 +683,10 @@ int payload_main(const char* cmdline) {
 
   uint64_t persist_seed = 0;
   const bool persist_mode = rt_cmdline_get_u64("persist", &persist_seed);
-  if (!rt_cmdline_get_u64("seed", &g_seed)) g_seed = (rt_rdtsc() >> 4) & 0xffffffffull;
+  if (!rt_cmdline_get_u64("seed", &g_seed)) g_seed = (rt_ticks() >> 4) & 0xffffffffull;
   if (!persist_mode) {
     rt_printf("blk_integrity: seed=0x%lx tsc_hz=%lu, %d virtio-mmio device(s)\n", g_seed,
-              virtio_tsc_hz(), ntok);
+              rt_ticks_hz(), ntok);
   }
 
   unsigned nblk = 0;

@@ -63,12 +63,12 @@ static void send_arp_request(struct vnet* n, uint32_t ip, uint32_t dst) {
 
 // RFC 826 request/reply for dst; false if nobody answered within ARP_TIMEOUT_MS.
 static bool resolve(struct vnet* n, uint32_t ip, uint32_t dst, uint8_t mac[ETH_ALEN]) {
-  const uint64_t t0 = rt_rdtsc();
-  const uint64_t timeout = virtio_ms_to_ticks(ARP_TIMEOUT_MS);
-  const uint64_t retry = virtio_ms_to_ticks(ARP_RETRY_MS);
+  const uint64_t t0 = rt_ticks();
+  const uint64_t timeout = rt_ms_to_ticks(ARP_TIMEOUT_MS);
+  const uint64_t retry = rt_ms_to_ticks(ARP_RETRY_MS);
   uint64_t next_send = t0;
   for (;;) {
-    const uint64_t now = rt_rdtsc();
+    const uint64_t now = rt_ticks();
     if (now - t0 >= timeout) return false;
     if ((int64_t)(now - next_send) >= 0) {
       send_arp_request(n, ip, dst);
@@ -196,10 +196,10 @@ int payload_main(const char* cmdline) {
       memcpy(vnet_tx_slot_frame(n, q, s), g_frame, flen);
   }
 
-  const uint64_t hz = virtio_tsc_hz();
+  const uint64_t hz = rt_ticks_hz();
   const uint64_t completed0 = n->st.tx_completed;
   rt_printf("bench: tx start\n");
-  const uint64_t t0 = rt_rdtsc();
+  const uint64_t t0 = rt_ticks();
   const uint64_t end = t0 + seconds * hz;
   uint64_t now = t0;
   // Fill every TX queue, then keep resending whatever the device hands back.
@@ -214,10 +214,10 @@ int payload_main(const char* cmdline) {
       struct vnet_pkt p;
       while (vnet_rx(n, q, &p)) vnet_rx_done(n, &p);
     }
-    now = rt_rdtsc();
+    now = rt_ticks();
   }
   ferr = vnet_tx_flush(n, 2000);
-  const uint64_t t1 = rt_rdtsc();
+  const uint64_t t1 = rt_ticks();
   const uint64_t packets = n->st.tx_completed - completed0;
   rt_printf("bench: tx done packets=%lu bytes=%lu\n", packets, packets * flen);
   const uint64_t ms = (now - t0) / (hz / 1000);

@@ -259,17 +259,17 @@ int payload_main(const char* cmdline) {
   rt_printf("net_responder: mac=%s ip=%s port=%u ready\n", inet_mac_str(n->mac, mac),
             inet_ipv4_str(g_ip, ip), g_port);
 
-  const uint64_t hz = virtio_tsc_hz();
+  const uint64_t hz = rt_ticks_hz();
   // rxpause=<ms>: leave the receive ring alone for a while, so the device runs out of buffers
   // and must hold further frames back (the host's RX backpressure test).
   uint64_t rxpause_ms = 0;
   if (rt_cmdline_get_u64("rxpause", &rxpause_ms) && rxpause_ms > 0) {
     rt_printf("net_responder: rx paused\n");
-    const uint64_t until = rt_rdtsc() + hz / 1000 * rxpause_ms;
-    while ((int64_t)(rt_rdtsc() - until) < 0) rt_cpu_relax();
+    const uint64_t until = rt_ticks() + hz / 1000 * rxpause_ms;
+    while ((int64_t)(rt_ticks() - until) < 0) rt_cpu_relax();
     rt_printf("net_responder: rx resumed\n");
   }
-  const uint64_t t0 = rt_rdtsc();
+  const uint64_t t0 = rt_ticks();
   const uint64_t health_every = hz / 1000 * HEALTH_EVERY_MS;
   uint64_t next_health = t0 + health_every;
   bool timed_out = false;
@@ -286,7 +286,7 @@ int payload_main(const char* cmdline) {
       vnet_tx_reclaim(n, q);  // re-posts RX buffers whose replies went out
       vnet_kick(n, q);
     }
-    const uint64_t now = rt_rdtsc();
+    const uint64_t now = rt_ticks();
     if (seconds != 0 && now - t0 >= seconds * hz) {
       timed_out = true;
       break;

@@ -68,6 +68,38 @@ void rt_print(const char* s) {
   while (*s != '\0') rt_putc(*s++);
 }
 
+// ---- Time: the TSC ------------------------------------------------------------------------
+
+static uint64_t g_tsc_hz;  // cached by rt_ticks_hz()
+
+uint64_t rt_ticks_hz(void) {
+  if (g_tsc_hz != 0) return g_tsc_hz;
+  uint32_t a, b, c, d;
+  uint64_t hz = 0;
+  // Hypervisor leaves: 0x40000010 (timing leaf used by KVM/VMware/QEMU) gives TSC kHz in EAX.
+  rt_cpuid(1, 0, &a, &b, &c, &d);
+  if (c & (1u << 31)) {  // hypervisor present
+    rt_cpuid(0x40000000, 0, &a, &b, &c, &d);
+    if (a >= 0x40000010 && a < 0x40000100) {
+      rt_cpuid(0x40000010, 0, &a, &b, &c, &d);
+      hz = (uint64_t)a * 1000;
+    }
+  }
+  rt_cpuid(0, 0, &a, &b, &c, &d);
+  const uint32_t max_leaf = a;
+  if (hz == 0 && max_leaf >= 0x15) {
+    rt_cpuid(0x15, 0, &a, &b, &c, &d);  // TSC = crystal (ECX) * EBX / EAX
+    if (a != 0 && b != 0 && c != 0) hz = (uint64_t)c * b / a;
+  }
+  if (hz == 0 && max_leaf >= 0x16) {
+    rt_cpuid(0x16, 0, &a, &b, &c, &d);  // base frequency in MHz
+    hz = (uint64_t)(a & 0xffff) * 1000000;
+  }
+  if (hz < 100000000ull) hz = 3000000000ull;  // unknown (or implausible): assume 3 GHz
+  g_tsc_hz = hz;
+  return hz;
+}
+
 // ---- Exit / halt ---------------------------------------------------------------------------
 
 void rt_halt(void) {

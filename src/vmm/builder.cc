@@ -128,7 +128,14 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
 
   // virtio devices, before the kernel: their cmdline entries go into the boot information.
   std::string cmdline = cfg.boot.cmdline;
+#if defined(__aarch64__)
+  // The device tree lists the devices (as Firecracker does on aarch64). Naming them on the
+  // command line as well would make a kernel with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES register
+  // each one twice.
+  std::string* mmio_cmdline = nullptr;
+#else
   std::string* mmio_cmdline = cfg.virtio_mmio_cmdline ? &cmdline : nullptr;
+#endif
   std::vector<arch::MmioSlot> slots;
   for (size_t i = 0; i < cfg.drives.size(); ++i) {
     const DriveConfig& d = cfg.drives[i];
@@ -237,7 +244,12 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
 
 #if defined(__aarch64__)
   EV_RETURN_IF_ERROR(
-      p.mmio->Insert(std::make_shared<Pl031>([] { return static_cast<uint64_t>(time(nullptr)); }),
+      p.mmio->Insert(std::make_shared<Pl031>(
+                         [] { return static_cast<uint64_t>(time(nullptr)); },
+                         [vm_fd = p.vm.fd(), line = arch::IrqLine(aarch64::kRtcSpi)](bool level) {
+                           absl::Status s = Vm::SetIrqLine(vm_fd, line, level);
+                           if (!s.ok()) spdlog::warn("pl031: {}", s.message());
+                         }),
                      aarch64::kRtcBase, Pl031::kSize, "pl031"));
 #endif
 #if defined(__x86_64__)
@@ -263,14 +275,18 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
             stop->Request(StopReason::kGuestReset, reboot_code, "guest reset through ACPI");
           }),
       x86::kAcpiSleepControlPort, AcpiPm::kSize, "acpi-pm"));
-  if (cfg.debug_exit) {
-    EV_RETURN_IF_ERROR(p.pio->Insert(std::make_shared<DebugExit>([stop](int code) {
-                                       stop->Request(StopReason::kDebugExit, code,
-                                                     absl::StrFormat("guest wrote debug-exit"));
-                                     }),
-                                     DebugExit::kPort, DebugExit::kSize, "debug-exit"));
-  }
 #endif
+  if (cfg.debug_exit) {
+    auto debug_exit = std::make_shared<DebugExit>([stop](int code) {
+      stop->Request(StopReason::kDebugExit, code, "guest wrote debug-exit");
+    });
+#if defined(__x86_64__)
+    EV_RETURN_IF_ERROR(p.pio->Insert(debug_exit, DebugExit::kPort, DebugExit::kSize, "debug-exit"));
+#else
+    EV_RETURN_IF_ERROR(
+        p.mmio->Insert(debug_exit, aarch64::kDebugExitBase, DebugExit::kSize, "debug-exit"));
+#endif
+  }
 
   spdlog::debug("built VM: {} vCPUs, {} MiB, kernel {}", cfg.machine.vcpus, cfg.machine.mem_mib,
                 cfg.boot.kernel_path);

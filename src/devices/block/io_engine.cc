@@ -6,6 +6,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/strings/str_format.h"
@@ -20,6 +22,25 @@ int FallocMode(const IoOp& op) {
   // Write-zeroes: a hole reads back as zeros, so unmap may punch; otherwise zero in place.
   return op.unmap ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
                   : FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+}
+
+bool IsZeroRange(const IoOp& op) { return op.kind == IoOp::Kind::kWriteZeroes && !op.unmap; }
+
+// Write-zeroes without unmap where the file system has no FALLOC_FL_ZERO_RANGE (tmpfs, for one):
+// write zeros, as Linux's loop driver and QEMU do. Punching a hole instead would free the
+// storage, which the guest asked us not to do. Returns 0 or -errno.
+int64_t WriteZeros(int fd, uint64_t offset, uint64_t len) {
+  static constexpr uint8_t kZeros[64 * 1024] = {};
+  while (len > 0) {
+    const size_t chunk = static_cast<size_t>(std::min<uint64_t>(len, sizeof(kZeros)));
+    const ssize_t n = pwrite(fd, kZeros, chunk, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -errno;
+    if (n == 0) return -EIO;
+    offset += static_cast<uint64_t>(n);
+    len -= static_cast<uint64_t>(n);
+  }
+  return 0;
 }
 
 void Notify(int efd) {
@@ -62,6 +83,10 @@ class UringEngine : public IoEngine {
   int event_fd() const override { return efd_.get(); }
 
   absl::Status Submit(const IoOp& op) override {
+    if (IsZeroRange(op) && no_zero_range_) {  // known unsupported: zeros, now, on this thread
+      done_.push_back({op.tag, WriteZeros(fd_, op.offset, op.len)});
+      return absl::OkStatus();
+    }
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     if (sqe == nullptr) {  // submission queue full: flush it and retry once
       io_uring_submit(&ring_);
@@ -82,23 +107,37 @@ class UringEngine : public IoEngine {
       case IoOp::Kind::kWriteZeroes:
         io_uring_prep_fallocate(sqe, fd_, FallocMode(op), static_cast<off_t>(op.offset),
                                 static_cast<off_t>(op.len));
+        if (IsZeroRange(op)) zero_ranges_[op.tag] = {op.offset, op.len};
         break;
     }
     io_uring_sqe_set_data64(sqe, op.tag);
     return absl::OkStatus();
   }
 
-  void Kick() override { io_uring_submit(&ring_); }
+  void Kick() override {
+    io_uring_submit(&ring_);
+    if (!done_.empty()) Notify(efd_.get());
+  }
 
   void Reap(const std::function<void(uint64_t, int64_t)>& done) override {
     Drain(efd_.get());
     io_uring_cqe* cqe;
     while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
       const uint64_t tag = io_uring_cqe_get_data64(cqe);
-      const int64_t res = cqe->res;
+      int64_t res = cqe->res;
       io_uring_cqe_seen(&ring_, cqe);
+      if (auto it = zero_ranges_.find(tag); it != zero_ranges_.end()) {
+        if (res == -EOPNOTSUPP) {
+          no_zero_range_ = true;
+          res = WriteZeros(fd_, it->second.first, it->second.second);
+        }
+        zero_ranges_.erase(it);
+      }
       done(tag, res);
     }
+    std::vector<std::pair<uint64_t, int64_t>> batch;
+    batch.swap(done_);
+    for (const auto& [tag, res] : batch) done(tag, res);
   }
 
  private:
@@ -107,6 +146,11 @@ class UringEngine : public IoEngine {
   bool inited_ = false;
   io_uring ring_{};
   UniqueFd efd_;
+  // Write-zeroes in flight as FALLOC_FL_ZERO_RANGE (tag -> offset, length), in case the file
+  // system refuses it; once one has, later ones write zeros at submission (done_).
+  std::unordered_map<uint64_t, std::pair<uint64_t, uint64_t>> zero_ranges_;
+  bool no_zero_range_ = false;
+  std::vector<std::pair<uint64_t, int64_t>> done_;
 };
 
 class SyncEngine : public IoEngine {
@@ -146,6 +190,7 @@ class SyncEngine : public IoEngine {
                         static_cast<off_t>(op.len)) == 0
                   ? 0
                   : -errno;
+        if (res == -EOPNOTSUPP && IsZeroRange(op)) res = WriteZeros(fd_, op.offset, op.len);
         break;
     }
     done_.push_back({op.tag, res});

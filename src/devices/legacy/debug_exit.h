@@ -1,5 +1,5 @@
 // QEMU isa-debug-exit semantics: a write of v makes the VMM exit with status (v << 1) | 1.
-// Present only with --debug-exit (x86: port 0xf4, 4 bytes wide).
+// Present only with --debug-exit: x86 port 0xf4, aarch64 MMIO 0x09030000; 4 bytes wide.
 #pragma once
 
 #include <functional>

@@ -1,12 +1,15 @@
 // ARM PrimeCell PL031 real-time clock (ARM DDI 0224): the guest's wall clock on aarch64, where
-// Linux's rtc-pl031 driver reads it at boot. A 32-bit seconds counter that the guest may set
-// (LR), plus the match register. The match interrupt is not raised: the register reads back,
-// and RIS reports a match once the counter reaches it.
+// Linux's rtc-pl031 driver reads it at boot and uses the match register for alarms. A 32-bit
+// seconds counter that the guest may set (LR), and the match register: once the count reaches
+// the match value, RIS is set and, unless masked (IMSC), the interrupt line goes high until the
+// guest clears it (ICR). A timer thread raises it at the right second while a match is armed.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <thread>
 
 #include "src/vmm/bus.h"
 
@@ -19,27 +22,45 @@ class Pl031 : public BusDevice {
   static constexpr uint64_t kMr = 0x04;    // match
   static constexpr uint64_t kLr = 0x08;    // load: sets the count
   static constexpr uint64_t kCr = 0x0c;    // control: bit 0 = started (always)
-  static constexpr uint64_t kImsc = 0x10;  // interrupt mask
+  static constexpr uint64_t kImsc = 0x10;  // interrupt mask (1 = enabled)
   static constexpr uint64_t kRis = 0x14;   // raw interrupt status
   static constexpr uint64_t kMis = 0x18;   // masked interrupt status
   static constexpr uint64_t kIcr = 0x1c;   // interrupt clear
   static constexpr uint64_t kPeriphId0 = 0xfe0;
 
   // `now` returns the host's wall clock in seconds (a parameter, so tests can move time).
-  explicit Pl031(std::function<uint64_t()> now);
+  // `set_irq` drives the interrupt line (level); it is called only when the level changes.
+  // With `timer` false no thread is started and only Poll() and register accesses notice a
+  // match (tests with a fake clock).
+  Pl031(std::function<uint64_t()> now, std::function<void(bool level)> set_irq, bool timer = true);
+  ~Pl031() override;
+  Pl031(const Pl031&) = delete;
+  Pl031& operator=(const Pl031&) = delete;
 
   void Read(uint64_t offset, absl::Span<uint8_t> data) override;
   void Write(uint64_t offset, absl::Span<const uint8_t> data) override;
 
+  // Raises the match if the count has reached an armed match value.
+  void Poll();
+
  private:
-  uint32_t Count() const;  // under mu_
+  uint32_t Count() const;   // under mu_
+  void CheckMatchLocked();  // under mu_: armed and reached -> RIS
+  void UpdateLineLocked();  // under mu_: the line follows RIS && IMSC
+  void TimerLoop();
 
   std::function<uint64_t()> now_;
+  std::function<void(bool)> set_irq_;
   mutable std::mutex mu_;
+  std::condition_variable cv_;
   int64_t offset_ = 0;  // guest count - host seconds
   uint32_t match_ = 0;
+  bool armed_ = false;  // a match value was written and has not been reached yet
   uint32_t imsc_ = 0;
   bool ris_ = false;
+  bool line_ = false;
+  bool stop_ = false;
+  std::thread timer_;
 };
 
 }  // namespace edgevisor

@@ -34,6 +34,7 @@ struct BootEntry {
 // Per-architecture state that lives as long as the VM.
 struct ArchVm {
   UniqueFd irqchip;          // aarch64: the vGIC device
+  UniqueFd its;              // aarch64: the GICv3 ITS, where KVM has one (invalid otherwise)
   int irqchip_version = 0;   // aarch64: 2 or 3 (GICv2 / GICv3)
   uint32_t vcpu_target = 0;  // aarch64: KVM_ARM_PREFERRED_TARGET
 };

@@ -65,6 +65,7 @@ struct VmConfig {
   bool debug_exit = false;
   // Also name each virtio-mmio device on the kernel command line (virtio_mmio.device=, for
   // kernels with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES and for our payloads). ACPI always has them.
+  // x86_64 only: on aarch64 the device tree lists them and the command line never does.
   bool virtio_mmio_cmdline = true;
   int reboot_exit_code = 0;  // the VMM's exit status when the guest reboots
   std::vector<DriveConfig> drives;

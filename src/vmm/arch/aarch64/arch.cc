@@ -83,6 +83,30 @@ absl::StatusOr<UniqueFd> CreateGic(const Vm& vm, int version, int vcpus) {
 
 std::vector<GuestRange> RamLayout(uint64_t mem_bytes) { return {{kRamBase, mem_bytes}}; }
 
+// A GICv3 ITS at kGicItsBase, for MSIs (virtio-pci and other PCI devices later; virtio-mmio
+// uses wired SPIs). Initialized in FinishVm, after the vGIC.
+absl::StatusOr<UniqueFd> CreateIts(const Vm& vm) {
+  kvm_create_device dev{};
+  dev.type = KVM_DEV_TYPE_ARM_VGIC_ITS;
+  if (ioctl(vm.fd(), KVM_CREATE_DEVICE, &dev) < 0) return ErrnoError("KVM_CREATE_DEVICE (ITS)");
+  UniqueFd fd(static_cast<int>(dev.fd));
+  const uint64_t base = kGicItsBase;
+  EV_RETURN_IF_ERROR(
+      SetDeviceAttr(fd.get(), KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_ITS_ADDR_TYPE, &base, "ITS"));
+  return fd;
+}
+
+// GICv3 comes with an ITS where KVM offers one; without, the guest just has no MSIs.
+void AddIts(const Vm& vm, ArchVm& a) {
+  if (a.irqchip_version != 3) return;
+  auto its = CreateIts(vm);
+  if (its.ok()) {
+    a.its = std::move(*its);
+  } else {
+    spdlog::info("GICv3 without an ITS: {}", its.status().message());
+  }
+}
+
 absl::StatusOr<ArchVm> SetupVm(const Vm& vm, int vcpus, int gic) {
   ArchVm a;
   kvm_vcpu_init init{};
@@ -95,6 +119,7 @@ absl::StatusOr<ArchVm> SetupVm(const Vm& vm, int vcpus, int gic) {
     if (!fd.ok()) return Annotate(fd.status(), absl::StrFormat("--gic v%d", gic));
     a.irqchip = std::move(*fd);
     a.irqchip_version = gic;
+    AddIts(vm, a);
     return a;
   }
   // Auto: GICv3 where the host has one (or emulates one on a GICv3 host), else GICv2
@@ -103,6 +128,7 @@ absl::StatusOr<ArchVm> SetupVm(const Vm& vm, int vcpus, int gic) {
   if (v3.ok()) {
     a.irqchip = std::move(*v3);
     a.irqchip_version = 3;
+    AddIts(vm, a);
     return a;
   }
   auto v2 = CreateGic(vm, 2, vcpus);
@@ -117,8 +143,11 @@ absl::StatusOr<ArchVm> SetupVm(const Vm& vm, int vcpus, int gic) {
 }
 
 absl::Status FinishVm(const Vm&, const ArchVm& arch) {
-  return SetDeviceAttr(arch.irqchip.get(), KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT,
-                       nullptr, "vGIC init");
+  EV_RETURN_IF_ERROR(SetDeviceAttr(arch.irqchip.get(), KVM_DEV_ARM_VGIC_GRP_CTRL,
+                                   KVM_DEV_ARM_VGIC_CTRL_INIT, nullptr, "vGIC init"));
+  if (!arch.its.valid()) return absl::OkStatus();
+  return SetDeviceAttr(arch.its.get(), KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT,
+                       nullptr, "ITS init");
 }
 
 absl::StatusOr<BootEntry> LoadKernel(absl::Span<const uint8_t> kernel, const std::string& cmdline,
@@ -187,6 +216,7 @@ absl::Status WritePlatformDescription(const GuestMemory& mem, int vcpus,
   }
   c.vcpus = vcpus;
   c.gic_version = arch.irqchip_version;
+  c.gic_its = arch.its.valid();
   c.cmdline = boot.cmdline;
   c.initrd_addr = boot.initrd_addr;
   c.initrd_size = boot.initrd_size;

@@ -12,6 +12,7 @@ namespace {
 
 constexpr uint32_t kPhandleGic = 1;
 constexpr uint32_t kPhandleApbClock = 2;
+constexpr uint32_t kPhandleIts = 3;
 // Interrupt specifier cells (bindings/interrupt-controller/arm,gic*.yaml).
 constexpr uint32_t kGicSpi = 0;
 constexpr uint32_t kGicPpi = 1;
@@ -163,6 +164,16 @@ absl::StatusOr<std::vector<uint8_t>> BuildFdt(const FdtConfig& c) {
   w.U32("#address-cells", 2);
   w.U32("#size-cells", 2);
   w.U32("phandle", kPhandleGic);
+  if (c.gic_version == 3 && c.gic_its) {
+    w.Empty("ranges");  // the ITS's reg is in the parent's address space
+    w.Begin("msi-controller@" + Hex(kGicItsBase));
+    w.Str("compatible", "arm,gic-v3-its");
+    w.Empty("msi-controller");
+    w.U32("#msi-cells", 1);
+    w.Reg({{kGicItsBase, kGicItsSize}});
+    w.U32("phandle", kPhandleIts);
+    w.End();
+  }
   w.End();
 
   w.Begin("apb-pclk");

@@ -22,6 +22,7 @@ struct FdtConfig {
   uint64_t ram_size = 0;
   int vcpus = 1;
   int gic_version = 3;
+  bool gic_its = false;  // GICv3 only: an ITS node (msi-controller) under the GIC
   std::string cmdline;
   uint64_t initrd_addr = 0;  // 0: no initrd
   uint64_t initrd_size = 0;

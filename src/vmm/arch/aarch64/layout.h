@@ -12,6 +12,9 @@ inline constexpr uint64_t kGicDistSize = 0x10000;     // GICv3 distributor
 inline constexpr uint64_t kGicV2DistSize = 0x1000;    // GICv2 distributor
 inline constexpr uint64_t kGicCpuBase = 0x08010000;   // GICv2 CPU interface
 inline constexpr uint64_t kGicCpuSize = 0x2000;
+// GICv3 ITS (when KVM has one): two 64 KiB frames, control and translater (QEMU virt's place).
+inline constexpr uint64_t kGicItsBase = 0x08080000;
+inline constexpr uint64_t kGicItsSize = 0x20000;
 inline constexpr uint64_t kGicRedistBase = 0x080a0000;  // GICv3: one 128 KiB frame per vCPU
 inline constexpr uint64_t kGicRedistSizePerCpu = 0x20000;
 inline constexpr uint64_t kGicRedistEnd = 0x09000000;  // room for 123 vCPUs
@@ -23,6 +26,9 @@ inline constexpr uint32_t kUartSpi = 1;
 inline constexpr uint64_t kRtcBase = 0x09010000;  // PL031
 inline constexpr uint32_t kRtcSpi = 2;
 inline constexpr uint64_t kBootTimerAddr = 0x09020000;
+// --debug-exit: a 4-byte MMIO window with QEMU isa-debug-exit semantics (the test payloads'
+// exit status; firmware/include/rt_platform.h). Not in the device tree: only our payloads use it.
+inline constexpr uint64_t kDebugExitBase = 0x09030000;
 inline constexpr uint64_t kDeviceWindowSize = 0x1000;
 inline constexpr uint32_t kUartClockHz = 1843200;
 

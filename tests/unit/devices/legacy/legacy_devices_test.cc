@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <condition_variable>
+#include <ctime>
+#include <mutex>
 #include <vector>
 
 #include "src/devices/legacy/acpi_pm.h"
@@ -70,7 +74,7 @@ void Wr32(BusDevice& d, uint64_t off, uint32_t v) {
 
 TEST(Pl031Test, CountsHostSecondsAndCanBeSet) {
   uint64_t host = 1'800'000'000;
-  Pl031 rtc([&] { return host; });
+  Pl031 rtc([&] { return host; }, nullptr, false);
   EXPECT_EQ(Rd32(rtc, Pl031::kDr), 1'800'000'000u);
   host += 5;
   EXPECT_EQ(Rd32(rtc, Pl031::kDr), 1'800'000'005u);
@@ -82,7 +86,7 @@ TEST(Pl031Test, CountsHostSecondsAndCanBeSet) {
 
 TEST(Pl031Test, MatchSetsRawStatusUntilCleared) {
   uint64_t host = 100;
-  Pl031 rtc([&] { return host; });
+  Pl031 rtc([&] { return host; }, nullptr, false);
   Wr32(rtc, Pl031::kMr, 105);
   EXPECT_EQ(Rd32(rtc, Pl031::kMr), 105u);
   EXPECT_EQ(Rd32(rtc, Pl031::kRis), 0u);
@@ -95,8 +99,63 @@ TEST(Pl031Test, MatchSetsRawStatusUntilCleared) {
   EXPECT_EQ(Rd32(rtc, Pl031::kRis), 0u) << "a new match clears it";
 }
 
+TEST(Pl031Test, MatchRaisesTheLineUntilTheGuestClearsIt) {
+  uint64_t host = 100;
+  std::vector<bool> levels;
+  Pl031 rtc([&] { return host; }, [&](bool l) { levels.push_back(l); }, false);
+  Wr32(rtc, Pl031::kImsc, 1);
+  Wr32(rtc, Pl031::kMr, 103);
+  rtc.Poll();
+  EXPECT_TRUE(levels.empty()) << "not yet";
+  host = 103;
+  rtc.Poll();
+  EXPECT_EQ(levels, std::vector<bool>{true});
+  EXPECT_EQ(Rd32(rtc, Pl031::kMis), 1u);
+  host = 104;
+  rtc.Poll();
+  EXPECT_EQ(levels.size(), 1u) << "a level: no second edge while it is high";
+  Wr32(rtc, Pl031::kIcr, 1);
+  EXPECT_EQ(levels, (std::vector<bool>{true, false}));
+  host = 200;
+  rtc.Poll();
+  EXPECT_EQ(levels.size(), 2u) << "one match, one interrupt: cleared stays clear";
+}
+
+TEST(Pl031Test, MaskedMatchSetsRisButNotTheLine) {
+  uint64_t host = 100;
+  std::vector<bool> levels;
+  Pl031 rtc([&] { return host; }, [&](bool l) { levels.push_back(l); }, false);
+  Wr32(rtc, Pl031::kMr, 101);
+  host = 101;
+  rtc.Poll();
+  EXPECT_EQ(Rd32(rtc, Pl031::kRis), 1u);
+  EXPECT_TRUE(levels.empty());
+  Wr32(rtc, Pl031::kImsc, 1);  // unmasking a pending match raises it
+  EXPECT_EQ(levels, std::vector<bool>{true});
+  Wr32(rtc, Pl031::kImsc, 0);
+  EXPECT_EQ(levels, (std::vector<bool>{true, false}));
+}
+
+TEST(Pl031Test, TheTimerRaisesTheMatchOnTheWallClock) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool raised = false;
+  Pl031 rtc([] { return static_cast<uint64_t>(time(nullptr)); },
+            [&](bool l) {
+              std::lock_guard<std::mutex> lock(mu);
+              raised = l;
+              cv.notify_all();
+            });
+  Wr32(rtc, Pl031::kImsc, 1);
+  const uint32_t now = Rd32(rtc, Pl031::kDr);
+  Wr32(rtc, Pl031::kMr, now + 1);  // next second: nobody touches the device until then
+  std::unique_lock<std::mutex> lock(mu);
+  EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(3), [&] { return raised; }))
+      << "the timer thread did not raise the match within 3 s";
+}
+
 TEST(Pl031Test, PrimeCellIdsIdentifyAPl031) {
-  Pl031 rtc([] { return uint64_t{0}; });
+  Pl031 rtc([] { return uint64_t{0}; }, nullptr, false);
   const uint32_t want[8] = {0x31, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1};
   for (int i = 0; i < 8; ++i) EXPECT_EQ(Rd32(rtc, 0xfe0 + 4 * i), want[i]) << i;
 }

@@ -88,6 +88,20 @@ TEST(FdtTest, GicV2TreeUsesTheCpuInterface) {
   EXPECT_THAT(t, Not(HasSubstr("arm,gic-v3")));
 }
 
+TEST(FdtTest, GicV3ItsIsAnMsiControllerUnderTheGic) {
+  FdtConfig c = Config(3);
+  EXPECT_THAT(Decompile(*BuildFdt(c)), Not(HasSubstr("msi-controller")));
+  c.gic_its = true;
+  const std::string t = Decompile(*BuildFdt(c));
+  // Linux's GICv3 driver finds the ITS among the GIC's children; `ranges` maps its reg.
+  EXPECT_THAT(t, HasSubstr("ranges; msi-controller@8080000 { compatible = \"arm,gic-v3-its\"; "
+                           "msi-controller; #msi-cells = <0x01>; "
+                           "reg = <0x00 0x8080000 0x00 0x20000>; phandle = <0x03>; }; };"));
+  // A GICv2 has no ITS, whatever the caller asks.
+  c.gic_version = 2;
+  EXPECT_THAT(Decompile(*BuildFdt(c)), Not(HasSubstr("msi-controller")));
+}
+
 TEST(FdtTest, NoInitrdNoInitrdProperties) {
   FdtConfig c = Config(3);
   c.initrd_size = 0;
