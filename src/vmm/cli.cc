@@ -317,6 +317,14 @@ absl::StatusOr<FirecrackerArgs> ParseFirecrackerArgs(const std::vector<std::stri
       if (s.ok() && (!absl::SimpleAtoi(v, &fa.max_payload) || fa.max_payload == 0)) {
         s = absl::InvalidArgumentError("--http-api-max-payload-size: must be a positive integer");
       }
+    } else if (flag == "--reboot-exit-code") {
+      std::string v;
+      int code = 0;
+      s = take(v);
+      if (s.ok() && (!absl::SimpleAtoi(v, &code) || code < 0 || code > 255)) {
+        s = absl::InvalidArgumentError("--reboot-exit-code: must be 0 to 255");
+      }
+      if (s.ok()) fa.reboot_exit_code = code;
     } else if (flag == "--boot-timer") {
       // Always on in edgevisor: the boot-timer device is part of every VM.
     } else if (flag == "--start-time-us" || flag == "--start-time-cpu-us" ||
@@ -335,6 +343,9 @@ absl::StatusOr<FirecrackerArgs> ParseFirecrackerArgs(const std::vector<std::stri
   }
   if (fa.no_api && fa.config_file.empty()) {
     return absl::InvalidArgumentError("--no-api needs --config-file (nothing could start the VM)");
+  }
+  if (fa.reboot_exit_code && !fa.no_api) {
+    return absl::InvalidArgumentError("--reboot-exit-code: only with --no-api");
   }
   return fa;
 }

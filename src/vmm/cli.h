@@ -1,6 +1,7 @@
 // Command-line parsing for `edgevisor run ...` into VmConfig.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,9 @@ struct FirecrackerArgs {
   bool show_level = false;
   std::string metrics_path;
   size_t max_payload = 51200;
+  // Our extension (the appliance's supervisor tells a reboot from a power-off with it); with
+  // --no-api only. Firecracker exits 0 on both.
+  std::optional<int> reboot_exit_code;
 };
 absl::StatusOr<FirecrackerArgs> ParseFirecrackerArgs(const std::vector<std::string>& args);
 

@@ -279,6 +279,7 @@ int FirecrackerMain(const std::vector<std::string>& args, edgevisor::ProcessCloc
     }
     cfg = std::move(*parsed);
     cfg->vm.id = vm_id;
+    if (fa->reboot_exit_code) cfg->vm.reboot_exit_code = *fa->reboot_exit_code;
   }
 
   // The config file's logger section wins over the flags, as in Firecracker.

@@ -6,60 +6,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
+#include "src/vmm/config/json_fields.h"
 
 namespace edgevisor {
 namespace {
 
-std::string Field(const std::string& where, const std::string& key) {
-  return where.empty() ? key : where + "." + key;
-}
-
-absl::Status Bad(const std::string& field, const std::string& why) {
-  return absl::InvalidArgumentError(absl::StrCat(field.empty() ? "body" : field, ": ", why));
-}
-
-// Checks that `obj` is an object whose keys are all in `known`.
-absl::Status CheckObject(const Json& obj, const std::string& where,
-                         const std::set<std::string>& known) {
-  if (!obj.is_object()) return Bad(where, "must be a JSON object");
-  for (const auto& [key, value] : obj.items()) {
-    if (!known.count(key)) return Bad(Field(where, key), "unknown field");
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> GetString(const Json& obj, const std::string& where,
-                                      const std::string& key, bool required) {
-  if (!obj.contains(key) || obj[key].is_null()) {
-    if (required) return Bad(Field(where, key), "missing required field");
-    return std::string();
-  }
-  if (!obj[key].is_string()) return Bad(Field(where, key), "must be a string");
-  return obj[key].get<std::string>();
-}
-
-absl::StatusOr<bool> GetBool(const Json& obj, const std::string& where, const std::string& key,
-                             bool required, bool fallback) {
-  if (!obj.contains(key)) {
-    if (required) return Bad(Field(where, key), "missing required field");
-    return fallback;
-  }
-  if (!obj[key].is_boolean()) return Bad(Field(where, key), "must be true or false");
-  return obj[key].get<bool>();
-}
-
-absl::StatusOr<uint64_t> GetUint(const Json& obj, const std::string& where, const std::string& key,
-                                 uint64_t min, uint64_t max) {
-  if (!obj.contains(key)) return Bad(Field(where, key), "missing required field");
-  if (!obj[key].is_number_unsigned()) {
-    return Bad(Field(where, key), "must be a non-negative integer");
-  }
-  const uint64_t v = obj[key].get<uint64_t>();
-  if (v < min || v > max) {
-    return Bad(Field(where, key), absl::StrFormat("%d is outside [%d, %d]", v, min, max));
-  }
-  return v;
-}
+using json_fields::Bad;
+using json_fields::CheckObject;
+using json_fields::Field;
+using json_fields::GetBool;
+using json_fields::GetString;
+using json_fields::GetUint;
 
 #define ASSIGN_OR_RETURN(lhs, expr)   \
   do {                                \

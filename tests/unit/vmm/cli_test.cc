@@ -237,3 +237,24 @@ TEST(NetSpecTest, DuplicateTapRejected) {
 
 }  // namespace
 }  // namespace edgevisor
+
+namespace edgevisor {
+namespace {
+
+TEST(FirecrackerArgsTest, RebootExitCodeOnlyWithNoApi) {
+  auto ok =
+      ParseFirecrackerArgs({"--config-file", "vm.json", "--no-api", "--reboot-exit-code", "75"});
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->reboot_exit_code, 75);
+  EXPECT_FALSE(ParseFirecrackerArgs({"--config-file", "vm.json", "--no-api"})->reboot_exit_code);
+  auto api = ParseFirecrackerArgs({"--api-sock", "/tmp/s", "--reboot-exit-code", "75"});
+  ASSERT_FALSE(api.ok());
+  EXPECT_THAT(std::string(api.status().message()), HasSubstr("--reboot-exit-code: only with"));
+  auto big =
+      ParseFirecrackerArgs({"--config-file", "vm.json", "--no-api", "--reboot-exit-code", "256"});
+  ASSERT_FALSE(big.ok());
+  EXPECT_THAT(std::string(big.status().message()), HasSubstr("0 to 255"));
+}
+
+}  // namespace
+}  // namespace edgevisor

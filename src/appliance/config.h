@@ -1,0 +1,83 @@
+// The appliance's configuration (appliance.json): its name, the host network, and the VMs that
+// the supervisor starts. One schema at two stages:
+//   kBuild    the builder's input (image/build --config): a VM is either the bundled demo guest
+//             ("demo": {...}) or a Firecracker config file ("config", plus "files" to put on the
+//             data partition); "console" and "kernel" choose the boot console and kernel flavour.
+//   kRuntime  /config/appliance.json on the appliance, as Render() wrote it: every VM names its
+//             Firecracker config file (config partition, "vms/<name>.json").
+// Errors name the field: "vms[1].restart: must be one of always, on-failure, never".
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace edgevisor::appliance {
+
+enum class Stage { kBuild, kRuntime };
+enum class Restart { kAlways, kOnFailure, kNever };
+
+struct Interface {
+  std::string name;
+  bool dhcp = false;
+  std::string address;  // a.b.c.d/len, when not dhcp
+  std::string gateway;  // a.b.c.d or empty
+};
+
+// A Linux bridge for the VMs' TAPs, with the host's address on it and an optional uplink.
+struct VmBridge {
+  std::string name;
+  std::string address;  // a.b.c.d/len or empty
+  std::string uplink;   // a host interface to enslave, or empty
+};
+
+// The bundled demo guest (build stage only).
+struct DemoVm {
+  int vcpus = 1;
+  int mem_mib = 256;
+  bool net = false;     // a TAP on the VM bridge; the guest pings the bridge's address
+  std::string cmdline;  // appended to the guest's command line
+};
+
+struct VmEntry {
+  std::string name;
+  Restart restart = Restart::kOnFailure;
+  std::string config;                        // Firecracker config file (relative path)
+  std::optional<DemoVm> demo;                // build stage: instead of config
+  std::map<std::string, std::string> files;  // build stage: data-partition name -> source
+};
+
+struct ApplianceConfig {
+  std::string name;
+  std::string console;           // kernel console= for the appliance, empty: the arch's default
+  std::string kernel = "cloud";  // Debian kernel flavour: cloud or generic (build stage)
+  std::vector<Interface> interfaces;
+  std::optional<VmBridge> bridge;
+  std::vector<VmEntry> vms;
+};
+
+absl::StatusOr<ApplianceConfig> ParseApplianceConfig(const std::string& json, Stage stage);
+
+const char* RestartName(Restart r);
+
+// Where the appliance keeps things (the root file system and the partitions' mount points).
+inline constexpr char kDemoKernel[] = "/usr/share/edgevisor/demo/vmlinuz";
+inline constexpr char kDemoInitrd[] = "/usr/share/edgevisor/demo/initramfs.cpio.gz";
+inline constexpr char kDataVmDir[] = "/data/vms";
+
+struct RenderOutput {
+  nlohmann::json appliance;                                     // the runtime appliance.json
+  std::map<std::string, std::string> vm_configs;                // "vms/<name>.json" -> its text
+  std::vector<std::pair<std::string, std::string>> data_files;  // source -> "vms/<name>/<file>"
+};
+
+// Turns a build-stage config into what goes on the config and data partitions. `base_dir`
+// resolves the config's relative paths.
+// Every VM's Firecracker config is parsed with edgevisor's own parser, so a bad one fails here.
+absl::StatusOr<RenderOutput> Render(const ApplianceConfig& cfg, const std::string& base_dir);
+
+}  // namespace edgevisor::appliance

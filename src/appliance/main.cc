@@ -1,0 +1,263 @@
+// ev-appliance: the appliance's configuration checker, renderer and VM supervisor.
+//   ev-appliance check [--runtime] FILE   validate an appliance.json (build stage by default)
+//   ev-appliance render FILE OUT_DIR      write the config partition's files for FILE (build
+//                                         stage) into OUT_DIR; print "DATA<TAB>src<TAB>dest" for
+//                                         each file that goes on the data partition
+//   ev-appliance run [--config DIR] [--data DIR] [--edgevisor PATH]
+//                                         on the appliance: set up the network, then supervise
+//                                         one edgevisor per VM (see supervisor.h)
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "src/appliance/config.h"
+#include "src/appliance/supervisor.h"
+#include "src/vmm/config/fc_config.h"
+
+namespace {
+
+using edgevisor::appliance::ApplianceConfig;
+using edgevisor::appliance::Stage;
+
+constexpr int kExitUsage = 2;
+
+std::optional<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+int Usage() {
+  std::fputs(
+      "usage: ev-appliance check [--runtime] FILE\n"
+      "       ev-appliance render FILE OUT_DIR\n"
+      "       ev-appliance run [--config DIR] [--data DIR] [--edgevisor PATH]\n",
+      stderr);
+  return kExitUsage;
+}
+
+absl::StatusOr<ApplianceConfig> Load(const std::string& path, Stage stage) {
+  auto text = ReadFile(path);
+  if (!text) return absl::NotFoundError(absl::StrFormat("cannot read %s", path));
+  auto cfg = edgevisor::appliance::ParseApplianceConfig(*text, stage);
+  if (!cfg.ok()) {
+    return absl::InvalidArgumentError(absl::StrFormat("%s: %s", path, cfg.status().message()));
+  }
+  return cfg;
+}
+
+int Check(const std::vector<std::string>& args) {
+  Stage stage = Stage::kBuild;
+  std::string file;
+  for (const std::string& a : args) {
+    if (a == "--runtime") {
+      stage = Stage::kRuntime;
+    } else if (file.empty()) {
+      file = a;
+    } else {
+      return Usage();
+    }
+  }
+  if (file.empty()) return Usage();
+  auto cfg = Load(file, stage);
+  if (!cfg.ok()) {
+    std::fprintf(stderr, "ev-appliance: %s\n", std::string(cfg.status().message()).c_str());
+    return kExitUsage;
+  }
+  std::printf("%s: ok (%zu VMs)\n", file.c_str(), cfg->vms.size());
+  return 0;
+}
+
+bool WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  return static_cast<bool>(out);
+}
+
+int Render(const std::vector<std::string>& args) {
+  if (args.size() != 2) return Usage();
+  auto cfg = Load(args[0], Stage::kBuild);
+  std::string base = args[0].find('/') == std::string::npos ? std::string(".")
+                                                            : args[0].substr(0, args[0].rfind('/'));
+  absl::StatusOr<edgevisor::appliance::RenderOutput> out =
+      cfg.ok() ? edgevisor::appliance::Render(*cfg, base) : cfg.status();
+  if (!out.ok()) {
+    std::fprintf(stderr, "ev-appliance: %s\n", std::string(out.status().message()).c_str());
+    return kExitUsage;
+  }
+  const std::string dir = args[1];
+  mkdir(dir.c_str(), 0755);
+  mkdir((dir + "/vms").c_str(), 0755);
+  bool ok = WriteFile(dir + "/appliance.json", out->appliance.dump(2) + "\n");
+  for (const auto& [name, text] : out->vm_configs) ok = ok && WriteFile(dir + "/" + name, text);
+  if (!ok) {
+    std::fprintf(stderr, "ev-appliance: cannot write into %s\n", dir.c_str());
+    return 1;
+  }
+  for (const auto& [src, dest] : out->data_files)
+    std::printf("DATA\t%s\t%s\n", src.c_str(), dest.c_str());
+  return 0;
+}
+
+// ---- run -----------------------------------------------------------------------------------
+
+class Console {
+ public:
+  void Line(const std::string& s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::fprintf(stdout, "%s\n", s.c_str());
+    std::fflush(stdout);
+  }
+
+ private:
+  std::mutex mu_;
+};
+
+// Runs a command (busybox applets on the appliance) and says so when it fails.
+bool Run(Console& console, const std::vector<std::string>& argv) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    std::vector<char*> a;
+    for (const std::string& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+    a.push_back(nullptr);
+    execvp(a[0], a.data());
+    _exit(127);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    console.Line(absl::StrFormat("ev-appliance: network: '%s' failed", absl::StrJoin(argv, " ")));
+    return false;
+  }
+  return true;
+}
+
+// A persistent TAP for a VM (edgevisor attaches to it by name), up, and on the VM bridge.
+void MakeTap(Console& console, const std::string& name, const std::string& bridge) {
+  const int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  ifreq ifr{};
+  std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name.c_str());
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  if (fd < 0 || ioctl(fd, TUNSETIFF, &ifr) != 0 || ioctl(fd, TUNSETPERSIST, 1) != 0) {
+    console.Line(absl::StrFormat("ev-appliance: network: TAP %s: %s", name, strerror(errno)));
+    if (fd >= 0) close(fd);
+    return;
+  }
+  close(fd);
+  Run(console, {"ip", "link", "set", "dev", name, "up"});
+  if (!bridge.empty()) Run(console, {"brctl", "addif", bridge, name});
+}
+
+void SetUpNetwork(Console& console, const ApplianceConfig& cfg) {
+  if (sethostname(cfg.name.c_str(), cfg.name.size()) != 0) {
+    console.Line(absl::StrFormat("ev-appliance: hostname: %s", strerror(errno)));
+  }
+  Run(console, {"ip", "link", "set", "dev", "lo", "up"});
+  for (const auto& itf : cfg.interfaces) {
+    if (access(("/sys/class/net/" + itf.name).c_str(), F_OK) != 0) {
+      console.Line(absl::StrFormat("ev-appliance: network: no interface %s here", itf.name));
+      continue;
+    }
+    Run(console, {"ip", "link", "set", "dev", itf.name, "up"});
+    if (itf.dhcp) {
+      Run(console,
+          {"udhcpc", "-b", "-S", "-i", itf.name, "-s", "/usr/share/edgevisor/udhcpc.script"});
+    } else {
+      Run(console, {"ip", "addr", "add", itf.address, "dev", itf.name});
+      if (!itf.gateway.empty()) Run(console, {"ip", "route", "add", "default", "via", itf.gateway});
+    }
+    console.Line(
+        absl::StrFormat("ev-appliance: network: %s %s", itf.name, itf.dhcp ? "DHCP" : itf.address));
+  }
+  if (cfg.bridge) {
+    Run(console, {"brctl", "addbr", cfg.bridge->name});
+    if (!cfg.bridge->address.empty()) {
+      Run(console, {"ip", "addr", "add", cfg.bridge->address, "dev", cfg.bridge->name});
+    }
+    if (!cfg.bridge->uplink.empty())
+      Run(console, {"brctl", "addif", cfg.bridge->name, cfg.bridge->uplink});
+    Run(console, {"ip", "link", "set", "dev", cfg.bridge->name, "up"});
+    console.Line(absl::StrFormat("ev-appliance: network: VM bridge %s %s", cfg.bridge->name,
+                                 cfg.bridge->address));
+  }
+}
+
+int RunAppliance(const std::vector<std::string>& args) {
+  edgevisor::appliance::SupervisorOptions opts;
+  std::string data = "/data";
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (i + 1 >= args.size()) return Usage();
+    if (args[i] == "--config") {
+      opts.config_dir = args[++i];
+    } else if (args[i] == "--data") {
+      data = args[++i];
+    } else if (args[i] == "--edgevisor") {
+      opts.edgevisor = args[++i];
+    } else {
+      return Usage();
+    }
+  }
+  Console console;
+  opts.console = [&console](const std::string& l) { console.Line(l); };
+  opts.log_dir = data + "/log";
+  mkdir(opts.log_dir.c_str(), 0755);
+  const std::string file = opts.config_dir + "/appliance.json";
+  auto cfg = Load(file, Stage::kRuntime);
+  if (!cfg.ok()) {
+    // Keep the appliance up, so that the config partition can be fixed; say why nothing runs.
+    console.Line(absl::StrFormat("ev-appliance: %s; no VM started", cfg.status().message()));
+    for (;;) pause();
+  }
+  console.Line(absl::StrFormat("ev-appliance: appliance %s, %zu VMs", cfg->name, cfg->vms.size()));
+  SetUpNetwork(console, *cfg);
+  std::vector<std::thread> threads;
+  for (const auto& vm : cfg->vms) {
+    // The VM's TAPs, from its Firecracker config.
+    auto text = ReadFile(opts.config_dir + "/" + vm.config);
+    auto fc =
+        text ? edgevisor::ParseFirecrackerConfig(*text)
+             : absl::StatusOr<edgevisor::FirecrackerConfig>(absl::NotFoundError("cannot read it"));
+    if (!fc.ok()) {
+      console.Line(absl::StrFormat("ev-appliance: vm %s: %s: %s; not started", vm.name, vm.config,
+                                   fc.status().message()));
+      continue;
+    }
+    for (const auto& net : fc->resources.nets) {
+      MakeTap(console, net.host_dev_name, cfg->bridge ? cfg->bridge->name : "");
+    }
+    threads.emplace_back([&opts, vm] { edgevisor::appliance::SuperviseVm(opts, vm); });
+  }
+  for (auto& t : threads) t.join();
+  console.Line("ev-appliance: every VM has stopped for good");
+  for (;;) pause();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) return Usage();
+  const std::string cmd = args[0];
+  args.erase(args.begin());
+  if (cmd == "check") return Check(args);
+  if (cmd == "render") return Render(args);
+  if (cmd == "run") return RunAppliance(args);
+  return Usage();
+}

@@ -1,0 +1,55 @@
+// The appliance's supervisor: one edgevisor process per VM in /config/appliance.json, each in
+// Firecracker's --no-api mode on its config file. Every line a VM prints goes to the serial
+// console (prefixed "[name] ") and to /data/log/<name>.log. When a VM's process ends, its
+// restart policy decides:
+//   exit 0 (guest powered off)   always: start again after a second; on-failure, never: done
+//   exit kRebootExitCode (reboot) always, on-failure: start again at once; never: done
+//   exit 2 (config refused)       done: starting it again would fail the same way
+//   anything else (crash)         always, on-failure: start again after a back-off that doubles
+//                                 from 1 s to 60 s, reset once a run lasted 10 minutes; never: done
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "src/appliance/config.h"
+
+namespace edgevisor::appliance {
+
+// What the supervisor passes as --reboot-exit-code, so that a guest reboot is told from a
+// power-off.
+inline constexpr int kRebootExitCode = 75;
+
+enum class Outcome { kPoweredOff, kRebooted, kConfigRefused, kCrashed };
+
+// `status` as waitpid() returns it.
+Outcome Classify(int wait_status);
+std::string DescribeExit(int wait_status);
+
+struct Decision {
+  bool restart = false;
+  std::chrono::milliseconds delay{0};
+};
+
+// `backoff` is the crash back-off state (the next delay); it doubles on each crash and resets
+// after a long run.
+Decision Decide(Restart policy, Outcome outcome, std::chrono::seconds ran,
+                std::chrono::milliseconds* backoff);
+
+struct SupervisorOptions {
+  std::string edgevisor = "/usr/bin/edgevisor";
+  std::string config_dir = "/config";
+  std::string log_dir = "/data/log";  // empty: no log files
+  // Where console lines go (the serial console on the appliance).
+  std::function<void(const std::string&)> console;
+  // Stop after this many starts of each VM (tests); 0: forever.
+  int max_starts = 0;
+};
+
+// Runs one VM until its policy says stop (or max_starts). Blocks.
+void SuperviseVm(const SupervisorOptions& opts, const VmEntry& vm);
+
+}  // namespace edgevisor::appliance
