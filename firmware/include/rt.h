@@ -73,17 +73,7 @@ int rt_vsnprintf(char* buf, size_t n, const char* fmt, va_list ap);
 
 // ---- Memory and strings (also the symbols gcc may emit calls to) -------------------------
 
-void* memset(void* dst, int c, size_t n);
-void* memcpy(void* restrict dst, const void* restrict src, size_t n);
-void* memmove(void* dst, const void* src, size_t n);
-int memcmp(const void* a, const void* b, size_t n);
-size_t strlen(const char* s);
-size_t strnlen(const char* s, size_t max);
-int strcmp(const char* a, const char* b);
-int strncmp(const char* a, const char* b, size_t n);
-char* strchr(const char* s, int c);
-char* strrchr(const char* s, int c);
-void* memchr(const void* s, int c, size_t n);
+#include "libc/string.h"  // memset ... memchr, strlen ... strrchr: lib/string.c
 
 // ---- Command line --------------------------------------------------------------------------
 // The command line is a list of whitespace-separated tokens (no quoting). A token matches key

@@ -153,6 +153,7 @@ void SuperviseVm(const SupervisorOptions& opts, const VmEntry& vm) {
     say(absl::StrFormat("%s after %d s; %s", DescribeExit(status), ran.count(),
                         d.restart ? absl::StrFormat("restarting in %d ms", d.delay.count())
                                   : std::string("not restarting")));
+    sync();  // what a VM printed before it stopped is what an operator needs after a power cut
     if (!d.restart || (opts.max_starts > 0 && starts >= opts.max_starts)) return;
     std::this_thread::sleep_for(d.delay);
   }

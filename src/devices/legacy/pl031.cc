@@ -1,7 +1,11 @@
 #include "src/devices/legacy/pl031.h"
 
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
 #include <algorithm>
-#include <chrono>
 
 namespace edgevisor {
 namespace {
@@ -13,7 +17,10 @@ constexpr uint8_t kIds[8] = {0x31, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1};
 
 Pl031::Pl031(std::function<uint64_t()> now, std::function<void(bool)> set_irq, bool timer)
     : now_(std::move(now)), set_irq_(std::move(set_irq)) {
-  if (timer) timer_ = std::thread([this] { TimerLoop(); });
+  if (!timer) return;
+  timer_fd_.Reset(timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK));
+  wake_fd_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (timer_fd_.valid() && wake_fd_.valid()) timer_ = std::thread([this] { TimerLoop(); });
 }
 
 Pl031::~Pl031() {
@@ -21,8 +28,14 @@ Pl031::~Pl031() {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
   }
-  cv_.notify_all();
+  Wake();
   if (timer_.joinable()) timer_.join();
+}
+
+void Pl031::Wake() {
+  if (!wake_fd_.valid()) return;
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = write(wake_fd_.get(), &one, sizeof(one));
 }
 
 uint32_t Pl031::Count() const {
@@ -51,17 +64,27 @@ void Pl031::Poll() {
 }
 
 void Pl031::TimerLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!stop_) {
-    CheckMatchLocked();
-    if (!armed_) {
-      cv_.wait(lock);  // until a register write arms a match, or the device goes away
-      continue;
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_) return;
+      CheckMatchLocked();
+      // Armed: wake at the host second when the count reaches the match (now, if it already
+      // has); not armed: no timer, only a register write or the destructor wakes us.
+      itimerspec when{};
+      if (armed_) {
+        const int64_t left = static_cast<int32_t>(match_ - Count());
+        when.it_value.tv_sec =
+            static_cast<time_t>(static_cast<int64_t>(now_()) + std::max<int64_t>(left, 0));
+        if (when.it_value.tv_sec == 0) when.it_value.tv_nsec = 1;  // zero would disarm
+      }
+      timerfd_settime(timer_fd_.get(), TFD_TIMER_ABSTIME, &when, nullptr);
     }
-    // Sleep until the second the count reaches the match; a write wakes us earlier. The wall
-    // clock may step, so the wait is re-computed every time.
-    const int64_t left = static_cast<int32_t>(match_ - Count());
-    cv_.wait_for(lock, std::chrono::milliseconds(std::clamp<int64_t>(left * 1000, 10, 60'000)));
+    pollfd fds[2] = {{timer_fd_.get(), POLLIN, 0}, {wake_fd_.get(), POLLIN, 0}};
+    poll(fds, 2, -1);
+    uint64_t v;
+    [[maybe_unused]] ssize_t a = read(timer_fd_.get(), &v, sizeof(v));
+    [[maybe_unused]] ssize_t b = read(wake_fd_.get(), &v, sizeof(v));
   }
 }
 
@@ -129,7 +152,7 @@ void Pl031::Write(uint64_t offset, absl::Span<const uint8_t> data) {
     }
     CheckMatchLocked();
   }
-  cv_.notify_all();
+  Wake();
 }
 
 }  // namespace edgevisor

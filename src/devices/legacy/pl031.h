@@ -2,16 +2,18 @@
 // Linux's rtc-pl031 driver reads it at boot and uses the match register for alarms. A 32-bit
 // seconds counter that the guest may set (LR), and the match register: once the count reaches
 // the match value, RIS is set and, unless masked (IMSC), the interrupt line goes high until the
-// guest clears it (ICR). A timer thread raises it at the right second while a match is armed.
+// guest clears it (ICR). A timer thread raises it at the right second while a match is armed: it
+// sleeps in poll() on a CLOCK_REALTIME timerfd set to the match's host time, and on an eventfd
+// that register writes and the destructor ring.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
 #include <thread>
 
 #include "src/vmm/bus.h"
+#include "src/vmm/util/fd.h"
 
 namespace edgevisor {
 
@@ -48,11 +50,13 @@ class Pl031 : public BusDevice {
   void CheckMatchLocked();  // under mu_: armed and reached -> RIS
   void UpdateLineLocked();  // under mu_: the line follows RIS && IMSC
   void TimerLoop();
+  void Wake();  // rings wake_fd_ (no-op without a timer thread)
 
   std::function<uint64_t()> now_;
   std::function<void(bool)> set_irq_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
+  UniqueFd timer_fd_;  // CLOCK_REALTIME, absolute: the host second the count reaches match_
+  UniqueFd wake_fd_;
   int64_t offset_ = 0;  // guest count - host seconds
   uint32_t match_ = 0;
   bool armed_ = false;  // a match value was written and has not been reached yet

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -214,6 +215,10 @@ TEST(SupervisorPolicyTest, RestartsByPolicyAndOutcome) {
 }
 
 TEST(SupervisorTest, RestartsACrashingVmAndLogsItsLines) {
+  if (getenv("EDGEVISOR_QEMU_USER") != nullptr) {
+    GTEST_SKIP() << "qemu-user hangs in fork() here; this runs natively in the x86 builds, and "
+                    "the arm64 appliance boots run the real supervisor";
+  }
   testing::ScratchDir dir;
   // A fake edgevisor: prints its arguments, then crashes the first time and powers off the
   // second.

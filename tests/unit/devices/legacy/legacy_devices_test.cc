@@ -1,9 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
-#include <condition_variable>
+#include <cstdlib>
 #include <ctime>
-#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "src/devices/legacy/acpi_pm.h"
@@ -137,21 +138,19 @@ TEST(Pl031Test, MaskedMatchSetsRisButNotTheLine) {
 }
 
 TEST(Pl031Test, TheTimerRaisesTheMatchOnTheWallClock) {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool raised = false;
-  Pl031 rtc([] { return static_cast<uint64_t>(time(nullptr)); },
-            [&](bool l) {
-              std::lock_guard<std::mutex> lock(mu);
-              raised = l;
-              cv.notify_all();
-            });
+  if (getenv("EDGEVISOR_QEMU_USER") != nullptr) {
+    GTEST_SKIP() << "qemu-user hangs creating threads here; natively this runs in every x86 "
+                    "build, and the arm64 rig's guest checks the alarm interrupt on real KVM";
+  }
+  std::atomic<bool> raised{false};
+  Pl031 rtc([] { return static_cast<uint64_t>(time(nullptr)); }, [&](bool l) { raised = l; });
   Wr32(rtc, Pl031::kImsc, 1);
   const uint32_t now = Rd32(rtc, Pl031::kDr);
   Wr32(rtc, Pl031::kMr, now + 1);  // next second: nobody touches the device until then
-  std::unique_lock<std::mutex> lock(mu);
-  EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(3), [&] { return raised; }))
-      << "the timer thread did not raise the match within 3 s";
+  for (int i = 0; i < 300 && !raised; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(raised) << "the timer thread did not raise the match within 3 s";
 }
 
 TEST(Pl031Test, PrimeCellIdsIdentifyAPl031) {
