@@ -3,14 +3,21 @@
 //   ev-appliance render FILE OUT_DIR      write the config partition's files for FILE (build
 //                                         stage) into OUT_DIR; print "DATA<TAB>src<TAB>dest" for
 //                                         each file that goes on the data partition
+//   ev-appliance grow-data DISK MOUNTPOINT
+//                                         on the appliance's first boot on a larger disk: grow
+//                                         the GPT partition "data" to the disk's end (gpt.h),
+//                                         tell the kernel, and grow its mounted ext4 online
 //   ev-appliance run [--config DIR] [--data DIR] [--edgevisor PATH]
 //                                         on the appliance: set up the network, then supervise
 //                                         one edgevisor per VM (see supervisor.h)
 #include <fcntl.h>
+#include <linux/blkpg.h>
+#include <linux/fs.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,8 +34,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "src/appliance/config.h"
+#include "src/appliance/gpt.h"
 #include "src/appliance/supervisor.h"
 #include "src/vmm/config/fc_config.h"
+#include "src/vmm/util/fd.h"
 
 namespace {
 
@@ -49,6 +58,7 @@ int Usage() {
   std::fputs(
       "usage: ev-appliance check [--runtime] FILE\n"
       "       ev-appliance render FILE OUT_DIR\n"
+      "       ev-appliance grow-data DISK MOUNTPOINT\n"
       "       ev-appliance run [--config DIR] [--data DIR] [--edgevisor PATH]\n",
       stderr);
   return kExitUsage;
@@ -114,6 +124,86 @@ int Render(const std::vector<std::string>& args) {
   }
   for (const auto& [src, dest] : out->data_files)
     std::printf("DATA\t%s\t%s\n", src.c_str(), dest.c_str());
+  return 0;
+}
+
+// ---- grow-data -----------------------------------------------------------------------------
+
+// ext4's online resize (fs/ext4/ext4.h; not in the uapi headers): the new size in blocks.
+#define EV_EXT4_IOC_RESIZE_FS _IOW('f', 16, uint64_t)
+
+int GrowData(const std::vector<std::string>& args) {
+  if (args.size() != 2) return Usage();
+  const std::string& dev = args[0];
+  const std::string& mnt = args[1];
+  auto fail = [&](const std::string& what) {
+    std::printf("ev-appliance: data: %s\n", what.c_str());
+    return 1;
+  };
+  edgevisor::UniqueFd fd(open(dev.c_str(), O_RDWR | O_CLOEXEC));
+  uint64_t bytes = 0;
+  int sector = 512;
+  if (!fd.valid() || ioctl(fd.get(), BLKGETSIZE64, &bytes) != 0 ||
+      ioctl(fd.get(), BLKSSZGET, &sector) != 0) {
+    return fail(absl::StrFormat("%s: %s", dev, strerror(errno)));
+  }
+  edgevisor::appliance::gpt::Disk disk;
+  disk.bytes = bytes;
+  disk.sector = static_cast<uint32_t>(sector);
+  disk.read = [&](uint64_t off, absl::Span<uint8_t> out) -> absl::Status {
+    if (pread(fd.get(), out.data(), out.size(), static_cast<off_t>(off)) !=
+        static_cast<ssize_t>(out.size())) {
+      return absl::DataLossError(absl::StrFormat("read %s at %d failed", dev, off));
+    }
+    return absl::OkStatus();
+  };
+  disk.write = [&](uint64_t off, absl::Span<const uint8_t> data) -> absl::Status {
+    if (pwrite(fd.get(), data.data(), data.size(), static_cast<off_t>(off)) !=
+        static_cast<ssize_t>(data.size())) {
+      return absl::DataLossError(absl::StrFormat("write %s at %d failed", dev, off));
+    }
+    return absl::OkStatus();
+  };
+  auto g = edgevisor::appliance::gpt::GrowPartitionToEnd(disk, "data");
+  if (!g.ok()) return fail(std::string(g.status().message()));
+  const uint64_t length = (g->new_last_lba - g->first_lba + 1) * static_cast<uint64_t>(sector);
+  if (g->changed) {
+    fsync(fd.get());
+    blkpg_partition part{};
+    part.start = static_cast<long long>(g->first_lba * static_cast<uint64_t>(sector));
+    part.length = static_cast<long long>(length);
+    part.pno = g->number;
+    blkpg_ioctl_arg arg{};
+    arg.op = BLKPG_RESIZE_PARTITION;
+    arg.datalen = sizeof(part);
+    arg.data = &part;
+    if (ioctl(fd.get(), BLKPG, &arg) != 0) {
+      return fail(absl::StrFormat("the kernel did not take partition %d's new size: %s", g->number,
+                                  strerror(errno)));
+    }
+  }
+  // The file system follows the partition (a no-op when it already fills it).
+  edgevisor::UniqueFd dir(open(mnt.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  struct statfs st {};
+  if (!dir.valid() || fstatfs(dir.get(), &st) != 0 || st.f_bsize <= 0) {
+    return fail(absl::StrFormat("%s: %s", mnt, strerror(errno)));
+  }
+  uint64_t blocks = length / static_cast<uint64_t>(st.f_bsize);
+  if (ioctl(dir.get(), EV_EXT4_IOC_RESIZE_FS, &blocks) != 0) {
+    return fail(
+        absl::StrFormat("online resize of %s to %d blocks: %s", mnt, blocks, strerror(errno)));
+  }
+  fstatfs(dir.get(), &st);
+  const uint64_t fs_mib = st.f_blocks * static_cast<uint64_t>(st.f_bsize) >> 20;
+  if (g->changed) {
+    std::printf(
+        "ev-appliance: data: partition %d grown from %lu to %lu MiB; file system now %lu MiB\n",
+        g->number, static_cast<unsigned long>((g->old_last_lba - g->first_lba + 1) * sector >> 20),
+        static_cast<unsigned long>(length >> 20), static_cast<unsigned long>(fs_mib));
+  } else {
+    std::printf("ev-appliance: data: partition %d already fills the disk (%lu MiB)\n", g->number,
+                static_cast<unsigned long>(fs_mib));
+  }
   return 0;
 }
 
@@ -259,5 +349,6 @@ int main(int argc, char** argv) {
   if (cmd == "check") return Check(args);
   if (cmd == "render") return Render(args);
   if (cmd == "run") return RunAppliance(args);
+  if (cmd == "grow-data") return GrowData(args);
   return Usage();
 }

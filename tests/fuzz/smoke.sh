@@ -36,7 +36,9 @@ X86=("$SRC/src/vmm/arch/x86_64/arch.cc" "$SRC/src/vmm/arch/x86_64/pvh.cc"
 "$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/appliance_config_fuzz.cc" \
   "$SRC/src/appliance/config.cc" "$SRC/src/vmm/config/fc_config.cc" \
   "$SRC/src/vmm/config/vm_config.cc" $ABSL -o "$OUT/appliance_config_fuzz"
-mkdir -p "$OUT/appliance_config_corpus" "$OUT/arm64_image_corpus" "$OUT/elf_corpus" "$OUT/virtio_blk_corpus" "$OUT/net_tx_corpus" "$OUT/fc_config_corpus" \
+"$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/gpt_fuzz.cc" "$SRC/src/appliance/gpt.cc" \
+  $ABSL -o "$OUT/gpt_fuzz"
+mkdir -p "$OUT/gpt_corpus" "$OUT/appliance_config_corpus" "$OUT/arm64_image_corpus" "$OUT/elf_corpus" "$OUT/virtio_blk_corpus" "$OUT/net_tx_corpus" "$OUT/fc_config_corpus" \
   "$OUT/api_corpus" "$OUT/bzimage_corpus"
 # Seeds: Firecracker's getting-started requests and the post-boot actions.
 printf 'PUT /boot-source\n{"kernel_image_path":"/k","boot_args":"console=ttyS0"}' > "$OUT/api_corpus/boot"
@@ -56,6 +58,14 @@ cat > "$OUT/fc_config_corpus/seed.json" <<'JSON'
 {"boot-source":{"kernel_image_path":"/k","boot_args":"x"},"drives":[{"drive_id":"r","path_on_host":"/r","is_root_device":true}],"machine-config":{"vcpu_count":1,"mem_size_mib":64},"network-interfaces":[{"iface_id":"e","host_dev_name":"t","guest_mac":"AA:FC:00:00:00:01"}],"logger":{"level":"Info"}}
 JSON
 cp "$SRC/tests/appliance/appliance.json" "$OUT/appliance_config_corpus/ci.json"
+# A real GPT (the appliance's layout, small): its first 34 sectors.
+if command -v sfdisk >/dev/null; then
+  truncate -s 8M "$OUT/gpt_seed.img"
+  printf '%s\n' 'label: gpt' 'start=2048, size=2048, name=ESP' 'size=4096, name=data' |
+    sfdisk -q "$OUT/gpt_seed.img" >/dev/null 2>&1 &&
+    head -c $((34 * 512)) "$OUT/gpt_seed.img" > "$OUT/gpt_corpus/appliance"
+  rm -f "$OUT/gpt_seed.img"
+fi
 cp "$SRC/image/examples/appliance.json" "$OUT/appliance_config_corpus/example.json"
 "$OUT/make_seeds" "$OUT/elf_corpus" "$OUT/virtio_blk_corpus"
 set -o pipefail
@@ -63,7 +73,7 @@ cp "$OUT/virtio_blk_corpus/read" "$OUT/net_tx_corpus/seed" 2>/dev/null || true
 # libFuzzer exits 77 on a crash by default, which meson would read as "skipped": any failure
 # of a target is reported as exit 1, with the crash report.
 status=0
-for t in elf virtio_blk net_tx fc_config api bzimage arm64_image appliance_config; do
+for t in elf virtio_blk net_tx fc_config api bzimage arm64_image appliance_config gpt; do
   echo "--- $t: ${SECS}s"
   set +e
   "$OUT/${t}_fuzz" -max_total_time="$SECS" -max_len=65544 -print_final_stats=1 \
