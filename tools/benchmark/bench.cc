@@ -248,11 +248,12 @@ double ProcCpu(pid_t pid) {
 }
 
 // Runs a VMM with its console on a pipe and calls on_line(line, arrival time, pid) for every
-// console line as it arrives. Returns when the VMM exits.
-void RunWithConsole(const std::vector<std::string>& argv,
-                    const std::function<void(const std::string&, double, pid_t)>& on_line) {
+// console line as it arrives. Returns the VMM's exit status when it exits (-1: it did not start
+// or was killed by a signal).
+int RunWithConsole(const std::vector<std::string>& argv,
+                   const std::function<void(const std::string&, double, pid_t)>& on_line) {
   int pipefd[2];
-  if (pipe(pipefd) != 0) return;
+  if (pipe(pipefd) != 0) return -1;
   pid_t pid = fork();
   if (pid == 0) {
     int devnull = open("/dev/null", O_RDWR);
@@ -282,15 +283,28 @@ void RunWithConsole(const std::vector<std::string>& argv,
   }
   close(pipefd[0]);
   int status = 0;
-  waitpid(pid, &status, 0);
+  if (waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// The payloads end through the debug-exit port: status 1 is "returned 0", every check passed.
+bool PayloadSucceeded(const std::string& who, int status) {
+  if (status == 1) return true;
+  std::fprintf(stderr,
+               "%s exited with %d (expected 1: the payload returned 0 through debug-exit)\n",
+               who.c_str(), status);
+  return false;
 }
 
 // Runs a VMM with the blk_bench payload and times the phases by the console lines
-// "bench: <phase> start" and "bench: <phase> done ops=<n> ...".
-bool RunBlkBench(const std::vector<std::string>& argv, PhaseMap& out) {
+// "bench: <phase> start" and "bench: <phase> done ops=<n> ...". A run counts only if the payload
+// finished, every phase completed all its requests without error (the payload's exit status
+// says so) and each of PHASES was timed.
+bool RunBlkBench(const std::string& who, const std::vector<std::string>& argv,
+                 const std::vector<std::string>& phases, PhaseMap& out) {
   std::map<std::string, std::pair<double, double>> starts;  // phase -> (time, cpu)
   bool done = false;
-  RunWithConsole(argv, [&](const std::string& line, double t, pid_t pid) {
+  const int status = RunWithConsole(argv, [&](const std::string& line, double t, pid_t pid) {
     char phase[64];
     unsigned long ops = 0;  // NOLINT(runtime/int)
     if (std::sscanf(line.c_str(), "bench: %63s start", phase) == 1 &&
@@ -305,7 +319,18 @@ bool RunBlkBench(const std::vector<std::string>& argv, PhaseMap& out) {
       done = true;
     }
   });
-  return done;
+  if (!done) {
+    std::fprintf(stderr, "%s: blk_bench did not finish\n", who.c_str());
+    return false;
+  }
+  if (!PayloadSucceeded(who, status)) return false;
+  for (const std::string& ph : phases) {
+    if (!out.count(ph) || out[ph].iops <= 0) {
+      std::fprintf(stderr, "%s: phase %s was not timed\n", who.c_str(), ph.c_str());
+      return false;
+    }
+  }
+  return true;
 }
 
 // Host fio on the same file, block size and queue depth: the physical limit.
@@ -339,6 +364,8 @@ int Blk(std::map<std::string, std::string> opts) {
   const std::string fio = Arg(opts, "--fio", "/usr/bin/fio");
   const std::string ops = Arg(opts, "--ops", "2000");
   const std::string cmdline = "ops=" + ops + " span=64";
+  const std::vector<std::string> phases = {"randread-qd1", "randwrite-qd1", "randread-qd32",
+                                           "randwrite-qd32"};
   {  // a fully allocated 256 MiB file, so neither side pays for holes
     std::string mk = "test -s " + file + " || fio --name=fill --filename=" + file +
                      " --rw=write --bs=1M --size=256M --output=/dev/null";
@@ -360,14 +387,10 @@ int Blk(std::map<std::string, std::string> opts) {
     for (size_t k = 0; k < peers.size(); ++k) {
       Peer& p = peers[(i + k) % peers.size()];
       PhaseMap m;
-      if (!RunBlkBench(p.argv, m)) {
-        std::fprintf(stderr, "%s: blk_bench did not finish\n", p.name.c_str());
-        return 1;
-      }
+      if (!RunBlkBench(p.name, p.argv, phases, m)) return 1;
       p.runs.push_back(m);
     }
   }
-  const char* phases[] = {"randread-qd1", "randwrite-qd1", "randread-qd32", "randwrite-qd32"};
   char date[32];
   time_t now = time(nullptr);
   strftime(date, sizeof(date), "%Y-%m-%d", gmtime(&now));
@@ -377,16 +400,20 @@ int Blk(std::map<std::string, std::string> opts) {
      << " runs each (alternating)\n\n"
      << "| phase | edgevisor IOPS (MiB/s, VMM CPU%) | QEMU IOPS (MiB/s, VMM CPU%) | host fio IOPS"
         " | edgevisor/QEMU | edgevisor/fio |\n|---|---|---|---|---|---|\n";
-  for (const char* ph : phases) {
+  for (const std::string& phs : phases) {
+    const char* ph = phs.c_str();
     auto med = [&](const Peer& p, double PhaseResult::*f) {
       std::vector<double> v;
-      for (const PhaseMap& m : p.runs) v.push_back(m.count(ph) ? m.at(ph).*f : 0);
+      for (const PhaseMap& m : p.runs) v.push_back(m.at(phs).*f);
       return Summarize(v).median;
     };
-    const std::string phs(ph);
     const bool read = phs.rfind("randread", 0) == 0;
     const int qd = phs.find("qd32") != std::string::npos ? 32 : 1;
     const double host = FioIops(fio, file, read ? "randread" : "randwrite", qd, false);
+    if (host <= 0) {
+      std::fprintf(stderr, "host fio on %s (%s, qd %d) gave no result\n", file.c_str(), ph, qd);
+      return 1;
+    }
     const double e = med(peers[0], &PhaseResult::iops), q = med(peers[1], &PhaseResult::iops);
     char row[512];
     std::snprintf(row, sizeof(row),
@@ -419,12 +446,14 @@ struct NetRun {
 };
 
 // Runs a VMM and measures host-side TAP rx_packets between "bench: tx start" and "bench: tx done".
-// `ip netns exec` execs the VMM in place, so the child's pid is the VMM's.
-bool RunNetBench(const std::vector<std::string>& argv, const std::string& ns, NetRun& out) {
+// `ip netns exec` execs the VMM in place, so the child's pid is the VMM's. A run counts only if
+// the payload finished and returned 0, and the host received packets.
+bool RunNetBench(const std::string& who, const std::vector<std::string>& argv,
+                 const std::string& ns, NetRun& out) {
   double t0 = 0, c0 = 0;
   uint64_t p0 = 0;
   bool done = false;
-  RunWithConsole(argv, [&](const std::string& line, double t, pid_t pid) {
+  const int status = RunWithConsole(argv, [&](const std::string& line, double t, pid_t pid) {
     if (line.find("bench: tx start") != std::string::npos) {
       p0 = TapRxPackets(ns);
       t0 = Now();
@@ -437,7 +466,16 @@ bool RunNetBench(const std::vector<std::string>& argv, const std::string& ns, Ne
       done = true;
     }
   });
-  return done;
+  if (!done) {
+    std::fprintf(stderr, "%s: net_bench did not finish\n", who.c_str());
+    return false;
+  }
+  if (!PayloadSucceeded(who, status)) return false;
+  if (out.pps <= 0) {
+    std::fprintf(stderr, "%s: the host's TAP received no packets\n", who.c_str());
+    return false;
+  }
+  return true;
 }
 
 int Net(std::map<std::string, std::string> opts) {
@@ -483,15 +521,17 @@ int Net(std::map<std::string, std::string> opts) {
     for (size_t k = 0; k < peers.size(); ++k) {
       Peer& p = peers[(i + k) % peers.size()];
       NetRun r;
-      if (!RunNetBench(p.argv, ns, r)) {
-        std::fprintf(stderr, "%s: net_bench did not finish\n", p.name.c_str());
+      if (!RunNetBench(p.name, p.argv, ns, r)) {
         rc = 1;
         break;
       }
       p.runs.push_back(r);
     }
   }
-  std::system(("ip netns del " + ns).c_str());
+  if (std::system(("ip netns del " + ns).c_str()) != 0) {
+    std::fprintf(stderr, "edgevisor-bench: could not delete the network namespace %s\n",
+                 ns.c_str());
+  }
   if (rc != 0) return rc;
   char date[32];
   time_t now = time(nullptr);
@@ -533,8 +573,25 @@ int main(int argc, char** argv) {
                  "[--edgevisor PATH] [--qemu PATH] [--payload PATH] [--markdown FILE]\n");
     return 2;
   }
+  // Options come in pairs, and each must be one the benchmark knows: a misspelt one would
+  // otherwise be ignored and the run measure something else than asked.
+  const std::map<std::string, std::vector<std::string>> known = {
+      {"startup",
+       {"--runs", "--mem", "--edgevisor", "--qemu", "--payload", "--json", "--markdown"}},
+      {"blk",
+       {"--runs", "--ops", "--file", "--edgevisor", "--qemu", "--payload", "--fio", "--markdown"}},
+      {"net",
+       {"--runs", "--size", "--seconds", "--edgevisor", "--qemu", "--payload", "--markdown"}}};
   std::map<std::string, std::string> opts;
-  for (int i = 2; i + 1 < argc; i += 2) opts[argv[i]] = argv[i + 1];
+  for (int i = 2; i < argc; i += 2) {
+    const std::vector<std::string>& k = known.at(cmd);
+    if (std::find(k.begin(), k.end(), argv[i]) == k.end() || i + 1 >= argc) {
+      std::fprintf(stderr, "edgevisor-bench %s: %s %s\n", cmd.c_str(), argv[i],
+                   i + 1 >= argc ? "needs a value" : "is not an option of this benchmark");
+      return 2;
+    }
+    opts[argv[i]] = argv[i + 1];
+  }
   try {
     if (cmd == "startup") return Startup(opts);
     return cmd == "blk" ? Blk(opts) : Net(opts);

@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""The nested rig's verdict: reads the console log that tools/rig recorded (and the disk images
+the inner guests wrote), prints the report and exits 0 only if every check passed.
+
+usage: tests/nested/judge.py --arch amd64|arm64 [--gic 2|3] [--job test|demo]
+                             [--forms F,F...] [--payloads P,P...] [--disk FORM=IMAGE]...
+                             CONSOLE_LOG
+
+The log is self-contained: tools/rig writes RIG_HOST_START (the host's clock) before the outer
+machine starts and RIG_HOST_END (the host's clock, QEMU's exit status) after it stops, so a
+recorded log is judged the same way later (tests/nested/judge_test.py does, on recorded logs
+with each check broken in turn). A log that stops early fails: every inner VM must reach its
+RIG_INNER_DONE and the outer init its RIG_OUTER_DONE.
+"""
+import argparse
+import re
+import subprocess
+import sys
+
+PREFIX = re.compile(r"^\[rig +[0-9.]+s\] ?")
+# Failures that any part of the run reports about itself; one of them anywhere fails a check.
+OUTER_FAIL = re.compile(r"RIG_FAIL|RIG_INSMOD_FAILED")
+INNER_FAIL = re.compile(r"EV_[A-Z]+_FAIL|EV_INSMOD_FAILED|Kernel panic|KVM internal error")
+
+
+class Check:
+    def __init__(self, cid, desc, ok):
+        self.id, self.desc, self.ok = cid, desc, bool(ok)
+
+
+def strip(text):
+    return [PREFIX.sub("", l) for l in text.splitlines()]
+
+
+def block(lines, form):
+    """The lines of one inner VM run: from its RIG_INNER_START to its RIG_INNER_DONE (or to the
+    end of the log, if it never finished)."""
+    out, on = [], False
+    for l in lines:
+        if not on and l.startswith(f"RIG_INNER_START form={form} "):
+            on = True
+        if on:
+            out.append(l)
+            if l.startswith("RIG_INNER_DONE "):
+                break
+    return out
+
+
+def grep(lines, pattern):
+    rx = re.compile(pattern)
+    return next((m for m in map(rx.search, lines) if m), None)
+
+
+def field(lines, pattern, group=1):
+    m = grep(lines, pattern)
+    return m.group(group) if m else None
+
+
+def host_file(image, path):
+    """The file at PATH in the ext4 IMAGE, read on the host with debugfs ('' if missing)."""
+    r = subprocess.run(["debugfs", "-R", f"cat {path}", image], stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, text=True, errors="replace")
+    return r.stdout if r.returncode == 0 else ""
+
+
+def protocol(arch, form):
+    if arch == "arm64":
+        return "arm64 Image"
+    if form.endswith("@linux") or form == "vmlinuz":
+        return "Linux 64-bit boot protocol"
+    return "PVH"
+
+
+def judge(text, arch, gic=3, job="test", forms=(), payloads=(), disks=None):
+    """Returns (header, checks, times) for the console log TEXT."""
+    lines = strip(text)
+    disks = disks or {}
+    checks, times = [], []
+
+    def check(cid, desc, ok):
+        checks.append(Check(cid, desc, ok))
+
+    start = field(lines, r"^RIG_HOST_START epoch=(\d+)")
+    end = grep(lines, r"^RIG_HOST_END epoch=(\d+) qemu_rc=(-?\d+)")
+    check("host.qemu", "the outer machine (QEMU) ran to its end and exited 0",
+          end is not None and end.group(2) == "0")
+    if arch == "arm64":
+        check("outer.kvm", f"outer machine has KVM (VHE), GICv{gic}",
+              grep(lines, r"^RIG_OUTER_READY .*VHE mode initialized successfully"))
+    else:
+        check("outer.kvm", "outer machine has KVM with nested paging",
+              grep(lines, r"^RIG_OUTER_READY .*Nested Paging enabled"))
+    check("outer.clean", "the outer init reported no failure (RIG_FAIL, RIG_INSMOD_FAILED)",
+          not grep(lines, OUTER_FAIL.pattern))
+    check("outer.done", "the outer init ran every job to its end (RIG_OUTER_DONE)",
+          grep(lines, r"^RIG_OUTER_DONE "))
+    guest_kernel = "?"
+    for form in forms:
+        blk = block(lines, form)
+        inner = lambda p, blk=blk: grep(blk, p)  # noqa: E731
+        guest_kernel = field(blk, r"EDGEVISOR_GUEST_READY kernel=(\S+)") or guest_kernel
+        check(f"{form}.ready", f"{form}: the guest reached its ready marker",
+              inner(rf"^RIG_READY form={re.escape(form)} vmm=edgevisor "))
+        check(f"{form}.clean", f"{form}: the guest and VMM reported no failure",
+              blk and not grep(blk, INNER_FAIL.pattern))
+        check(f"{form}.exit", f"{form}: VMM exit status 0",
+              inner(rf"^RIG_INNER_DONE form={re.escape(form)} vmm=edgevisor rc=0 "))
+        if arch == "arm64":
+            check(f"{form}.poweroff", f"{form}: PSCI SYSTEM_OFF",
+                  inner(r"guest powered off \(exit code 0\)"))
+        else:
+            check(f"{form}.poweroff", f"{form}: ACPI power-off", inner(r"guest powered off \(ACPI S5\)"))
+        if job == "test":
+            judge_form(check, inner, blk, arch, gic, form, start, end, disks.get(form))
+        bt = field(blk, r"Guest-boot-time = +(\d+) us")
+        secs = field(blk, r"^RIG_INNER_DONE .* seconds=([0-9.]+)")
+        times.append(f"{form}: VMM start -> guest /init {bt or '?'} us (boot timer); "
+                     f"whole run {secs or '?'} s")
+    for p in payloads:
+        blk = block(lines, f"payload-{p}")
+        inner = lambda pat, blk=blk: grep(blk, pat)  # noqa: E731
+        if p == "hello":
+            check(f"payload-{p}.ran", f"payload {p}: console and command line",
+                  inner(r"cmdline: hello from the rig"))
+        else:
+            check(f"payload-{p}.ran", f"payload {p}: every check passed",
+                  inner(rf"(^| ){p}: [1-9][0-9]* passed, 0 failed"))
+        check(f"payload-{p}.clean", f"payload {p}: no failure or exception reported",
+              blk and not grep(blk, r"FAIL|FATAL"))
+        check(f"payload-{p}.exit", f"payload {p}: exit through debug-exit, status 1 (returned 0)",
+              inner(rf"^RIG_INNER_DONE form=payload-{p} vmm=edgevisor rc=1 "))
+    outer_kernel = field(lines, r"^RIG_OUTER_READY .*kernel=(\S+)") or "?"
+    outer_up = field(lines, r"^RIG_OUTER_READY uptime=([0-9.]+)")
+    times.append(f"outer machine to /init with KVM: {outer_up or '?'} s (its uptime)")
+    where = f"{arch}, GICv{gic}" if arch == "arm64" else arch
+    header = f"nested rig {job} ({where}), outer kernel {outer_kernel}, guest kernel {guest_kernel}"
+    return header, checks, times
+
+
+def judge_form(check, inner, blk, arch, gic, form, start, end, disk):
+    """The checks of the test job for one kernel form."""
+    check(f"{form}.entry", f"{form}: entered through {protocol(arch, form)}",
+          inner(rf"kernel /guest/{re.escape(form.split('@')[0])}: {protocol(arch, form)} entry at"))
+    check(f"{form}.cpus", f"{form}: 2 vCPUs online", inner(r"EDGEVISOR_GUEST_READY .*cpus=2 "))
+    epoch = field(blk, r"EDGEVISOR_GUEST_READY .*epoch=(\d+)")
+    check(f"{form}.clock", f"{form}: the guest's clock is the host's (within a minute)",
+          epoch and start and end and
+          int(start) - 60 <= int(epoch) <= int(end.group(1)) + 60)
+    if arch == "arm64":
+        check(f"{form}.clocksource", f"{form}: the architected timer is the clocksource",
+              inner(r"EDGEVISOR_GUEST_READY .*clocksource=arch_sys_counter "))
+    else:
+        check(f"{form}.clocksource", f"{form}: kvmclock is the clocksource",
+              inner(r"EDGEVISOR_GUEST_READY .*clocksource=kvm-clock "))
+    check(f"{form}.disk", f"{form}: ext4 write+sync+readback",
+          inner(rf"EV_DISK_OK written by .* as {re.escape(form)}$"))
+    check(f"{form}.disk_host", f"{form}: host sees the file in the image",
+          disk and host_file(disk, "/hello").rstrip("\n").endswith(f" as {form}"))
+    check(f"{form}.ping", f"{form}: ping over virtio-net/TAP", inner(r"EV_PING_OK 3 packets received"))
+    if arch == "arm64":
+        check(f"{form}.gic", f"{form}: the guest runs on a GICv{gic}",
+              inner(rf"EDGEVISOR_GUEST_READY .*gic=v{gic}( |$)"))
+        if str(gic) == "3":
+            check(f"{form}.its", f"{form}: the guest's GICv3 has an ITS",
+                  inner(r"EDGEVISOR_GUEST_READY .*gic=v3 its=1 "))
+        else:
+            check(f"{form}.its", f"{form}: no ITS on a GICv2",
+                  inner(r"EDGEVISOR_GUEST_READY ") and not inner(r"its=1"))
+        check(f"{form}.rtc", f"{form}: the PL031 is the RTC",
+              inner(r"EDGEVISOR_GUEST_READY .*rtc=rtc-pl031 "))
+        check(f"{form}.alarm", f"{form}: the PL031 alarm interrupts the guest",
+              inner(r"EV_ALARM_OK interrupts"))
+
+
+def main():
+    ap = argparse.ArgumentParser(prog="judge.py", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--arch", required=True, choices=["amd64", "arm64"])
+    ap.add_argument("--gic", default="3", choices=["2", "3"])
+    ap.add_argument("--job", default="test", choices=["test", "demo"])
+    ap.add_argument("--forms", default="")
+    ap.add_argument("--payloads", default="")
+    ap.add_argument("--disk", action="append", default=[], metavar="FORM=IMAGE")
+    ap.add_argument("console")
+    a = ap.parse_args()
+    forms = [f for f in a.forms.split(",") if f]
+    if not forms:
+        ap.error("--forms names no kernel form")
+    disks = dict(d.split("=", 1) for d in a.disk)
+    with open(a.console, errors="replace") as f:
+        text = f.read()
+    header, checks, times = judge(text, a.arch, a.gic, a.job, forms,
+                                  [p for p in a.payloads.replace(" ", ",").split(",") if p], disks)
+    print(header)
+    for c in checks:
+        print(f"  {'ok  ' if c.ok else 'FAIL'}  {c.desc}")
+    for t in times:
+        print(f"  time  {t}")
+    failed = sum(not c.ok for c in checks)
+    print(f"{len(checks) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
