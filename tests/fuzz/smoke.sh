@@ -2,14 +2,15 @@
 # Builds the libFuzzer targets with clang (ASan+UBSan+fuzzer) and runs each briefly.
 # usage: smoke.sh SOURCE_ROOT BUILD_DIR SECONDS
 # env:   RUNS=N      run each target to N inputs instead of for SECONDS (e.g. RUNS=1000000)
-#        TARGETS=... only these targets (default: all nine)
+#        TARGETS="a b"   build and run only these targets (default: all nine)
+#        FUZZ_DEFINES="-DX"  extra compiler flags (a deliberately broken harness, say)
 set -euo pipefail
 SRC=$1; OUT=$2/fuzz; SECS=${3:-20}
 mkdir -p "$OUT"
 CXX=${FUZZ_CXX:-clang++}
 command -v "$CXX" >/dev/null || { echo "$CXX not found (apt-get install clang libclang-rt-14-dev)"; exit 1; }
 ABSL=$(pkg-config --libs absl_status absl_statusor absl_strings absl_str_format)
-FLAGS=(-std=c++20 -O1 -g -I"$SRC" -DSPDLOG_FMT_EXTERNAL -DFMT_HEADER_ONLY -D_GNU_SOURCE)
+FLAGS=(-std=c++20 -O1 -g -I"$SRC" -DSPDLOG_FMT_EXTERNAL -DFMT_HEADER_ONLY -D_GNU_SOURCE ${FUZZ_DEFINES:-})
 SAN=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
 COMMON=("$SRC/src/vmm/guest_memory.cc" "$SRC/src/vmm/loader/elf.cc")
 "$CXX" "${FLAGS[@]}" "$SRC/tests/fuzz/make_seeds.cc" -o "$OUT/make_seeds"
@@ -18,28 +19,26 @@ X86=("$SRC/src/vmm/arch/x86_64/arch.cc" "$SRC/src/vmm/arch/x86_64/pvh.cc"
      "$SRC/src/vmm/arch/x86_64/cpuid.cc" "$SRC/src/vmm/arch/x86_64/linux_boot.cc"
      "$SRC/src/vmm/arch/x86_64/acpi.cc" "$SRC/src/vmm/acpi/aml.cc" "$SRC/src/vmm/acpi/sdt.cc"
      "$SRC/src/vmm/loader/bzimage.cc" "$SRC/src/vmm/kvm.cc" "$SRC/src/vmm/vcpu.cc")
-"$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/elf_fuzz.cc" "${COMMON[@]}" "${X86[@]}" \
-  $ABSL -o "$OUT/elf_fuzz"
-"$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/bzimage_fuzz.cc" "${COMMON[@]}" "${X86[@]}" \
-  $ABSL -o "$OUT/bzimage_fuzz"
-"$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/arm64_image_fuzz.cc" \
-  "$SRC/src/vmm/loader/arm64_image.cc" $ABSL -o "$OUT/arm64_image_fuzz"
-"$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/virtio_blk_fuzz.cc" "${COMMON[@]}" \
-  "$SRC/src/devices/virtio/descriptor_chain.cc" "$SRC/src/devices/block/request.cc" \
-  $ABSL -o "$OUT/virtio_blk_fuzz"
-"$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/net_tx_fuzz.cc" "${COMMON[@]}" \
-  "$SRC/src/devices/virtio/descriptor_chain.cc" "$SRC/src/devices/net/packet.cc" \
-  $ABSL -o "$OUT/net_tx_fuzz"
-"$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/fc_config_fuzz.cc" \
-  "$SRC/src/vmm/config/fc_config.cc" "$SRC/src/vmm/config/vm_config.cc" $ABSL -o "$OUT/fc_config_fuzz"
-"$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/api_fuzz.cc" "$SRC/src/vmm/api/api.cc" \
-  "$SRC/src/vmm/metrics.cc" "$SRC/src/vmm/config/fc_config.cc" "$SRC/src/vmm/config/vm_config.cc" \
-  $ABSL -o "$OUT/api_fuzz"
-"$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/appliance_config_fuzz.cc" \
-  "$SRC/src/appliance/config.cc" "$SRC/src/vmm/config/fc_config.cc" \
-  "$SRC/src/vmm/config/vm_config.cc" $ABSL -o "$OUT/appliance_config_fuzz"
-"$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/gpt_fuzz.cc" "$SRC/src/appliance/gpt.cc" \
-  $ABSL -o "$OUT/gpt_fuzz"
+ALL="elf virtio_blk net_tx fc_config api bzimage arm64_image appliance_config gpt"
+TARGETS=${TARGETS:-$ALL}
+fuzz_target() {  # fuzz_target NAME SOURCES...: tests/fuzz/NAME_fuzz.cc with SOURCES, if wanted
+  local name=$1; shift
+  [[ " $TARGETS " == *" $name "* ]] || return 0
+  "$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/${name}_fuzz.cc" "$@" $ABSL -o "$OUT/${name}_fuzz"
+}
+fuzz_target elf "${COMMON[@]}" "${X86[@]}"
+fuzz_target bzimage "${COMMON[@]}" "${X86[@]}"
+fuzz_target arm64_image "$SRC/src/vmm/loader/arm64_image.cc"
+fuzz_target virtio_blk "${COMMON[@]}" "$SRC/src/devices/virtio/descriptor_chain.cc" \
+  "$SRC/src/devices/block/request.cc"
+fuzz_target net_tx "${COMMON[@]}" "$SRC/src/devices/virtio/descriptor_chain.cc" \
+  "$SRC/src/devices/net/packet.cc"
+fuzz_target fc_config "$SRC/src/vmm/config/fc_config.cc" "$SRC/src/vmm/config/vm_config.cc"
+fuzz_target api "$SRC/src/vmm/api/api.cc" "$SRC/src/vmm/metrics.cc" \
+  "$SRC/src/vmm/config/fc_config.cc" "$SRC/src/vmm/config/vm_config.cc"
+fuzz_target appliance_config "$SRC/src/appliance/config.cc" "$SRC/src/vmm/config/fc_config.cc" \
+  "$SRC/src/vmm/config/vm_config.cc"
+fuzz_target gpt "$SRC/src/appliance/gpt.cc"
 mkdir -p "$OUT/gpt_corpus" "$OUT/appliance_config_corpus" "$OUT/arm64_image_corpus" "$OUT/elf_corpus" "$OUT/virtio_blk_corpus" "$OUT/net_tx_corpus" "$OUT/fc_config_corpus" \
   "$OUT/api_corpus" "$OUT/bzimage_corpus"
 # Seeds: Firecracker's getting-started requests and the post-boot actions.
@@ -85,7 +84,7 @@ MIN_EXECS=${MIN_EXECS:-1000}
 if [ -n "${RUNS:-}" ]; then limit=(-runs="$RUNS"); else limit=(-max_total_time="$SECS"); fi
 status=0
 printf '%-17s %10s %8s %6s %6s %6s\n' target executions exec/s cov ft corpus
-for t in ${TARGETS:-elf virtio_blk net_tx fc_config api bzimage arm64_image appliance_config gpt}; do
+for t in $TARGETS; do
   set +e
   "$OUT/${t}_fuzz" "${limit[@]}" -max_len=65544 -print_final_stats=1 \
     -artifact_prefix="$OUT/${t}-" "$OUT/${t}_corpus" > "$OUT/${t}.log" 2>&1
