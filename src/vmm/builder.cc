@@ -145,6 +145,7 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
                   (*blk)->engine_kind() == block::IoEngine::Kind::kUring ? "io_uring" : "sync",
                   d.queues);
     p.blocks.emplace_back(d.id, blk->get());
+    p.counted.emplace_back(d.id, blk->get());
     EV_RETURN_IF_ERROR(AttachVirtio(p, std::move(*blk), absl::StrFormat("virtio-blk %s", d.id),
                                     slots, mmio_cmdline));
   }
@@ -152,7 +153,7 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
     const NetConfig& n = cfg.nets[i];
     auto net = net::VirtioNet::Create(n, absl::StrFormat("net%d", i));
     if (!net.ok()) return Annotate(net.status(), absl::StrFormat("--net tap=%s", n.tap));
-    p.nets.emplace_back(n.id.empty() ? absl::StrFormat("net%d", i) : n.id, net->get());
+    p.counted.emplace_back(n.id.empty() ? absl::StrFormat("net%d", i) : n.id, net->get());
     EV_RETURN_IF_ERROR(AttachVirtio(p, std::move(*net), absl::StrFormat("virtio-net %s", n.tap),
                                     slots, mmio_cmdline));
   }

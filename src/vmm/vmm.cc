@@ -162,13 +162,6 @@ void AddCounters(Json& total, const Json& part) {
   }
 }
 
-uint64_t Sum(const std::vector<std::unique_ptr<net::QueueCounters>>& queues,
-             std::atomic<uint64_t> net::QueueCounters::*field) {
-  uint64_t t = 0;
-  for (const auto& q : queues) t += ((*q).*field).load();
-  return t;
-}
-
 }  // namespace
 
 Json Vmm::Counters() const {
@@ -184,25 +177,12 @@ Json Vmm::Counters() const {
     AddCounters(out["vcpu"], v);
     out[absl::StrFormat("vcpu_%d", i)] = std::move(v);
   }
-  for (const auto& [id, dev] : p_.blocks) {
-    const block::BlockCounters& c = dev->counters();
-    Json b{{"read_count", c.read_ops.load()},     {"write_count", c.write_ops.load()},
-           {"flush_count", c.flush_ops.load()},   {"discard_count", c.discard_ops.load()},
-           {"read_bytes", c.read_bytes.load()},   {"write_bytes", c.write_bytes.load()},
-           {"execute_fails", c.io_errors.load()}, {"invalid_reqs_count", c.bad_requests.load()}};
-    AddCounters(out["block"], b);
-    out["block_" + id] = std::move(b);
-  }
-  for (const auto& [id, dev] : p_.nets) {
-    using QC = net::QueueCounters;
-    Json n{{"rx_packets_count", Sum(dev->rx_counters(), &QC::packets)},
-           {"rx_bytes_count", Sum(dev->rx_counters(), &QC::bytes)},
-           {"rx_dropped_count", Sum(dev->rx_counters(), &QC::drops)},
-           {"tx_packets_count", Sum(dev->tx_counters(), &QC::packets)},
-           {"tx_bytes_count", Sum(dev->tx_counters(), &QC::bytes)},
-           {"tx_dropped_count", Sum(dev->tx_counters(), &QC::drops)}};
-    AddCounters(out["net"], n);
-    out["net_" + id] = std::move(n);
+  for (const auto& [id, dev] : p_.counted) {
+    Json d = Json::object();
+    for (const auto& [name, value] : dev->Counters()) d[name] = value;
+    const std::string group = dev->counter_group();
+    AddCounters(out[group], d);
+    out[group + "_" + id] = std::move(d);
   }
   return out;
 }

@@ -44,9 +44,11 @@ struct VmParts {
   std::shared_ptr<BootTimer> boot_timer;
   std::shared_ptr<I8042> i8042;  // x86 only
   std::vector<std::shared_ptr<virtio::MmioTransport>> virtio_devices;
-  // The device models behind virtio_devices, by id, for metrics (owned by their transports).
+  // The block devices behind virtio_devices, by drive id, for PATCH /drives (owned by their
+  // transports).
   std::vector<std::pair<std::string, block::VirtioBlock*>> blocks;
-  std::vector<std::pair<std::string, const net::VirtioNet*>> nets;
+  // Every virtio device model by id, for the metrics: each reports its own counters.
+  std::vector<std::pair<std::string, const virtio::VirtioDevice*>> counted;
   std::vector<std::unique_ptr<Vcpu>> vcpus;
 };
 

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_format.h"
 #include "src/vmm/util/errors.h"
+#include "src/vmm/util/event_fd.h"
 #include "src/vmm/util/fd.h"
 
 namespace edgevisor::block {
@@ -41,16 +42,6 @@ int64_t WriteZeros(int fd, uint64_t offset, uint64_t len) {
     len -= static_cast<uint64_t>(n);
   }
   return 0;
-}
-
-void Notify(int efd) {
-  uint64_t one = 1;
-  [[maybe_unused]] ssize_t n = write(efd, &one, sizeof(one));
-}
-
-void Drain(int efd) {
-  uint64_t v;
-  [[maybe_unused]] ssize_t n = read(efd, &v, sizeof(v));
 }
 
 class UringEngine : public IoEngine {
@@ -116,11 +107,11 @@ class UringEngine : public IoEngine {
 
   void Kick() override {
     io_uring_submit(&ring_);
-    if (!done_.empty()) Notify(efd_.get());
+    if (!done_.empty()) SignalEventFd(efd_.get());
   }
 
   void Reap(const std::function<void(uint64_t, int64_t)>& done) override {
-    Drain(efd_.get());
+    DrainEventFd(efd_.get());
     io_uring_cqe* cqe;
     while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
       const uint64_t tag = io_uring_cqe_get_data64(cqe);
@@ -198,11 +189,11 @@ class SyncEngine : public IoEngine {
   }
 
   void Kick() override {
-    if (!done_.empty()) Notify(efd_.get());
+    if (!done_.empty()) SignalEventFd(efd_.get());
   }
 
   void Reap(const std::function<void(uint64_t, int64_t)>& done) override {
-    Drain(efd_.get());
+    DrainEventFd(efd_.get());
     std::vector<std::pair<uint64_t, int64_t>> batch;
     batch.swap(done_);
     for (const auto& [tag, res] : batch) done(tag, res);

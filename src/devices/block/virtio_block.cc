@@ -2,41 +2,23 @@
 
 #include <fcntl.h>
 #include <linux/fs.h>
-#include <pthread.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <poll.h>
 
 #include <cstring>
 
 #include "absl/strings/str_format.h"
 #include "src/devices/virtio/virtio_spec.h"
 #include "src/vmm/util/errors.h"
+#include "src/vmm/util/event_fd.h"
 #include "src/vmm/util/log.h"
 
 namespace edgevisor::block {
 
 using namespace virtio_blk;  // NOLINT(build/namespaces): spec constants
 using virtio::Bit;
-
-struct VirtioBlock::Slot {
-  bool busy = false;
-  BlockRequest req;
-  uint32_t pending = 0;
-  bool failed = false;
-};
-
-struct VirtioBlock::Queue {
-  std::unique_ptr<virtio::Virtqueue> vq;
-  std::unique_ptr<IoEngine> engine;
-  std::vector<Slot> slots;  // indexed by head: a head is in flight at most once
-  bool broken = false;
-  uint32_t inflight = 0;
-};
 
 absl::StatusOr<VirtioBlock::Backing> VirtioBlock::OpenBacking(const DriveConfig& cfg,
                                                               const std::string& path) {
@@ -139,8 +121,7 @@ absl::Status VirtioBlock::ReplaceBacking(const std::string& path) {
   std::unique_lock lock(pending_mu_);
   pending_ = std::move(*b);
   pending_result_.reset();
-  const uint64_t one = 1;
-  [[maybe_unused]] ssize_t n = write(swap_fd_.get(), &one, sizeof(one));
+  swap_fd_.Signal();
   if (!pending_cv_.wait_for(lock, std::chrono::seconds(5),
                             [&] { return pending_result_.has_value(); })) {
     pending_.reset();
@@ -148,6 +129,14 @@ absl::Status VirtioBlock::ReplaceBacking(const std::string& path) {
   }
   if (pending_result_->ok()) spdlog::info("{}: now backed by {}", thread_name_, path);
   return *pending_result_;
+}
+
+virtio::VirtioDevice::CounterList VirtioBlock::Counters() const {
+  const BlockCounters& c = counters_;
+  return {{"read_count", c.read_ops.load()},     {"write_count", c.write_ops.load()},
+          {"flush_count", c.flush_ops.load()},   {"discard_count", c.discard_ops.load()},
+          {"read_bytes", c.read_bytes.load()},   {"write_bytes", c.write_bytes.load()},
+          {"execute_fails", c.io_errors.load()}, {"invalid_reqs_count", c.bad_requests.load()}};
 }
 
 uint32_t VirtioBlock::device_id() const { return virtio::kDeviceIdBlock; }
@@ -164,273 +153,311 @@ uint64_t VirtioBlock::features() const {
 
 void VirtioBlock::ReadConfig(uint64_t offset, absl::Span<uint8_t> data) const {
   std::lock_guard lock(config_mu_);
-  const auto* cfg = reinterpret_cast<const uint8_t*>(&config_);
-  for (size_t i = 0; i < data.size(); ++i) {
-    data[i] = offset + i < sizeof(config_) ? cfg[offset + i] : 0;
+  virtio::ReadConfigBytes(config_, offset, data);
+}
+
+absl::StatusOr<std::unique_ptr<IoEngine>> VirtioBlock::CreateEngine(int fd) const {
+  return engine_kind_ == IoEngine::Kind::kUring ? CreateUringEngine(fd, kQueueSize)
+                                                : CreateSyncEngine(fd);
+}
+
+// ---- the device thread ("blkN"): every queue of the drive -------------------------------------
+
+namespace {
+enum class BlkEvent : uint32_t {
+  kNotify,      // the driver's queue notify (ioeventfd); index: the queue
+  kCompletion,  // host I/O completed (the engine's eventfd); index: the queue
+  kSwap,        // ReplaceBacking handed over a new file
+};
+}  // namespace
+
+class VirtioBlock::Worker : public virtio::Worker {
+ public:
+  Worker(VirtioBlock& dev, const virtio::ActivateArgs& args,
+         std::vector<std::unique_ptr<virtio::Virtqueue>> vqs,
+         std::vector<std::unique_ptr<IoEngine>> engines);
+  absl::Status WatchAll();
+
+ protected:
+  void OnEvent(virtio::EventId id) override;
+  void OnStop() override;
+
+ private:
+  // A request from the pop to its completion: a head is in flight at most once.
+  struct Slot {
+    bool busy = false;
+    BlockRequest req;
+    uint32_t pending = 0;  // host operations not yet completed
+    bool failed = false;
+  };
+  struct Queue {
+    std::unique_ptr<virtio::Virtqueue> vq;  // null: the driver did not set this queue up
+    std::unique_ptr<IoEngine> engine;
+    int notify_fd = -1;
+    std::vector<Slot> slots;  // indexed by head
+    bool broken = false;
+    uint32_t inflight = 0;
+  };
+
+  void ProcessQueue(Queue& q, uint32_t qi);
+  void StartRequest(Queue& q, uint32_t qi, uint16_t head, BlockRequest req);
+  std::vector<IoOp> HostOps(const BlockRequest& r, uint64_t tag);
+  void Submit(Queue& q, uint16_t head, const std::vector<IoOp>& ops);
+  void Reap(Queue& q);
+  void Complete(Queue& q, uint16_t head, uint8_t status, uint32_t used_len);
+  void MarkBroken(Queue& q, const absl::Status& why);
+  void MaybeInterrupt(Queue& q);
+  void Drain(bool finish);
+  void Swap();
+  absl::Status SwitchEngines(int fd);
+
+  VirtioBlock& dev_;
+  const GuestMemory& mem_;
+  virtio::InterruptSink& irq_;
+  std::vector<Queue> queues_;
+};
+
+VirtioBlock::Worker::Worker(VirtioBlock& dev, const virtio::ActivateArgs& args,
+                            std::vector<std::unique_ptr<virtio::Virtqueue>> vqs,
+                            std::vector<std::unique_ptr<IoEngine>> engines)
+    : dev_(dev), mem_(*args.mem), irq_(*args.interrupt), queues_(vqs.size()) {
+  for (size_t i = 0; i < queues_.size(); ++i) {
+    Queue& q = queues_[i];
+    q.engine = std::move(engines[i]);
+    q.notify_fd = args.notify_fds[i];
+    q.vq = std::move(vqs[i]);
+    if (q.vq) q.slots.resize(q.vq->size());
+  }
+}
+
+absl::Status VirtioBlock::Worker::WatchAll() {
+  EV_RETURN_IF_ERROR(Watch(dev_.swap_fd_.fd(), virtio::EventId::Of(BlkEvent::kSwap)));
+  for (uint32_t i = 0; i < queues_.size(); ++i) {
+    if (!queues_[i].vq) continue;
+    EV_RETURN_IF_ERROR(Watch(queues_[i].notify_fd, virtio::EventId::Of(BlkEvent::kNotify, i)));
+    EV_RETURN_IF_ERROR(
+        Watch(queues_[i].engine->event_fd(), virtio::EventId::Of(BlkEvent::kCompletion, i)));
+  }
+  return absl::OkStatus();
+}
+
+void VirtioBlock::Worker::OnEvent(virtio::EventId id) {
+  if (id.Is(BlkEvent::kSwap)) return Swap();
+  Queue& q = queues_[id.index];
+  if (id.Is(BlkEvent::kNotify)) {
+    DrainEventFd(q.notify_fd);
+  } else {
+    Reap(q);  // completions free slots; what the driver queued meanwhile is picked up now
+  }
+  ProcessQueue(q, id.index);
+  MaybeInterrupt(q);
+}
+
+// Pops and starts every request the driver made available, then hands them to the kernel.
+void VirtioBlock::Worker::ProcessQueue(Queue& q, uint32_t qi) {
+  q.vq->SuppressNotifications();
+  while (!q.broken) {
+    auto head = q.vq->PopOrEnableNotification();
+    if (!head.ok()) return MarkBroken(q, head.status());
+    if (!*head) break;
+    if (q.slots[**head].busy) {
+      return MarkBroken(q, absl::InvalidArgumentError("driver reused a head still in flight"));
+    }
+    auto chain = q.vq->ReadChain(**head);
+    if (!chain.ok()) return MarkBroken(q, chain.status());
+    auto req = ParseBlockRequest(mem_, *chain, dev_.limits_);
+    if (!req.ok()) return MarkBroken(q, req.status());
+    StartRequest(q, qi, **head, std::move(*req));
+  }
+  q.engine->Kick();
+}
+
+void VirtioBlock::Worker::StartRequest(Queue& q, uint32_t qi, uint16_t head, BlockRequest req) {
+  Slot& s = q.slots[head];
+  s.busy = true;
+  s.req = std::move(req);
+  s.failed = false;
+  const BlockRequest& r = s.req;
+  if (r.immediate) {  // answered without host I/O: a bad or unsupported request
+    dev_.counters_.bad_requests++;
+    return Complete(q, head, r.immediate_status, 1);
+  }
+  if (r.type == kTypeGetId) {
+    FillDeviceId(r, dev_.cfg_.id);
+    return Complete(q, head, kStatusOk, r.used_len);
+  }
+  Submit(q, head, HostOps(r, (uint64_t{qi} << 16) | head));
+}
+
+// The host operations for a request, counted in the device's counters.
+std::vector<IoOp> VirtioBlock::Worker::HostOps(const BlockRequest& r, uint64_t tag) {
+  BlockCounters& c = dev_.counters_;
+  std::vector<IoOp> ops;
+  switch (r.type) {
+    case kTypeIn:
+    case kTypeOut: {
+      const bool in = r.type == kTypeIn;
+      ops.push_back({in ? IoOp::Kind::kRead : IoOp::Kind::kWrite, r.offset, 0, r.data.data(),
+                     static_cast<int>(r.data.size()), false, tag});
+      (in ? c.read_ops : c.write_ops)++;
+      (in ? c.read_bytes : c.write_bytes) += r.data_len;
+      break;
+    }
+    case kTypeFlush:
+      ops.push_back({IoOp::Kind::kFlush, 0, 0, nullptr, 0, false, tag});
+      c.flush_ops++;
+      break;
+    case kTypeDiscard:
+    case kTypeWriteZeroes:
+      for (const Range& rg : r.ranges) {
+        ops.push_back({r.type == kTypeDiscard ? IoOp::Kind::kDiscard : IoOp::Kind::kWriteZeroes,
+                       rg.offset, rg.len, nullptr, 0, rg.unmap, tag});
+      }
+      c.discard_ops++;
+      break;
+  }
+  return ops;
+}
+
+void VirtioBlock::Worker::Submit(Queue& q, uint16_t head, const std::vector<IoOp>& ops) {
+  Slot& s = q.slots[head];
+  s.pending = static_cast<uint32_t>(ops.size());
+  q.inflight++;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (q.engine->Submit(ops[i]).ok()) continue;
+    // The rest never reach the kernel: fail the request once those already submitted drain.
+    s.failed = true;
+    s.pending -= static_cast<uint32_t>(ops.size() - i);
+    if (s.pending == 0) {
+      q.inflight--;
+      Complete(q, head, kStatusIoErr, 1);
+    }
+    return;
+  }
+}
+
+void VirtioBlock::Worker::Reap(Queue& q) {
+  q.engine->Reap([&](uint64_t tag, int64_t res) {
+    const uint16_t head = tag & 0xffff;
+    Slot& s = q.slots[head];
+    const BlockRequest& r = s.req;
+    const bool rw = r.type == kTypeIn || r.type == kTypeOut;
+    if (res < 0 || (rw && static_cast<uint64_t>(res) != r.data_len)) {
+      if (!s.failed && res < 0) {
+        spdlog::debug("{}: host I/O error: {}", dev_.thread_name_,
+                      strerror(static_cast<int>(-res)));
+      }
+      s.failed = true;
+    }
+    if (--s.pending > 0) return;
+    q.inflight--;
+    if (!q.broken) Complete(q, head, s.failed ? kStatusIoErr : kStatusOk, r.used_len);
+  });
+}
+
+void VirtioBlock::Worker::Complete(Queue& q, uint16_t head, uint8_t status, uint32_t used_len) {
+  Slot& s = q.slots[head];
+  *s.req.status = status;
+  s.busy = false;
+  if (status == kStatusIoErr) dev_.counters_.io_errors++;
+  absl::Status st = q.vq->AddUsed(head, status == kStatusOk ? used_len : 1);
+  if (!st.ok()) MarkBroken(q, st);
+}
+
+// The driver broke the ring (§2.1.2): the queue stops, and the device asks for a reset.
+void VirtioBlock::Worker::MarkBroken(Queue& q, const absl::Status& why) {
+  dev_.counters_.bad_requests++;
+  if (!q.broken) spdlog::warn("{}: {}", dev_.thread_name_, why.message());
+  q.broken = true;
+  irq_.NeedsReset();
+}
+
+void VirtioBlock::Worker::MaybeInterrupt(Queue& q) {
+  if (q.vq && !q.broken && q.vq->ShouldInterrupt()) irq_.Signal(virtio::kInterruptUsedBuffer);
+}
+
+// Waits for the host I/O in flight on every queue. FINISH completes the requests normally (a
+// swap); otherwise they are dropped (reset or teardown: the rings are not ours any more).
+void VirtioBlock::Worker::Drain(bool finish) {
+  for (Queue& q : queues_) {
+    while (q.inflight > 0) {
+      pollfd p{q.engine->event_fd(), POLLIN, 0};
+      poll(&p, 1, 100);
+      if (!finish) q.broken = true;  // completions must not touch the rings any more
+      Reap(q);
+    }
+    if (finish) MaybeInterrupt(q);
+  }
+}
+
+// PATCH /drives: switch every queue's engine to the new file, then tell the driver.
+void VirtioBlock::Worker::Swap() {
+  dev_.swap_fd_.Drain();
+  std::unique_lock lock(dev_.pending_mu_);
+  if (!dev_.pending_) return;
+  Drain(/*finish=*/true);
+  absl::Status st = SwitchEngines(dev_.pending_->fd.get());
+  if (st.ok()) {
+    dev_.InstallBacking(std::move(*dev_.pending_));
+    irq_.Signal(virtio::kInterruptConfigChange);
+  }
+  dev_.pending_.reset();
+  dev_.pending_result_ = st;
+  dev_.pending_cv_.notify_all();
+}
+
+// New engines on FD for every queue, or none: on an error the old ones stay.
+absl::Status VirtioBlock::Worker::SwitchEngines(int fd) {
+  std::vector<std::unique_ptr<IoEngine>> fresh;
+  for (size_t i = 0; i < queues_.size(); ++i) {
+    EV_ASSIGN_OR_RETURN(auto e, dev_.CreateEngine(fd));
+    fresh.push_back(std::move(e));
+  }
+  for (uint32_t i = 0; i < queues_.size(); ++i) {
+    Queue& q = queues_[i];
+    if (q.vq) {
+      EV_RETURN_IF_ERROR(Unwatch(q.engine->event_fd()));
+      EV_RETURN_IF_ERROR(
+          Watch(fresh[i]->event_fd(), virtio::EventId::Of(BlkEvent::kCompletion, i)));
+    }
+    q.engine = std::move(fresh[i]);  // the old engine closes its ring
+  }
+  return absl::OkStatus();
+}
+
+// Reset or teardown: wait for the host I/O that still points into guest memory. A swap that
+// raced with the reset finds nothing in flight any more, so it is installed here.
+void VirtioBlock::Worker::OnStop() {
+  Drain(/*finish=*/false);
+  std::lock_guard lock(dev_.pending_mu_);
+  if (dev_.pending_) {
+    dev_.InstallBacking(std::move(*dev_.pending_));
+    dev_.pending_.reset();
+    dev_.pending_result_ = absl::OkStatus();
+    dev_.pending_cv_.notify_all();
   }
 }
 
 absl::Status VirtioBlock::Activate(virtio::ActivateArgs args) {
   Reset();
   std::lock_guard swap_lock(swap_mu_);
-  const bool event_idx = args.features & Bit(virtio::kFeatureRingEventIdx);
-  const bool indirect = args.features & Bit(virtio::kFeatureRingIndirectDesc);
+  EV_ASSIGN_OR_RETURN(auto vqs, virtio::MakeQueues(args));
   std::vector<std::unique_ptr<IoEngine>> engines;
-  for (const virtio::QueueConfig& q : args.queues) {
-    if (q.ready) {
-      virtio::Virtqueue vq(args.mem, q, event_idx, indirect);
-      absl::Status s = vq.Validate();
-      if (!s.ok()) return s;
-    }
-    auto e = engine_kind_ == IoEngine::Kind::kUring ? CreateUringEngine(disk_fd_.get(), kQueueSize)
-                                                    : CreateSyncEngine(disk_fd_.get());
-    if (!e.ok()) return e.status();
-    engines.push_back(std::move(*e));
+  for (size_t i = 0; i < args.queues.size(); ++i) {
+    EV_ASSIGN_OR_RETURN(auto e, CreateEngine(disk_fd_.get()));
+    engines.push_back(std::move(e));
   }
-  stop_fd_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!stop_fd_.valid()) return ErrnoError("eventfd for block worker");
-  swap_fd_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!swap_fd_.valid()) return ErrnoError("eventfd for block worker");
-  worker_ = std::thread([this, args = std::move(args), engines = std::move(engines)]() mutable {
-    Run(std::move(args), std::move(engines));
-  });
-  pthread_setname_np(worker_.native_handle(), thread_name_.substr(0, 15).c_str());
+  EV_ASSIGN_OR_RETURN(swap_fd_, EventFd::Create(thread_name_ + " swap"));
+  auto worker = std::make_unique<Worker>(*this, args, std::move(vqs), std::move(engines));
+  EV_RETURN_IF_ERROR(worker->WatchAll());
+  EV_RETURN_IF_ERROR(thread_.Start(thread_name_, std::move(worker)));
   running_ = true;
   return absl::OkStatus();
 }
 
 void VirtioBlock::Reset() {
-  if (!worker_.joinable()) return;
-  uint64_t one = 1;
-  [[maybe_unused]] ssize_t n = write(stop_fd_.get(), &one, sizeof(one));
-  worker_.join();
+  thread_.Stop();
   running_ = false;
-}
-
-void VirtioBlock::Run(virtio::ActivateArgs args, std::vector<std::unique_ptr<IoEngine>> engines) {
-  const GuestMemory& mem = *args.mem;
-  virtio::InterruptSink& irq = *args.interrupt;
-  const bool event_idx = args.features & Bit(virtio::kFeatureRingEventIdx);
-  const bool indirect = args.features & Bit(virtio::kFeatureRingIndirectDesc);
-  std::vector<Queue> queues(args.queues.size());
-  UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
-  auto watch = [&](int fd, uint64_t tag) {
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = tag;
-    epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev);
-  };
-  constexpr uint64_t kStopTag = ~0ull;
-  constexpr uint64_t kSwapTag = ~1ull;
-  watch(stop_fd_.get(), kStopTag);
-  watch(swap_fd_.get(), kSwapTag);
-  for (size_t i = 0; i < queues.size(); ++i) {
-    Queue& q = queues[i];
-    q.engine = std::move(engines[i]);
-    if (!args.queues[i].ready) continue;
-    q.vq = std::make_unique<virtio::Virtqueue>(args.mem, args.queues[i], event_idx, indirect);
-    q.slots.resize(q.vq->size());
-    watch(args.notify_fds[i], 2 * i);
-    watch(q.engine->event_fd(), 2 * i + 1);
-  }
-
-  auto broken = [&](Queue& q, const absl::Status& why) {
-    counters_.bad_requests++;
-    if (!q.broken) spdlog::warn("{}: {}", thread_name_, why.message());
-    q.broken = true;
-    irq.NeedsReset();
-  };
-  auto complete = [&](Queue& q, uint16_t head, uint8_t status, uint32_t used_len) {
-    Slot& s = q.slots[head];
-    *s.req.status = status;
-    s.busy = false;
-    if (status == kStatusIoErr) counters_.io_errors++;
-    absl::Status st = q.vq->AddUsed(head, status == kStatusOk ? used_len : 1);
-    if (!st.ok()) broken(q, st);
-  };
-  auto start = [&](Queue& q, size_t qi, uint16_t head, BlockRequest req) {
-    Slot& s = q.slots[head];
-    s.busy = true;
-    s.req = std::move(req);
-    s.failed = false;
-    const BlockRequest& r = s.req;
-    if (r.immediate) {
-      counters_.bad_requests++;
-      complete(q, head, r.immediate_status, 1);
-      return;
-    }
-    std::vector<IoOp> ops;
-    const uint64_t tag = (uint64_t{qi} << 16) | head;
-    switch (r.type) {
-      case kTypeIn:
-      case kTypeOut:
-        ops.push_back({r.type == kTypeIn ? IoOp::Kind::kRead : IoOp::Kind::kWrite, r.offset, 0,
-                       r.data.data(), static_cast<int>(r.data.size()), false, tag});
-        (r.type == kTypeIn ? counters_.read_ops : counters_.write_ops)++;
-        (r.type == kTypeIn ? counters_.read_bytes : counters_.write_bytes) += r.data_len;
-        break;
-      case kTypeFlush:
-        ops.push_back({IoOp::Kind::kFlush, 0, 0, nullptr, 0, false, tag});
-        counters_.flush_ops++;
-        break;
-      case kTypeGetId:
-        FillDeviceId(r, cfg_.id);
-        complete(q, head, kStatusOk, r.used_len);
-        return;
-      case kTypeDiscard:
-      case kTypeWriteZeroes:
-        for (const Range& rg : r.ranges) {
-          ops.push_back({r.type == kTypeDiscard ? IoOp::Kind::kDiscard : IoOp::Kind::kWriteZeroes,
-                         rg.offset, rg.len, nullptr, 0, rg.unmap, tag});
-        }
-        counters_.discard_ops++;
-        break;
-    }
-    s.pending = static_cast<uint32_t>(ops.size());
-    q.inflight++;
-    for (size_t i = 0; i < ops.size(); ++i) {
-      absl::Status st = q.engine->Submit(ops[i]);
-      if (!st.ok()) {  // the rest never reach the kernel: fail the request once they drain
-        s.failed = true;
-        s.pending -= static_cast<uint32_t>(ops.size() - i);
-        if (s.pending == 0) {
-          q.inflight--;
-          complete(q, head, kStatusIoErr, 1);
-        }
-        break;
-      }
-    }
-  };
-  auto process = [&](Queue& q, size_t qi) {
-    bool armed = false;
-    q.vq->SuppressNotifications();
-    while (!q.broken) {
-      auto head = q.vq->PopHead();
-      if (!head.ok()) return broken(q, head.status());
-      if (!*head) {
-        if (armed) break;
-        q.vq->ArmNotification();  // then look once more: the driver may have raced us
-        armed = true;
-        continue;
-      }
-      armed = false;
-      if (q.slots[**head].busy) {
-        return broken(q, absl::InvalidArgumentError("driver reused a head still in flight"));
-      }
-      auto chain = q.vq->ReadChain(**head);
-      if (!chain.ok()) return broken(q, chain.status());
-      auto req = ParseBlockRequest(mem, *chain, limits_);
-      if (!req.ok()) return broken(q, req.status());
-      start(q, qi, **head, std::move(*req));
-    }
-    q.engine->Kick();
-  };
-  auto reap = [&](Queue& q) {
-    q.engine->Reap([&](uint64_t tag, int64_t res) {
-      Slot& s = q.slots[tag & 0xffff];
-      const BlockRequest& r = s.req;
-      const bool rw = r.type == kTypeIn || r.type == kTypeOut;
-      if (res < 0 || (rw && static_cast<uint64_t>(res) != r.data_len)) {
-        if (!s.failed && res < 0) {
-          spdlog::debug("{}: host I/O error: {}", thread_name_, strerror(static_cast<int>(-res)));
-        }
-        s.failed = true;
-      }
-      if (--s.pending > 0) return;
-      q.inflight--;
-      if (!q.broken) complete(q, tag & 0xffff, s.failed ? kStatusIoErr : kStatusOk, r.used_len);
-    });
-  };
-  auto maybe_interrupt = [&](Queue& q) {
-    if (q.vq && !q.broken && q.vq->ShouldInterrupt()) irq.Signal(virtio::kInterruptUsedBuffer);
-  };
-
-  // Waits for the host I/O in flight on every queue. `finish` completes the requests normally
-  // (a swap); otherwise they are dropped (reset or teardown: the rings are not ours any more).
-  auto drain = [&](bool finish) {
-    for (Queue& q : queues) {
-      while (q.inflight > 0) {
-        pollfd p{q.engine->event_fd(), POLLIN, 0};
-        poll(&p, 1, 100);
-        if (!finish) q.broken = true;  // completions must not touch the rings any more
-        reap(q);
-      }
-      if (finish) maybe_interrupt(q);
-    }
-  };
-  // PATCH /drives: switch every queue's engine to the new file, then tell the driver.
-  auto swap = [&] {
-    uint64_t v;
-    [[maybe_unused]] ssize_t r = read(swap_fd_.get(), &v, sizeof(v));
-    std::unique_lock lock(pending_mu_);
-    if (!pending_) return;
-    drain(/*finish=*/true);
-    std::vector<std::unique_ptr<IoEngine>> fresh;
-    absl::Status st;
-    for (size_t i = 0; i < queues.size() && st.ok(); ++i) {
-      auto e = engine_kind_ == IoEngine::Kind::kUring
-                   ? CreateUringEngine(pending_->fd.get(), kQueueSize)
-                   : CreateSyncEngine(pending_->fd.get());
-      if (e.ok()) {
-        fresh.push_back(std::move(*e));
-      } else {
-        st = e.status();
-      }
-    }
-    if (st.ok()) {
-      for (size_t i = 0; i < queues.size(); ++i) {
-        if (queues[i].vq) {
-          epoll_ctl(ep.get(), EPOLL_CTL_DEL, queues[i].engine->event_fd(), nullptr);
-          watch(fresh[i]->event_fd(), 2 * i + 1);
-        }
-        queues[i].engine = std::move(fresh[i]);  // the old engine closes its ring
-      }
-      InstallBacking(std::move(*pending_));
-      irq.Signal(virtio::kInterruptConfigChange);
-    }
-    pending_.reset();
-    pending_result_ = st;
-    pending_cv_.notify_all();
-  };
-
-  bool running = true;
-  while (running) {
-    epoll_event evs[16];
-    int n = epoll_wait(ep.get(), evs, 16, -1);
-    for (int i = 0; i < n; ++i) {
-      const uint64_t tag = evs[i].data.u64;
-      if (tag == kStopTag) {
-        running = false;
-        break;
-      }
-      if (tag == kSwapTag) {
-        swap();
-        continue;
-      }
-      const size_t qi = tag / 2;
-      Queue& q = queues[qi];
-      if (tag % 2 == 0) {
-        uint64_t v;
-        [[maybe_unused]] ssize_t r = read(args.notify_fds[qi], &v, sizeof(v));
-        process(q, qi);
-      } else {
-        reap(q);
-        // Completions free slots; anything the driver queued meanwhile is picked up now.
-        process(q, qi);
-      }
-      maybe_interrupt(q);
-    }
-  }
-  // Reset or teardown: wait for the host I/O that still points into guest memory.
-  drain(/*finish=*/false);
-  // A swap that raced with the reset: nothing is in flight any more, so install it here.
-  std::lock_guard lock(pending_mu_);
-  if (pending_) {
-    InstallBacking(std::move(*pending_));
-    pending_.reset();
-    pending_result_ = absl::OkStatus();
-    pending_cv_.notify_all();
-  }
 }
 
 }  // namespace edgevisor::block

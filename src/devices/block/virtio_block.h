@@ -9,14 +9,15 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "src/devices/block/io_engine.h"
 #include "src/devices/block/request.h"
 #include "src/devices/virtio/device.h"
+#include "src/devices/virtio/worker.h"
 #include "src/vmm/config/vm_config.h"
+#include "src/vmm/util/event_fd.h"
 #include "src/vmm/util/fd.h"
 
 namespace edgevisor::block {
@@ -45,6 +46,8 @@ class VirtioBlock : public virtio::VirtioDevice {
   void WriteConfig(uint64_t, absl::Span<const uint8_t>) override {}  // all fields read-only
   absl::Status Activate(virtio::ActivateArgs args) override;
   void Reset() override;
+  std::string counter_group() const override { return "block"; }
+  CounterList Counters() const override;
 
   // Points the drive at another backing file while the VM runs (Firecracker's PATCH /drives
   // with path_on_host): opens it with the drive's flags, waits for the host I/O in flight on
@@ -58,11 +61,11 @@ class VirtioBlock : public virtio::VirtioDevice {
   IoEngine::Kind engine_kind() const { return engine_kind_; }
 
  private:
-  struct Slot;
-  struct Queue;
+  class Worker;  // the device thread's side: virtio_block.cc
   VirtioBlock(DriveConfig cfg, std::string thread_name)
       : cfg_(std::move(cfg)), thread_name_(std::move(thread_name)) {}
-  void Run(virtio::ActivateArgs args, std::vector<std::unique_ptr<IoEngine>> engines);
+  // One host I/O engine on FD, of the kind probed at Create.
+  absl::StatusOr<std::unique_ptr<IoEngine>> CreateEngine(int fd) const;
 
   struct Backing {
     UniqueFd fd;
@@ -81,9 +84,8 @@ class VirtioBlock : public virtio::VirtioDevice {
   virtio_blk::Config config_{};
   IoEngine::Kind engine_kind_ = IoEngine::Kind::kSync;
   BlockCounters counters_;
-  UniqueFd stop_fd_;
-  std::thread worker_;
-  std::atomic<bool> running_{false};  // worker_ started and not yet joined
+  virtio::WorkerThread thread_;
+  std::atomic<bool> running_{false};  // thread_ started and not yet stopped
 
   // Backing-file swaps: ReplaceBacking hands the opened file to the device thread.
   std::mutex swap_mu_;  // one swap at a time, and not during Activate
@@ -91,7 +93,7 @@ class VirtioBlock : public virtio::VirtioDevice {
   std::condition_variable pending_cv_;
   std::optional<Backing> pending_;
   std::optional<absl::Status> pending_result_;
-  UniqueFd swap_fd_{-1};
+  EventFd swap_fd_;  // signalled when pending_ holds a file for the device thread
 };
 
 }  // namespace edgevisor::block

@@ -1,5 +1,7 @@
 #include "src/devices/legacy/pl031.h"
 
+#include "src/vmm/util/event_fd.h"
+
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
@@ -34,8 +36,7 @@ Pl031::~Pl031() {
 
 void Pl031::Wake() {
   if (!wake_fd_.valid()) return;
-  const uint64_t one = 1;
-  [[maybe_unused]] ssize_t n = write(wake_fd_.get(), &one, sizeof(one));
+  SignalEventFd(wake_fd_.get());
 }
 
 uint32_t Pl031::Count() const {
@@ -82,9 +83,8 @@ void Pl031::TimerLoop() {
     }
     pollfd fds[2] = {{timer_fd_.get(), POLLIN, 0}, {wake_fd_.get(), POLLIN, 0}};
     poll(fds, 2, -1);
-    uint64_t v;
-    [[maybe_unused]] ssize_t a = read(timer_fd_.get(), &v, sizeof(v));
-    [[maybe_unused]] ssize_t b = read(wake_fd_.get(), &v, sizeof(v));
+    DrainEventFd(timer_fd_.get());  // a timerfd reads like an eventfd: a counter, 0 if none
+    DrainEventFd(wake_fd_.get());
   }
 }
 

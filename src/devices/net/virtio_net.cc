@@ -1,8 +1,5 @@
 #include "src/devices/net/virtio_net.h"
 
-#include <pthread.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -13,6 +10,7 @@
 #include "src/devices/net/packet.h"
 #include "src/devices/virtio/virtio_spec.h"
 #include "src/vmm/util/errors.h"
+#include "src/vmm/util/event_fd.h"
 #include "src/vmm/util/log.h"
 
 namespace edgevisor::net {
@@ -53,6 +51,23 @@ absl::StatusOr<std::unique_ptr<VirtioNet>> VirtioNet::Create(const NetConfig& cf
 
 VirtioNet::~VirtioNet() { Reset(); }
 
+namespace {
+uint64_t Sum(const std::vector<std::unique_ptr<QueueCounters>>& queues,
+             std::atomic<uint64_t> QueueCounters::*field) {
+  uint64_t t = 0;
+  for (const auto& q : queues) t += ((*q).*field).load();
+  return t;
+}
+}  // namespace
+
+virtio::VirtioDevice::CounterList VirtioNet::Counters() const {
+  using QC = QueueCounters;
+  return {
+      {"rx_packets_count", Sum(rx_, &QC::packets)}, {"rx_bytes_count", Sum(rx_, &QC::bytes)},
+      {"rx_dropped_count", Sum(rx_, &QC::drops)},   {"tx_packets_count", Sum(tx_, &QC::packets)},
+      {"tx_bytes_count", Sum(tx_, &QC::bytes)},     {"tx_dropped_count", Sum(tx_, &QC::drops)}};
+}
+
 uint32_t VirtioNet::device_id() const { return virtio::kDeviceIdNet; }
 
 uint16_t VirtioNet::num_queues() const {
@@ -60,37 +75,7 @@ uint16_t VirtioNet::num_queues() const {
 }
 
 void VirtioNet::ReadConfig(uint64_t offset, absl::Span<uint8_t> data) const {
-  const auto* c = reinterpret_cast<const uint8_t*>(&config_);
-  for (size_t i = 0; i < data.size(); ++i) {
-    data[i] = offset + i < sizeof(config_) ? c[offset + i] : 0;
-  }
-}
-
-absl::Status VirtioNet::Activate(virtio::ActivateArgs args) {
-  Reset();
-  const bool event_idx = args.features & Bit(virtio::kFeatureRingEventIdx);
-  const bool indirect = args.features & Bit(virtio::kFeatureRingIndirectDesc);
-  for (const virtio::QueueConfig& q : args.queues) {
-    if (!q.ready) continue;
-    absl::Status s = virtio::Virtqueue(args.mem, q, event_idx, indirect).Validate();
-    if (!s.ok()) return s;
-  }
-  // Mirror what the guest accepts on receive into the TAP, so the kernel never hands us a
-  // frame (a GSO super-packet, a partial checksum) the guest did not negotiate.
-  absl::Status s = tap_.SetOffload(TapOffloadFlags(args.features));
-  if (!s.ok()) return s;
-  stop_fd_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!stop_fd_.valid()) return ErrnoError("eventfd for net worker");
-  worker_ = std::thread([this, args = std::move(args)]() mutable { Run(std::move(args)); });
-  pthread_setname_np(worker_.native_handle(), thread_name_.substr(0, 15).c_str());
-  return absl::OkStatus();
-}
-
-void VirtioNet::Reset() {
-  if (!worker_.joinable()) return;
-  uint64_t one = 1;
-  [[maybe_unused]] ssize_t n = write(stop_fd_.get(), &one, sizeof(one));
-  worker_.join();
+  virtio::ReadConfigBytes(config_, offset, data);
 }
 
 namespace {
@@ -132,21 +117,27 @@ uint64_t CopyTo(const std::vector<iovec>& iov, const uint8_t* src, uint64_t len)
 
 }  // namespace
 
-void VirtioNet::Run(virtio::ActivateArgs args) {
-  const GuestMemory& mem = *args.mem;
-  virtio::InterruptSink& irq = *args.interrupt;
-  const uint64_t features = args.features;
-  const bool event_idx = features & Bit(virtio::kFeatureRingEventIdx);
-  const bool indirect = features & Bit(virtio::kFeatureRingIndirectDesc);
-  const bool mrg = features & Bit(kFeatureMrgRxbuf);
-  const int pairs = cfg_.queues;
+// ---- the device thread ("netN"): every queue pair and the control queue -----------------------
 
-  std::vector<std::unique_ptr<virtio::Virtqueue>> vqs(args.queues.size());
-  for (size_t i = 0; i < vqs.size(); ++i) {
-    if (args.queues[i].ready) {
-      vqs[i] = std::make_unique<virtio::Virtqueue>(args.mem, args.queues[i], event_idx, indirect);
-    }
-  }
+namespace {
+enum class NetEvent : uint32_t {
+  kNotify,  // the driver's queue notify (ioeventfd); index: the queue (rx 2p, tx 2p+1, ctrl)
+  kTap,     // a TAP queue has frames to read; index: the pair
+};
+}  // namespace
+
+class VirtioNet::Worker : public virtio::Worker {
+ public:
+  Worker(VirtioNet& dev, const virtio::ActivateArgs& args,
+         std::vector<std::unique_ptr<virtio::Virtqueue>> vqs);
+  absl::Status WatchAll();
+
+ protected:
+  void OnStart() override;
+  void OnEvent(virtio::EventId id) override;
+  void AfterEvents() override;
+
+ private:
   struct Pair {
     std::deque<RxChain> rx_chains;  // popped from the RX ring, not yet used
     Frame frame;                    // staging buffer, allocated once per pair
@@ -154,255 +145,304 @@ void VirtioNet::Run(virtio::ActivateArgs args) {
     bool tap_watched = false;
     bool broken = false;
   };
-  std::vector<Pair> state(static_cast<size_t>(pairs));
-  for (Pair& st : state) st.frame.data.resize(sizeof(NetHdr) + kMaxFrame);
-  UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
-  constexpr uint64_t kStop = ~0ull, kTapBase = 1000;
-  auto ctl = [&](int op, int fd, uint64_t tag) {
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = tag;
-    epoll_ctl(ep.get(), op, fd, &ev);
-  };
-  ctl(EPOLL_CTL_ADD, stop_fd_.get(), kStop);
-  for (size_t i = 0; i < vqs.size(); ++i) {
-    if (vqs[i]) ctl(EPOLL_CTL_ADD, args.notify_fds[i], i);
+
+  void ProcessTx(int p);
+  bool SendToTap(int p, const virtio::DescriptorChain& chain);
+  void ProcessRx(int p);
+  bool GatherRx(int p, uint64_t need);
+  bool Deliver(int p);
+  void DeliverWhole(int p);
+  void DeliverMerged(int p);
+  void ProcessCtrl(uint32_t qi);
+  uint8_t ExecuteCtrl(const std::vector<uint8_t>& cmd) const;
+  void WatchTap(int p, bool on);
+  void MarkBroken(int p, const absl::Status& why);
+  virtio::Virtqueue* rxq(int p) { return vqs_[2 * p].get(); }
+  virtio::Virtqueue* txq(int p) { return vqs_[2 * p + 1].get(); }
+
+  VirtioNet& dev_;
+  const GuestMemory& mem_;
+  virtio::InterruptSink& irq_;
+  const uint64_t features_;
+  const bool mrg_;  // VIRTIO_NET_F_MRG_RXBUF: a frame may span several RX chains
+  std::vector<std::unique_ptr<virtio::Virtqueue>> vqs_;
+  std::vector<int> notify_fds_;
+  std::vector<Pair> pairs_;
+  std::vector<bool> want_irq_;  // per queue: used elements added in this batch
+};
+
+VirtioNet::Worker::Worker(VirtioNet& dev, const virtio::ActivateArgs& args,
+                          std::vector<std::unique_ptr<virtio::Virtqueue>> vqs)
+    : dev_(dev),
+      mem_(*args.mem),
+      irq_(*args.interrupt),
+      features_(args.features),
+      mrg_(args.features & Bit(kFeatureMrgRxbuf)),
+      vqs_(std::move(vqs)),
+      notify_fds_(args.notify_fds),
+      pairs_(static_cast<size_t>(dev.cfg_.queues)),
+      want_irq_(vqs_.size(), false) {
+  for (Pair& st : pairs_) st.frame.data.resize(sizeof(NetHdr) + kMaxFrame);
+}
+
+absl::Status VirtioNet::Worker::WatchAll() {
+  for (uint32_t i = 0; i < vqs_.size(); ++i) {
+    if (vqs_[i])
+      EV_RETURN_IF_ERROR(Watch(notify_fds_[i], virtio::EventId::Of(NetEvent::kNotify, i)));
   }
-  auto broken = [&](size_t pair, const absl::Status& why) {
-    if (!state[pair].broken) spdlog::warn("{}: {}", thread_name_, why.message());
-    state[pair].broken = true;
-    irq.NeedsReset();
-  };
-  std::vector<bool> want_irq(vqs.size(), false);
+  return absl::OkStatus();
+}
 
-  // ---- TX: guest -> TAP ----------------------------------------------------------------------
-  auto process_tx = [&](int p) {
-    virtio::Virtqueue* vq = vqs[2 * p + 1].get();
-    if (!vq || state[p].broken) return;
-    QueueCounters& c = *tx_[p];
-    vq->SuppressNotifications();
-    for (bool armed = false;;) {
-      auto head = vq->PopHead();
-      if (!head.ok()) return broken(p, head.status());
-      if (!*head) {
-        if (armed) break;
-        vq->ArmNotification();
-        armed = true;
-        continue;
-      }
-      armed = false;
-      auto chain = vq->ReadChain(**head);
-      if (!chain.ok()) return broken(p, chain.status());
-      const std::vector<iovec> iov = HostViews(mem, *chain);
-      bool ok = chain->writable_bytes == 0;  // a TX chain is all device-readable (§5.1.6.2)
-      NetHdr h{};
-      if (ok && GatherTxHeader(iov, &h)) {
-        absl::Status s = ValidateTxHeader(h, chain->readable_bytes - sizeof(NetHdr), features);
-        if (!s.ok()) {
-          spdlog::debug("{}: TX frame dropped: {}", thread_name_, s.message());
-          ok = false;
-        }
-      } else {
-        ok = false;  // no room for the header, or device-writable buffers in a TX chain
-      }
-      if (ok) {
-        ssize_t n;
-        do {
-          n = writev(tap_.fd(p), iov.data(), static_cast<int>(iov.size()));
-        } while (n < 0 && errno == EINTR);
-        ok = n == static_cast<ssize_t>(chain->readable_bytes);
-      }
-      if (ok) {
-        c.packets++;
-        c.bytes += chain->readable_bytes - sizeof(NetHdr);
-      } else {
-        c.drops++;
-      }
-      absl::Status s = vq->AddUsed(**head, 0);
-      if (!s.ok()) return broken(p, s);
-      want_irq[2 * p + 1] = true;
-    }
-  };
+void VirtioNet::Worker::OnStart() {
+  for (int p = 0; p < static_cast<int>(pairs_.size()); ++p) ProcessRx(p);
+}
 
-  // ---- RX: TAP -> guest ----------------------------------------------------------------------
-  auto watch_tap = [&](int p, bool on) {
-    if (state[p].tap_watched == on) return;
-    ctl(on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, tap_.fd(p), kTapBase + p);
-    state[p].tap_watched = on;
-  };
-  // Pops RX chains until `need` bytes of buffers are held (or the ring is empty).
-  auto gather_rx = [&](int p, uint64_t need) -> bool {
-    Pair& st = state[p];
-    virtio::Virtqueue* vq = vqs[2 * p].get();
-    uint64_t have = 0;
-    for (const RxChain& ch : st.rx_chains) have += ch.capacity;
-    vq->SuppressNotifications();  // armed again below only if the buffers run out
-    for (bool armed = false; have < need;) {
-      auto head = vq->PopHead();
-      if (!head.ok()) {
-        broken(p, head.status());
-        return false;
-      }
-      if (!*head) {
-        if (armed) return false;
-        vq->ArmNotification();
-        armed = true;
-        continue;
-      }
-      armed = false;
-      auto chain = vq->ReadChain(**head);
-      if (!chain.ok()) {
-        broken(p, chain.status());
-        return false;
-      }
-      if (chain->readable_bytes != 0 || chain->writable_bytes < sizeof(NetHdr)) {
-        broken(p, absl::InvalidArgumentError("RX buffer is not device-writable or too small"));
-        return false;
-      }
-      RxChain rc{**head, HostViews(mem, *chain), chain->writable_bytes};
-      have += rc.capacity;
-      st.rx_chains.push_back(std::move(rc));
-      if (!mrg) break;  // without MRG_RXBUF one chain must hold a whole frame
-    }
-    return have >= need;
-  };
-  // Delivers the pending frame if the buffers allow; returns false if it must keep waiting.
-  auto deliver = [&](int p) -> bool {
-    Pair& st = state[p];
-    Frame& f = st.frame;
-    virtio::Virtqueue* vq = vqs[2 * p].get();
-    QueueCounters& c = *rx_[p];
-    if (!mrg) {
-      if (!gather_rx(p, 1)) return false;
-      RxChain ch = std::move(st.rx_chains.front());
-      st.rx_chains.pop_front();
-      if (ch.capacity < f.len) {  // the guest posted a buffer too small for this frame
-        c.drops++;
-        absl::Status s = vq->AddUsed(ch.head, 0);
-        if (!s.ok()) broken(p, s);
-      } else {
-        reinterpret_cast<NetHdr*>(f.data.data())->num_buffers = 1;
-        CopyTo(ch.iov, f.data.data(), f.len);
-        absl::Status s = vq->AddUsed(ch.head, static_cast<uint32_t>(f.len));
-        if (!s.ok()) broken(p, s);
-        c.packets++;
-        c.bytes += f.len - sizeof(NetHdr);
-      }
-      want_irq[2 * p] = true;
-      st.pending = false;
-      return true;
-    }
-    if (!gather_rx(p, f.len)) return false;
-    // Spread the frame over as many buffers as it needs; num_buffers, in the header that
-    // lands in the first buffer, tells the guest how many (§5.1.6.4).
-    uint16_t count = 0;
-    for (uint64_t covered = 0; covered < f.len; ++count) covered += st.rx_chains[count].capacity;
-    reinterpret_cast<NetHdr*>(f.data.data())->num_buffers = count;
-    uint64_t off = 0;
-    std::vector<std::pair<uint16_t, uint32_t>> elems;
-    for (uint16_t i = 0; i < count; ++i) {
-      RxChain ch = std::move(st.rx_chains.front());
-      st.rx_chains.pop_front();
-      const uint64_t n = CopyTo(ch.iov, f.data.data() + off, f.len - off);
-      elems.push_back({ch.head, static_cast<uint32_t>(n)});
-      off += n;
-    }
-    for (const auto& [head, len] : elems) {
-      absl::Status s = vq->AddUsed(head, len);
-      if (!s.ok()) return broken(p, s), true;
-    }
-    c.packets++;
-    c.bytes += f.len - sizeof(NetHdr);
-    want_irq[2 * p] = true;
-    st.pending = false;
-    return true;
-  };
-  auto process_rx = [&](int p) {
-    Pair& st = state[p];
-    if (!vqs[2 * p] || st.broken) return;
-    for (;;) {
-      if (st.pending && !deliver(p)) break;  // out of buffers: wait for the guest
-      if (st.broken) return;
-      Frame& f = st.frame;
-      ssize_t n = read(tap_.fd(p), f.data.data(), f.data.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {  // EAGAIN: the TAP is empty; wait for it
-        watch_tap(p, true);
-        return;
-      }
-      if (static_cast<size_t>(n) < sizeof(NetHdr)) {
-        rx_[p]->drops++;
-        continue;
-      }
-      f.len = static_cast<size_t>(n);
-      st.pending = true;
-    }
-    watch_tap(p, false);  // backpressure: no reads until the guest posts buffers
-  };
-
-  // ---- control queue ---------------------------------------------------------------------------
-  auto process_ctrl = [&](size_t qi) {
-    virtio::Virtqueue* vq = vqs[qi].get();
-    for (;;) {
-      auto head = vq->PopHead();
-      if (!head.ok()) return broken(0, head.status());
-      if (!*head) break;
-      auto chain = vq->ReadChain(**head);
-      if (!chain.ok()) return broken(0, chain.status());
-      // Readable: class, command, data. Writable: the one-byte ack (§5.1.6.5).
-      std::vector<uint8_t> cmd;
-      uint8_t* ack = nullptr;
-      for (const virtio::ChainDesc& d : chain->descs) {
-        absl::Span<uint8_t> v = *mem.Translate(d.addr, d.len);
-        if (!d.writable) {
-          cmd.insert(cmd.end(), v.begin(), v.end());
-        } else if (!v.empty()) {
-          ack = v.data() + v.size() - 1;
-        }
-      }
-      if (ack == nullptr)
-        return broken(0, absl::InvalidArgumentError("control command has no ack"));
-      uint8_t result = kCtrlErr;
-      if (cmd.size() == 4 && cmd[0] == kCtrlMq && cmd[1] == kCtrlMqVqPairsSet) {
-        const uint16_t want = static_cast<uint16_t>(cmd[2] | (cmd[3] << 8));
-        if (want >= 1 && want <= pairs) result = kCtrlOk;  // every pair is always served
-      }
-      *ack = result;
-      absl::Status s = vq->AddUsed(**head, 1);
-      if (!s.ok()) return broken(0, s);
-      want_irq[qi] = true;
-    }
-  };
-
-  for (int p = 0; p < pairs; ++p) process_rx(p);
-  for (bool running = true; running;) {
-    epoll_event evs[16];
-    const int n = epoll_wait(ep.get(), evs, 16, -1);
-    for (int i = 0; i < n; ++i) {
-      const uint64_t tag = evs[i].data.u64;
-      if (tag == kStop) {
-        running = false;
-        break;
-      }
-      if (tag >= kTapBase) {
-        process_rx(static_cast<int>(tag - kTapBase));
-        continue;
-      }
-      uint64_t v;
-      [[maybe_unused]] ssize_t r = read(args.notify_fds[tag], &v, sizeof(v));
-      if (tag == static_cast<uint64_t>(2 * pairs)) {
-        process_ctrl(tag);
-      } else if (tag % 2 == 0) {
-        process_rx(static_cast<int>(tag / 2));  // new buffers: resume a waiting frame
-      } else {
-        process_tx(static_cast<int>(tag / 2));
-      }
-    }
-    for (size_t q = 0; q < vqs.size(); ++q) {
-      if (want_irq[q] && vqs[q]->ShouldInterrupt()) irq.Signal(virtio::kInterruptUsedBuffer);
-      want_irq[q] = false;
-    }
+void VirtioNet::Worker::OnEvent(virtio::EventId id) {
+  if (id.Is(NetEvent::kTap)) return ProcessRx(static_cast<int>(id.index));
+  DrainEventFd(notify_fds_[id.index]);
+  if (id.index == 2 * pairs_.size()) {
+    ProcessCtrl(id.index);
+  } else if (id.index % 2 == 0) {
+    ProcessRx(static_cast<int>(id.index / 2));  // new buffers: resume a waiting frame
+  } else {
+    ProcessTx(static_cast<int>(id.index / 2));
   }
 }
+
+void VirtioNet::Worker::AfterEvents() {
+  for (size_t q = 0; q < vqs_.size(); ++q) {
+    if (want_irq_[q] && vqs_[q]->ShouldInterrupt()) irq_.Signal(virtio::kInterruptUsedBuffer);
+    want_irq_[q] = false;
+  }
+}
+
+// The driver broke a ring (§2.1.2): the pair stops, and the device asks for a reset.
+void VirtioNet::Worker::MarkBroken(int p, const absl::Status& why) {
+  if (!pairs_[p].broken) spdlog::warn("{}: {}", dev_.thread_name_, why.message());
+  pairs_[p].broken = true;
+  irq_.NeedsReset();
+}
+
+// ---- TX: guest -> TAP ---------------------------------------------------------------------------
+
+void VirtioNet::Worker::ProcessTx(int p) {
+  virtio::Virtqueue* vq = txq(p);
+  if (!vq || pairs_[p].broken) return;
+  QueueCounters& c = *dev_.tx_[p];
+  vq->SuppressNotifications();
+  for (;;) {
+    auto head = vq->PopOrEnableNotification();
+    if (!head.ok()) return MarkBroken(p, head.status());
+    if (!*head) break;
+    auto chain = vq->ReadChain(**head);
+    if (!chain.ok()) return MarkBroken(p, chain.status());
+    if (SendToTap(p, *chain)) {
+      c.packets++;
+      c.bytes += chain->readable_bytes - sizeof(NetHdr);
+    } else {
+      c.drops++;
+    }
+    absl::Status s = vq->AddUsed(**head, 0);
+    if (!s.ok()) return MarkBroken(p, s);
+    want_irq_[2 * p + 1] = true;
+  }
+}
+
+// One TX chain to the TAP: false (a drop) for a chain with device-writable buffers (§5.1.6.2),
+// without room for the header, with a header the features do not allow, or a short write.
+bool VirtioNet::Worker::SendToTap(int p, const virtio::DescriptorChain& chain) {
+  if (chain.writable_bytes != 0) return false;
+  const std::vector<iovec> iov = HostViews(mem_, chain);
+  NetHdr h{};
+  if (!GatherTxHeader(iov, &h)) return false;
+  absl::Status s = ValidateTxHeader(h, chain.readable_bytes - sizeof(NetHdr), features_);
+  if (!s.ok()) {
+    spdlog::debug("{}: TX frame dropped: {}", dev_.thread_name_, s.message());
+    return false;
+  }
+  ssize_t n;
+  do {
+    n = writev(dev_.tap_.fd(p), iov.data(), static_cast<int>(iov.size()));
+  } while (n < 0 && errno == EINTR);
+  return n == static_cast<ssize_t>(chain.readable_bytes);
+}
+
+// ---- RX: TAP -> guest ---------------------------------------------------------------------------
+
+// Reads frames from the TAP while the guest has buffers for them. Out of buffers, the TAP
+// leaves the epoll set (backpressure) until the guest posts more.
+void VirtioNet::Worker::ProcessRx(int p) {
+  Pair& st = pairs_[p];
+  if (!rxq(p) || st.broken) return;
+  for (;;) {
+    if (st.pending && !Deliver(p)) break;  // out of buffers: wait for the guest
+    if (st.broken) return;
+    Frame& f = st.frame;
+    ssize_t n = read(dev_.tap_.fd(p), f.data.data(), f.data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {  // EAGAIN: the TAP is empty; wait for it
+      WatchTap(p, true);
+      return;
+    }
+    if (static_cast<size_t>(n) < sizeof(NetHdr)) {
+      dev_.rx_[p]->drops++;
+      continue;
+    }
+    f.len = static_cast<size_t>(n);
+    st.pending = true;
+  }
+  WatchTap(p, false);
+}
+
+void VirtioNet::Worker::WatchTap(int p, bool on) {
+  Pair& st = pairs_[p];
+  if (st.tap_watched == on) return;
+  const int fd = dev_.tap_.fd(p);
+  absl::Status s = on ? Watch(fd, virtio::EventId::Of(NetEvent::kTap, p)) : Unwatch(fd);
+  if (!s.ok()) {
+    spdlog::error("{}: {}", dev_.thread_name_, s.message());
+    return;
+  }
+  st.tap_watched = on;
+}
+
+// Pops RX chains until `need` bytes of buffers are held (or the ring is empty).
+bool VirtioNet::Worker::GatherRx(int p, uint64_t need) {
+  Pair& st = pairs_[p];
+  virtio::Virtqueue* vq = rxq(p);
+  uint64_t have = 0;
+  for (const RxChain& ch : st.rx_chains) have += ch.capacity;
+  vq->SuppressNotifications();  // armed again below only if the buffers run out
+  while (have < need) {
+    auto head = vq->PopOrEnableNotification();
+    if (!head.ok()) return MarkBroken(p, head.status()), false;
+    if (!*head) return false;
+    auto chain = vq->ReadChain(**head);
+    if (!chain.ok()) return MarkBroken(p, chain.status()), false;
+    if (chain->readable_bytes != 0 || chain->writable_bytes < sizeof(NetHdr)) {
+      MarkBroken(p, absl::InvalidArgumentError("RX buffer is not device-writable or too small"));
+      return false;
+    }
+    RxChain rc{**head, HostViews(mem_, *chain), chain->writable_bytes};
+    have += rc.capacity;
+    st.rx_chains.push_back(std::move(rc));
+    if (!mrg_) break;  // without MRG_RXBUF one chain must hold a whole frame
+  }
+  return have >= need;
+}
+
+// Delivers the pending frame if the buffers allow; false if it must keep waiting.
+bool VirtioNet::Worker::Deliver(int p) {
+  if (!GatherRx(p, mrg_ ? pairs_[p].frame.len : 1)) return false;
+  if (mrg_) {
+    DeliverMerged(p);
+  } else {
+    DeliverWhole(p);
+  }
+  if (pairs_[p].broken) return true;  // no interrupt for a ring the device gave up on
+  want_irq_[2 * p] = true;
+  pairs_[p].pending = false;
+  return true;
+}
+
+// Without MRG_RXBUF: the frame into one chain, or dropped if the guest posted one too small.
+void VirtioNet::Worker::DeliverWhole(int p) {
+  Pair& st = pairs_[p];
+  Frame& f = st.frame;
+  QueueCounters& c = *dev_.rx_[p];
+  RxChain ch = std::move(st.rx_chains.front());
+  st.rx_chains.pop_front();
+  uint32_t used = 0;
+  if (ch.capacity < f.len) {
+    c.drops++;
+  } else {
+    reinterpret_cast<NetHdr*>(f.data.data())->num_buffers = 1;
+    CopyTo(ch.iov, f.data.data(), f.len);
+    used = static_cast<uint32_t>(f.len);
+    c.packets++;
+    c.bytes += f.len - sizeof(NetHdr);
+  }
+  absl::Status s = rxq(p)->AddUsed(ch.head, used);
+  if (!s.ok()) MarkBroken(p, s);
+}
+
+// With MRG_RXBUF: the frame spread over as many chains as it needs; num_buffers, in the header
+// that lands in the first one, tells the guest how many (§5.1.6.4).
+void VirtioNet::Worker::DeliverMerged(int p) {
+  Pair& st = pairs_[p];
+  Frame& f = st.frame;
+  uint16_t count = 0;
+  for (uint64_t covered = 0; covered < f.len; ++count) covered += st.rx_chains[count].capacity;
+  reinterpret_cast<NetHdr*>(f.data.data())->num_buffers = count;
+  uint64_t off = 0;
+  std::vector<std::pair<uint16_t, uint32_t>> elems;
+  for (uint16_t i = 0; i < count; ++i) {
+    RxChain ch = std::move(st.rx_chains.front());
+    st.rx_chains.pop_front();
+    const uint64_t n = CopyTo(ch.iov, f.data.data() + off, f.len - off);
+    elems.push_back({ch.head, static_cast<uint32_t>(n)});
+    off += n;
+  }
+  for (const auto& [head, len] : elems) {
+    absl::Status s = rxq(p)->AddUsed(head, len);
+    if (!s.ok()) return MarkBroken(p, s);
+  }
+  dev_.rx_[p]->packets++;
+  dev_.rx_[p]->bytes += f.len - sizeof(NetHdr);
+}
+
+// ---- control queue ------------------------------------------------------------------------------
+
+void VirtioNet::Worker::ProcessCtrl(uint32_t qi) {
+  virtio::Virtqueue* vq = vqs_[qi].get();
+  for (;;) {
+    auto head = vq->PopHead();
+    if (!head.ok()) return MarkBroken(0, head.status());
+    if (!*head) break;
+    auto chain = vq->ReadChain(**head);
+    if (!chain.ok()) return MarkBroken(0, chain.status());
+    // Readable: class, command, data. Writable: the one-byte ack (§5.1.6.5).
+    std::vector<uint8_t> cmd;
+    uint8_t* ack = nullptr;
+    for (const virtio::ChainDesc& d : chain->descs) {
+      absl::Span<uint8_t> v = *mem_.Translate(d.addr, d.len);
+      if (!d.writable) {
+        cmd.insert(cmd.end(), v.begin(), v.end());
+      } else if (!v.empty()) {
+        ack = v.data() + v.size() - 1;
+      }
+    }
+    if (ack == nullptr) {
+      return MarkBroken(0, absl::InvalidArgumentError("control command has no ack"));
+    }
+    *ack = ExecuteCtrl(cmd);
+    absl::Status s = vq->AddUsed(**head, 1);
+    if (!s.ok()) return MarkBroken(0, s);
+    want_irq_[qi] = true;
+  }
+}
+
+// VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET within the pairs we have is the one command: every pair is
+// always served, so it only needs an answer.
+uint8_t VirtioNet::Worker::ExecuteCtrl(const std::vector<uint8_t>& cmd) const {
+  if (cmd.size() == 4 && cmd[0] == kCtrlMq && cmd[1] == kCtrlMqVqPairsSet) {
+    const uint16_t want = static_cast<uint16_t>(cmd[2] | (cmd[3] << 8));
+    if (want >= 1 && want <= pairs_.size()) return kCtrlOk;
+  }
+  return kCtrlErr;
+}
+
+absl::Status VirtioNet::Activate(virtio::ActivateArgs args) {
+  Reset();
+  EV_ASSIGN_OR_RETURN(auto vqs, virtio::MakeQueues(args));
+  // Mirror what the guest accepts on receive into the TAP, so the kernel never hands us a
+  // frame (a GSO super-packet, a partial checksum) the guest did not negotiate.
+  EV_RETURN_IF_ERROR(tap_.SetOffload(TapOffloadFlags(args.features)));
+  auto worker = std::make_unique<Worker>(*this, args, std::move(vqs));
+  EV_RETURN_IF_ERROR(worker->WatchAll());
+  return thread_.Start(thread_name_, std::move(worker));
+}
+
+void VirtioNet::Reset() { thread_.Stop(); }
 
 }  // namespace edgevisor::net

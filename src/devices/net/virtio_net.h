@@ -9,12 +9,12 @@
 #include <atomic>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "src/devices/net/virtio_net_spec.h"
 #include "src/devices/virtio/device.h"
+#include "src/devices/virtio/worker.h"
 #include "src/net/tap.h"
 #include "src/vmm/config/vm_config.h"
 #include "src/vmm/util/fd.h"
@@ -41,14 +41,12 @@ class VirtioNet : public virtio::VirtioDevice {
   void WriteConfig(uint64_t, absl::Span<const uint8_t>) override {}  // MAC is read-only here
   absl::Status Activate(virtio::ActivateArgs args) override;
   void Reset() override;
-
-  // Per pair: rx[i], tx[i].
-  const std::vector<std::unique_ptr<QueueCounters>>& rx_counters() const { return rx_; }
-  const std::vector<std::unique_ptr<QueueCounters>>& tx_counters() const { return tx_; }
+  std::string counter_group() const override { return "net"; }
+  CounterList Counters() const override;
 
  private:
+  class Worker;  // the device thread's side: virtio_net.cc
   VirtioNet(NetConfig cfg, Tap tap, std::string thread_name);
-  void Run(virtio::ActivateArgs args);
 
   NetConfig cfg_;
   Tap tap_;
@@ -56,8 +54,7 @@ class VirtioNet : public virtio::VirtioDevice {
   uint64_t features_ = 0;
   virtio_net::Config config_{};
   std::vector<std::unique_ptr<QueueCounters>> rx_, tx_;
-  UniqueFd stop_fd_;
-  std::thread worker_;
+  virtio::WorkerThread thread_;
 };
 
 }  // namespace edgevisor::net

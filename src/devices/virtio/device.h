@@ -3,6 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -45,6 +49,29 @@ class VirtioDevice {
   virtual absl::Status Activate(ActivateArgs args) = 0;
   // Stops processing and drops all queue state. Safe to call when not active.
   virtual void Reset() = 0;
+
+  // The device's cumulative counters under the names the metrics use (Firecracker's), and the
+  // group the VMM sums them under ("block", "net"). The VMM knows none of the names.
+  using CounterList = std::vector<std::pair<std::string, uint64_t>>;
+  virtual std::string counter_group() const = 0;
+  virtual CounterList Counters() const = 0;
 };
+
+// The common part of every device's Activate: a Virtqueue for each queue the driver made ready
+// (nullptr for the others), each checked (size, alignment, inside guest RAM) before any is used.
+absl::StatusOr<std::vector<std::unique_ptr<Virtqueue>>> MakeQueues(const ActivateArgs& args);
+
+// A config-space read (§4.2.2.2, device-specific configuration) from the device's config struct
+// CONFIG: bytes past its end read as 0.
+template <typename Config>
+void ReadConfigBytes(const Config& config, uint64_t offset, absl::Span<uint8_t> data) {
+  static_assert(std::is_trivially_copyable_v<Config>);
+  for (size_t i = 0; i < data.size(); ++i) {
+    uint8_t b = 0;
+    if (offset + i < sizeof(Config))
+      std::memcpy(&b, reinterpret_cast<const uint8_t*>(&config) + offset + i, 1);
+    data[i] = b;
+  }
+}
 
 }  // namespace edgevisor::virtio

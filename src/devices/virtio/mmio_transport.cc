@@ -7,6 +7,7 @@
 
 #include "src/devices/virtio/virtio_spec.h"
 #include "src/vmm/util/errors.h"
+#include "src/vmm/util/event_fd.h"
 #include "src/vmm/util/log.h"
 
 namespace edgevisor::virtio {
@@ -181,10 +182,7 @@ void MmioTransport::WriteReg(uint64_t offset, uint32_t v) {
       break;
     case kQueueNotify:
       // Normally KVM's ioeventfd catches this write; without it we forward by hand.
-      if (v < notify_fds_.size()) {
-        uint64_t one = 1;
-        [[maybe_unused]] ssize_t n = ::write(notify_fds_[v].get(), &one, sizeof(one));
-      }
+      if (v < notify_fds_.size()) SignalEventFd(notify_fds_[v].get());
       break;
     case kInterruptAck:
       interrupt_status_.fetch_and(~v);
@@ -248,8 +246,7 @@ void MmioTransport::Signal(uint32_t bits) {
   // before and after its config reads sees the difference and reads again (§4.2.2.1).
   if (bits & kInterruptConfigChange) config_generation_.fetch_add(1);
   interrupt_status_.fetch_or(bits);
-  uint64_t one = 1;
-  [[maybe_unused]] ssize_t n = ::write(irq_fd_.get(), &one, sizeof(one));
+  SignalEventFd(irq_fd_.get());
 }
 
 void MmioTransport::NeedsReset() {

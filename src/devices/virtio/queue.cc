@@ -60,6 +60,13 @@ absl::StatusOr<std::optional<uint16_t>> Virtqueue::PopHead() {
   return head;
 }
 
+absl::StatusOr<std::optional<uint16_t>> Virtqueue::PopOrEnableNotification() {
+  auto head = PopHead();
+  if (!head.ok() || head->has_value()) return head;
+  ArmNotification();
+  return PopHead();
+}
+
 absl::StatusOr<DescriptorChain> Virtqueue::ReadChain(uint16_t head) const {
   return ReadDescriptorChain(*mem_, {cfg_.desc, cfg_.size, indirect_}, head);
 }

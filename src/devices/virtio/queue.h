@@ -33,6 +33,10 @@ class Virtqueue {
   // The next available head, nullopt when the ring is empty. An error when the driver moved
   // avail->idx by more than the queue size or published an out-of-range head.
   absl::StatusOr<std::optional<uint16_t>> PopHead();
+  // PopHead, but on an empty ring ask the driver for a notification and look once more: the
+  // driver may have added a chain between the look and the asking, and would not notify for
+  // it (compare Firecracker's pop_or_enable_notification). nullopt: empty, and armed.
+  absl::StatusOr<std::optional<uint16_t>> PopOrEnableNotification();
   absl::StatusOr<DescriptorChain> ReadChain(uint16_t head) const;
 
   // Publishes one used element (write element, release, then bump used->idx).

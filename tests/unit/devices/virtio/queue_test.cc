@@ -108,5 +108,34 @@ TEST_F(QueueTest, ArmWritesAvailEvent) {
   EXPECT_EQ(*mem_.ReadObj<uint16_t>(kUsed + 4 + 8 * 8), 3);
 }
 
+TEST_F(QueueTest, PopOrEnableNotificationPopsWithoutArming) {
+  Virtqueue q(&mem_, cfg_, /*event_idx=*/false, false);
+  q.SuppressNotifications();
+  SetAvailRing(0, 4);
+  SetAvailIdx(1);
+  EXPECT_EQ(**q.PopOrEnableNotification(), 4);
+  EXPECT_EQ(*mem_.ReadObj<uint16_t>(kUsed), kUsedFlagNoNotify);  // still draining: no notify
+}
+
+TEST_F(QueueTest, PopOrEnableNotificationArmsOnAnEmptyRing) {
+  Virtqueue q(&mem_, cfg_, /*event_idx=*/false, false);
+  q.SuppressNotifications();
+  EXPECT_FALSE(q.PopOrEnableNotification()->has_value());
+  EXPECT_EQ(*mem_.ReadObj<uint16_t>(kUsed), 0);  // the driver notifies for the next chain
+
+  Virtqueue e(&mem_, cfg_, /*event_idx=*/true, false);
+  SetAvailRing(0, 1);
+  SetAvailIdx(1);
+  EXPECT_EQ(**e.PopOrEnableNotification(), 1);
+  EXPECT_FALSE(e.PopOrEnableNotification()->has_value());
+  EXPECT_EQ(*mem_.ReadObj<uint16_t>(kUsed + 4 + 8 * 8), 1);  // avail_event: the next entry
+}
+
+TEST_F(QueueTest, PopOrEnableNotificationReportsACorruptRing) {
+  Virtqueue q(&mem_, cfg_, false, false);
+  SetAvailIdx(9);  // more than the queue size at once
+  EXPECT_FALSE(q.PopOrEnableNotification().ok());
+}
+
 }  // namespace
 }  // namespace edgevisor::virtio
