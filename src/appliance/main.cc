@@ -25,7 +25,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -33,6 +32,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "src/appliance/config.h"
 #include "src/appliance/gpt.h"
 #include "src/appliance/supervisor.h"
@@ -212,13 +212,13 @@ int GrowData(const std::vector<std::string>& args) {
 class Console {
  public:
   void Line(const std::string& s) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     std::fprintf(stdout, "%s\n", s.c_str());
     std::fflush(stdout);
   }
 
  private:
-  std::mutex mu_;
+  absl::Mutex mu_;
 };
 
 // Runs a command (busybox applets on the appliance) and says so when it fails.

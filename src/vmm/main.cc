@@ -19,6 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "spdlog/sinks/basic_file_sink.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "src/net/tap.h"
@@ -29,6 +30,7 @@
 #include "src/vmm/config/fc_config.h"
 #include "src/vmm/metrics.h"
 #include "src/vmm/util/errors.h"
+#include "src/vmm/util/event_fd.h"
 #include "src/vmm/util/log.h"
 
 namespace {
@@ -146,9 +148,9 @@ class VmmHandle : public edgevisor::api::RunningVm {
 
 // Hands the VM that InstanceStart built (on the API thread) to the main thread, which runs it.
 struct Launch {
-  std::mutex mu;
-  std::unique_ptr<edgevisor::Vmm> vmm;
-  std::unique_ptr<VmmHandle> handle;
+  absl::Mutex mu;
+  std::unique_ptr<edgevisor::Vmm> vmm ABSL_GUARDED_BY(mu);
+  std::unique_ptr<VmmHandle> handle ABSL_GUARDED_BY(mu);
   edgevisor::UniqueFd started{eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
 };
 
@@ -164,11 +166,10 @@ int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
     if (!vmm.ok()) return vmm.status();  // the controller puts it in the API's terms
     (*vmm)->SetMetrics(std::move(metrics));
     EV_RETURN_IF_ERROR((*vmm)->Start());
-    std::lock_guard lock(launch.mu);
+    absl::MutexLock lock(&launch.mu);
     launch.vmm = std::move(*vmm);
     launch.handle = std::make_unique<VmmHandle>(launch.vmm.get());
-    const uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = write(launch.started.get(), &one, sizeof(one));
+    edgevisor::SignalEventFd(launch.started.get());
     return launch.handle.get();
   };
   hooks.check_drive = CheckDrive;
@@ -240,7 +241,7 @@ int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
   }
   edgevisor::Vmm* vmm;
   {
-    std::lock_guard lock(launch.mu);
+    absl::MutexLock lock(&launch.mu);
     vmm = launch.vmm.get();
   }
   const int code = vmm->Run();

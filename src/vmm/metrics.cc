@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "src/vmm/util/errors.h"
 
 namespace edgevisor {
@@ -40,7 +41,7 @@ Json MetricsWriter::Delta(const Json& totals, const Json& previous) {
 }
 
 absl::Status MetricsWriter::Flush(const Json& totals) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   Json line = Delta(totals, previous_);
   previous_ = totals;
   line["utc_timestamp_ms"] =

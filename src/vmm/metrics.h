@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
 #include "src/vmm/config/fc_config.h"
 #include "src/vmm/util/fd.h"
@@ -32,11 +33,11 @@ class MetricsWriter {
  private:
   MetricsWriter(UniqueFd fd, MetricsConfig cfg, std::string vm_id)
       : fd_(std::move(fd)), cfg_(std::move(cfg)), vm_id_(std::move(vm_id)) {}
-  std::mutex mu_;
+  absl::Mutex mu_;
   UniqueFd fd_;
   MetricsConfig cfg_;
   std::string vm_id_;
-  Json previous_ = Json::object();
+  Json previous_ ABSL_GUARDED_BY(mu_) = Json::object();
 };
 
 }  // namespace edgevisor

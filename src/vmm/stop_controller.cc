@@ -2,6 +2,7 @@
 
 #include <sys/eventfd.h>
 
+#include "absl/synchronization/mutex.h"
 #include "src/vmm/util/errors.h"
 
 namespace edgevisor {
@@ -14,7 +15,7 @@ absl::StatusOr<std::shared_ptr<StopController>> StopController::Create() {
 
 void StopController::Request(StopReason reason, int exit_code, std::string message) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (info_) return;
     info_ = StopInfo{reason, exit_code, std::move(message)};
   }
@@ -24,7 +25,7 @@ void StopController::Request(StopReason reason, int exit_code, std::string messa
 }
 
 std::optional<StopInfo> StopController::info() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return info_;
 }
 

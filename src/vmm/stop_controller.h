@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "src/vmm/util/fd.h"
 
 namespace edgevisor {
@@ -49,8 +50,8 @@ class StopController {
   explicit StopController(UniqueFd fd) : event_fd_(std::move(fd)) {}
   UniqueFd event_fd_;
   std::atomic<bool> requested_{false};
-  mutable std::mutex mu_;
-  std::optional<StopInfo> info_;
+  mutable absl::Mutex mu_;
+  std::optional<StopInfo> info_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace edgevisor

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
 #include "src/vmm/util/log.h"
 
@@ -71,11 +72,17 @@ Vmm::Vmm(VmParts parts)
 }
 
 Vmm::~Vmm() {
-  if (!threads_.empty()) {
-    p_.stop->Request(StopReason::kVmmError, kExitVmmError, "VM destroyed while running");
-    KickAll();
+  std::vector<std::thread> threads;
+  {
+    absl::MutexLock lock(&start_mu_);
+    if (!threads_.empty()) {
+      p_.stop->Request(StopReason::kVmmError, kExitVmmError, "VM destroyed while running");
+      KickAll();
+    }
+    threads = std::move(threads_);
   }
-  for (std::thread& t : threads_) {
+  // Joined without start_mu_: Pause takes it while holding pause_mu_, which vCPUs need to exit.
+  for (std::thread& t : threads) {
     if (t.joinable()) t.join();
   }
 }
@@ -100,7 +107,7 @@ void Vmm::KickAll() {
 }
 
 absl::Status Vmm::Start() {
-  std::lock_guard lock(start_mu_);
+  absl::MutexLock lock(&start_mu_);
   if (!threads_.empty()) return absl::OkStatus();
   for (size_t i = 0; i < p_.vcpus.size(); ++i) {
     threads_.emplace_back([this, i] { VcpuThread(i); });
@@ -109,32 +116,38 @@ absl::Status Vmm::Start() {
 }
 
 absl::Status Vmm::Pause() {
-  std::unique_lock lock(pause_mu_);
+  absl::MutexLock lock(&pause_mu_);
   if (p_.stop->requested()) return absl::FailedPreconditionError("the VM is stopping");
   pause_requested_.store(true, std::memory_order_release);
   {
-    std::lock_guard start_lock(start_mu_);
+    absl::MutexLock start_lock(&start_mu_);
     KickAll();
   }
-  const size_t n = p_.vcpus.size();
-  // A vCPU leaves KVM_RUN within one kick; the bound only guards against a wedged host.
-  if (!pause_cv_.wait_for(lock, std::chrono::seconds(5),
-                          [&] { return paused_count_ == n || p_.stop->requested(); })) {
-    pause_requested_.store(false, std::memory_order_release);
-    pause_cv_.notify_all();
+  // A vCPU leaves KVM_RUN within one kick; the bound only guards against a wedged host. (A
+  // waiter's condition is evaluated again whenever pause_mu_ is released.)
+  if (!pause_mu_.AwaitWithTimeout(absl::Condition(this, &Vmm::AllPausedOrStopping),
+                                  absl::Seconds(5))) {
+    pause_requested_.store(false, std::memory_order_release);  // the paused ones go on
     return absl::DeadlineExceededError("vCPUs did not pause within 5 s");
   }
-  if (paused_count_ != n) return absl::FailedPreconditionError("the VM is stopping");
+  if (paused_count_ != p_.vcpus.size()) return absl::FailedPreconditionError("the VM is stopping");
   spdlog::info("VM paused");
   return absl::OkStatus();
 }
 
 absl::Status Vmm::Resume() {
-  std::lock_guard lock(pause_mu_);
+  absl::MutexLock lock(&pause_mu_);
   if (p_.stop->requested()) return absl::FailedPreconditionError("the VM is stopping");
   if (pause_requested_.exchange(false, std::memory_order_acq_rel)) spdlog::info("VM resumed");
-  pause_cv_.notify_all();
-  return absl::OkStatus();
+  return absl::OkStatus();  // releasing pause_mu_ wakes the paused vCPUs
+}
+
+bool Vmm::AllPausedOrStopping() const {
+  return paused_count_ == p_.vcpus.size() || p_.stop->requested();
+}
+
+bool Vmm::ResumedOrStopping() const {
+  return !pause_requested_.load(std::memory_order_acquire) || p_.stop->requested();
 }
 
 absl::Status Vmm::ReplaceDriveBacking(const std::string& id, const std::string& path) {
@@ -245,7 +258,10 @@ int Vmm::Run() {
       } else if (fd == tfd.get()) {
         uint64_t ticks;
         [[maybe_unused]] ssize_t r = read(tfd.get(), &ticks, sizeof(ticks));
-        KickAll();  // each vCPU re-checks whether it is parked
+        {
+          absl::MutexLock lock(&start_mu_);
+          KickAll();  // each vCPU re-checks whether it is parked
+        }
         if (!input_on && p_.serial_input_fd >= 0 && p_.uart->InputSpace() > 0) {
           input_on = add(p_.serial_input_fd);
         }
@@ -277,15 +293,16 @@ int Vmm::Run() {
   }
 
   {
-    std::lock_guard lock(pause_mu_);  // wake paused vCPUs: they see the stop and exit
-    pause_cv_.notify_all();
+    absl::MutexLock lock(&pause_mu_);  // on release, paused vCPUs see the stop and exit
   }
+  std::vector<std::thread> threads;
   {
-    std::lock_guard lock(start_mu_);
+    absl::MutexLock lock(&start_mu_);
     KickAll();
+    threads = std::move(threads_);
+    threads_.clear();
   }
-  for (std::thread& t : threads_) t.join();
-  threads_.clear();
+  for (std::thread& t : threads) t.join();  // without start_mu_: see ~Vmm
   if (metrics_) {
     if (absl::Status s = metrics_->Flush(Counters()); !s.ok()) spdlog::warn("{}", s.message());
   }
@@ -312,12 +329,9 @@ void Vmm::VcpuThread(size_t index) {
 
   while (!p_.stop->requested()) {
     if (pause_requested_.load(std::memory_order_acquire)) {
-      std::unique_lock lock(pause_mu_);
+      absl::MutexLock lock(&pause_mu_);
       ++paused_count_;
-      pause_cv_.notify_all();
-      pause_cv_.wait(lock, [&] {
-        return !pause_requested_.load(std::memory_order_acquire) || p_.stop->requested();
-      });
+      pause_mu_.Await(absl::Condition(this, &Vmm::ResumedOrStopping));
       --paused_count_;
       continue;
     }

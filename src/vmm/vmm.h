@@ -3,12 +3,13 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <memory>
 #include <mutex>
+
 #include <thread>
 #include <utility>
 #include <vector>
+#include "absl/synchronization/mutex.h"
 
 #include "nlohmann/json_fwd.hpp"
 #include "src/devices/block/virtio_block.h"
@@ -92,7 +93,7 @@ class Vmm {
   // Handles one exit; false when the vCPU loop should end.
   bool HandleExit(Vcpu& vcpu);
   void CheckParked(Vcpu& vcpu);
-  void KickAll();
+  void KickAll() ABSL_EXCLUSIVE_LOCKS_REQUIRED(start_mu_);
   // Stops the VM as crashed, naming the vCPU and RIP. `emulator_limit` adds the hint about
   // software-virtualized hosts, for the exits that such hosts cause.
   void Crash(Vcpu& vcpu, const std::string& what, bool emulator_limit = false);
@@ -104,15 +105,17 @@ class Vmm {
   VmParts p_;
   std::shared_ptr<MetricsWriter> metrics_;
   std::unique_ptr<VcpuCounters[]> counters_;
-  std::mutex start_mu_;
-  std::vector<std::thread> threads_;
+  absl::Mutex start_mu_;
+  std::vector<std::thread> threads_ ABSL_GUARDED_BY(start_mu_);
 
   // Pause protocol: the API thread sets pause_requested_ and kicks; each vCPU thread, before
   // re-entering KVM_RUN, counts itself in paused_count_ and waits until it is cleared.
   std::atomic<bool> pause_requested_{false};
-  std::mutex pause_mu_;
-  std::condition_variable pause_cv_;
-  size_t paused_count_ = 0;
+  absl::Mutex pause_mu_;
+  size_t paused_count_ ABSL_GUARDED_BY(pause_mu_) = 0;
+  // The conditions that Pause and a paused vCPU wait for, under pause_mu_.
+  bool AllPausedOrStopping() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(pause_mu_);
+  bool ResumedOrStopping() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(pause_mu_);
   // One flag per vCPU: halted with interrupts off, or never started (APs before SIPI).
   std::unique_ptr<std::atomic<bool>[]> parked_;
 };

@@ -9,7 +9,7 @@ SRC=$1; OUT=$2/fuzz; SECS=${3:-20}
 mkdir -p "$OUT"
 CXX=${FUZZ_CXX:-clang++}
 command -v "$CXX" >/dev/null || { echo "$CXX not found (apt-get install clang libclang-rt-14-dev)"; exit 1; }
-ABSL=$(pkg-config --libs absl_status absl_statusor absl_strings absl_str_format)
+ABSL=$(pkg-config --libs absl_status absl_statusor absl_strings absl_str_format absl_synchronization)
 FLAGS=(-std=c++20 -O1 -g -I"$SRC" -DSPDLOG_FMT_EXTERNAL -DFMT_HEADER_ONLY -D_GNU_SOURCE ${FUZZ_DEFINES:-})
 SAN=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
 COMMON=("$SRC/src/vmm/guest_memory.cc" "$SRC/src/vmm/loader/elf.cc")

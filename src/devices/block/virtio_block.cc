@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "src/devices/virtio/virtio_spec.h"
 #include "src/vmm/util/errors.h"
 #include "src/vmm/util/event_fd.h"
@@ -80,6 +81,7 @@ absl::StatusOr<std::unique_ptr<VirtioBlock>> VirtioBlock::Create(const DriveConf
     }
   }
 
+  absl::MutexLock lock(&b->config_mu_);  // not shared yet; the analysis wants it all the same
   Config& c = b->config_;
   c.capacity = b->limits_.capacity_sectors;
   c.size_max = b->limits_.size_max;
@@ -98,32 +100,32 @@ absl::StatusOr<std::unique_ptr<VirtioBlock>> VirtioBlock::Create(const DriveConf
 VirtioBlock::~VirtioBlock() { Reset(); }
 
 uint64_t VirtioBlock::capacity_sectors() const {
-  std::lock_guard lock(config_mu_);
+  absl::MutexLock lock(&config_mu_);
   return config_.capacity;
 }
 
 void VirtioBlock::InstallBacking(Backing b) {
   disk_fd_ = std::move(b.fd);
   limits_.capacity_sectors = b.capacity_sectors;
-  std::lock_guard lock(config_mu_);
+  absl::MutexLock lock(&config_mu_);
   config_.capacity = b.capacity_sectors;
 }
 
 absl::Status VirtioBlock::ReplaceBacking(const std::string& path) {
   auto b = OpenBacking(cfg_, path);
   if (!b.ok()) return b.status();
-  std::lock_guard swap_lock(swap_mu_);
+  absl::MutexLock swap_lock(&swap_mu_);
   if (!running_.load()) {  // not activated: nothing in flight, nobody to tell
     InstallBacking(std::move(*b));
     spdlog::info("{}: now backed by {}", thread_name_, path);
     return absl::OkStatus();
   }
-  std::unique_lock lock(pending_mu_);
+  absl::MutexLock lock(&pending_mu_);
   pending_ = std::move(*b);
   pending_result_.reset();
   swap_fd_.Signal();
-  if (!pending_cv_.wait_for(lock, std::chrono::seconds(5),
-                            [&] { return pending_result_.has_value(); })) {
+  if (!pending_mu_.AwaitWithTimeout(absl::Condition(this, &VirtioBlock::SwapAnswered),
+                                    absl::Seconds(5))) {
     pending_.reset();
     return absl::DeadlineExceededError("the device did not switch files within 5 s");
   }
@@ -152,7 +154,7 @@ uint64_t VirtioBlock::features() const {
 }
 
 void VirtioBlock::ReadConfig(uint64_t offset, absl::Span<uint8_t> data) const {
-  std::lock_guard lock(config_mu_);
+  absl::MutexLock lock(&config_mu_);
   virtio::ReadConfigBytes(config_, offset, data);
 }
 
@@ -393,7 +395,7 @@ void VirtioBlock::Worker::Drain(bool finish) {
 // PATCH /drives: switch every queue's engine to the new file, then tell the driver.
 void VirtioBlock::Worker::Swap() {
   dev_.swap_fd_.Drain();
-  std::unique_lock lock(dev_.pending_mu_);
+  absl::MutexLock lock(&dev_.pending_mu_);
   if (!dev_.pending_) return;
   Drain(/*finish=*/true);
   absl::Status st = SwitchEngines(dev_.pending_->fd.get());
@@ -402,8 +404,7 @@ void VirtioBlock::Worker::Swap() {
     irq_.Signal(virtio::kInterruptConfigChange);
   }
   dev_.pending_.reset();
-  dev_.pending_result_ = st;
-  dev_.pending_cv_.notify_all();
+  dev_.pending_result_ = st;  // releasing pending_mu_ wakes ReplaceBacking
 }
 
 // New engines on FD for every queue, or none: on an error the old ones stay.
@@ -429,18 +430,17 @@ absl::Status VirtioBlock::Worker::SwitchEngines(int fd) {
 // raced with the reset finds nothing in flight any more, so it is installed here.
 void VirtioBlock::Worker::OnStop() {
   Drain(/*finish=*/false);
-  std::lock_guard lock(dev_.pending_mu_);
+  absl::MutexLock lock(&dev_.pending_mu_);
   if (dev_.pending_) {
     dev_.InstallBacking(std::move(*dev_.pending_));
     dev_.pending_.reset();
     dev_.pending_result_ = absl::OkStatus();
-    dev_.pending_cv_.notify_all();
   }
 }
 
 absl::Status VirtioBlock::Activate(virtio::ActivateArgs args) {
   Reset();
-  std::lock_guard swap_lock(swap_mu_);
+  absl::MutexLock swap_lock(&swap_mu_);
   EV_ASSIGN_OR_RETURN(auto vqs, virtio::MakeQueues(args));
   std::vector<std::unique_ptr<IoEngine>> engines;
   for (size_t i = 0; i < args.queues.size(); ++i) {

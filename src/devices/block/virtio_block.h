@@ -4,14 +4,13 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "src/devices/block/io_engine.h"
 #include "src/devices/block/request.h"
 #include "src/devices/virtio/device.h"
@@ -80,19 +79,21 @@ class VirtioBlock : public virtio::VirtioDevice {
   std::string thread_name_;
   UniqueFd disk_fd_;
   DiskLimits limits_;
-  mutable std::mutex config_mu_;  // config_ is read by vCPU threads, changed by a swap
-  virtio_blk::Config config_{};
+  mutable absl::Mutex config_mu_;  // config_ is read by vCPU threads, changed by a swap
+  virtio_blk::Config config_ ABSL_GUARDED_BY(config_mu_){};
   IoEngine::Kind engine_kind_ = IoEngine::Kind::kSync;
   BlockCounters counters_;
   virtio::WorkerThread thread_;
   std::atomic<bool> running_{false};  // thread_ started and not yet stopped
 
   // Backing-file swaps: ReplaceBacking hands the opened file to the device thread.
-  std::mutex swap_mu_;  // one swap at a time, and not during Activate
-  std::mutex pending_mu_;
-  std::condition_variable pending_cv_;
-  std::optional<Backing> pending_;
-  std::optional<absl::Status> pending_result_;
+  absl::Mutex swap_mu_;  // one swap at a time, and not during Activate
+  absl::Mutex pending_mu_;
+  std::optional<Backing> pending_ ABSL_GUARDED_BY(pending_mu_);
+  std::optional<absl::Status> pending_result_ ABSL_GUARDED_BY(pending_mu_);
+  bool SwapAnswered() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending_mu_) {
+    return pending_result_.has_value();
+  }
   EventFd swap_fd_;  // signalled when pending_ holds a file for the device thread
 };
 

@@ -2,6 +2,8 @@
 
 #include <ctime>
 
+#include "absl/synchronization/mutex.h"
+
 #include "src/vmm/util/log.h"
 
 namespace edgevisor {
@@ -22,7 +24,7 @@ void BootTimer::Write(uint64_t offset, absl::Span<const uint8_t> data) {
   t.wall_us = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(now.wall - start_.wall).count());
   t.cpu_us = now.cpu_us - start_.cpu_us;
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   // Firecracker's log line format, so existing boot-time scrapers keep working.
   spdlog::info("Guest-boot-time = {:>6} us {} ms, {:>6} CPU us {} CPU ms", t.wall_us,
                t.wall_us / 1000, t.cpu_us, t.cpu_us / 1000);
@@ -30,7 +32,7 @@ void BootTimer::Write(uint64_t offset, absl::Span<const uint8_t> data) {
 }
 
 std::optional<BootTime> BootTimer::boot_time() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return boot_time_;
 }
 

@@ -5,8 +5,9 @@
 
 #include <chrono>
 #include <cstdint>
-#include <mutex>
 #include <optional>
+
+#include "absl/synchronization/mutex.h"
 
 #include "src/vmm/bus.h"
 
@@ -37,8 +38,8 @@ class BootTimer : public BusDevice {
 
  private:
   const ProcessClock start_;
-  mutable std::mutex mu_;
-  std::optional<BootTime> boot_time_;
+  mutable absl::Mutex mu_;
+  std::optional<BootTime> boot_time_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace edgevisor

@@ -1,4 +1,5 @@
 #include "src/devices/legacy/i8042.h"
+#include "absl/synchronization/mutex.h"
 
 namespace edgevisor {
 
@@ -7,7 +8,7 @@ void I8042::Read(uint64_t offset, absl::Span<uint8_t> data) {
   std::fill(data.begin(), data.end(), 0);
   bool more = false;
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (offset == kCommandOffset) {
       data[0] = kStatusKbdUnlocked | (ctr_ & kCtrSystemFlag ? kStatusSystemFlag : 0) |
                 (last_was_command_ ? kStatusLastWasCommand : 0) |
@@ -27,7 +28,7 @@ void I8042::Write(uint64_t offset, absl::Span<const uint8_t> data) {
   const uint8_t v = data[0];
   bool reset = false, irq = false;
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (offset == kCommandOffset) {
       last_was_command_ = true;
       pending_cmd_ = 0;
@@ -66,7 +67,7 @@ void I8042::Write(uint64_t offset, absl::Span<const uint8_t> data) {
 
 bool I8042::SendCtrlAltDel() {
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     // Ctrl (0x14), Alt (0x11), Del (0xe0 0x71): make codes, scan code set 2.
     if (!PushLocked({0x14, 0x11, 0xe0, 0x71})) return false;
   }
@@ -83,7 +84,7 @@ bool I8042::PushLocked(std::initializer_list<uint8_t> bytes) {
 void I8042::PulseIfEnabled() {
   bool enabled;
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     enabled = (ctr_ & kCtrKbdInterrupt) != 0;
   }
   if (enabled && pulse_irq1_) pulse_irq1_();

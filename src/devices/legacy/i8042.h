@@ -13,6 +13,8 @@
 #include <functional>
 #include <mutex>
 
+#include "absl/synchronization/mutex.h"
+
 #include "src/vmm/bus.h"
 
 namespace edgevisor {
@@ -57,17 +59,18 @@ class I8042 : public BusDevice {
   bool SendCtrlAltDel();
 
  private:
-  bool PushLocked(std::initializer_list<uint8_t> bytes);
+  bool PushLocked(std::initializer_list<uint8_t> bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PulseIfEnabled();
 
   std::function<void()> on_reset_;
   std::function<void()> pulse_irq1_;
-  std::mutex mu_;
-  std::deque<uint8_t> out_;  // bytes for the guest to read from port 0x60
-  uint8_t ctr_ = kCtrKbdInterrupt | kCtrSystemFlag;
-  uint8_t out_port_ = 0x01;  // bit 0: the CPU is not held in reset
-  uint8_t pending_cmd_ = 0;  // a command that takes a data byte (0x60, 0xd1)
-  bool last_was_command_ = false;
+  absl::Mutex mu_;
+  std::deque<uint8_t> out_ ABSL_GUARDED_BY(mu_);  // bytes for the guest to read from port 0x60
+  uint8_t ctr_ ABSL_GUARDED_BY(mu_) = kCtrKbdInterrupt | kCtrSystemFlag;
+  uint8_t out_port_ ABSL_GUARDED_BY(mu_) = 0x01;  // bit 0: the CPU is not held in reset
+  // A command that takes a data byte (0x60, 0xd1).
+  uint8_t pending_cmd_ ABSL_GUARDED_BY(mu_) = 0;
+  bool last_was_command_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace edgevisor

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include "absl/synchronization/mutex.h"
 
 namespace edgevisor {
 namespace {
@@ -27,7 +28,7 @@ Pl031::Pl031(std::function<uint64_t()> now, std::function<void(bool)> set_irq, b
 
 Pl031::~Pl031() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stop_ = true;
   }
   Wake();
@@ -60,14 +61,14 @@ void Pl031::UpdateLineLocked() {
 }
 
 void Pl031::Poll() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   CheckMatchLocked();
 }
 
 void Pl031::TimerLoop() {
   for (;;) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       if (stop_) return;
       CheckMatchLocked();
       // Armed: wake at the host second when the count reaches the match (now, if it already
@@ -91,7 +92,7 @@ void Pl031::TimerLoop() {
 void Pl031::Read(uint64_t offset, absl::Span<uint8_t> data) {
   uint32_t v = 0;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     CheckMatchLocked();
     switch (offset & ~uint64_t{3}) {
       case kDr:
@@ -131,7 +132,7 @@ void Pl031::Write(uint64_t offset, absl::Span<const uint8_t> data) {
   const uint32_t v = uint32_t{data[0]} | uint32_t{data[1]} << 8 | uint32_t{data[2]} << 16 |
                      uint32_t{data[3]} << 24;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     switch (offset) {
       case kMr:
         match_ = v;

@@ -9,8 +9,9 @@
 
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <thread>
+
+#include "absl/synchronization/mutex.h"
 
 #include "src/vmm/bus.h"
 #include "src/vmm/util/fd.h"
@@ -46,24 +47,25 @@ class Pl031 : public BusDevice {
   void Poll();
 
  private:
-  uint32_t Count() const;   // under mu_
-  void CheckMatchLocked();  // under mu_: armed and reached -> RIS
-  void UpdateLineLocked();  // under mu_: the line follows RIS && IMSC
+  uint32_t Count() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CheckMatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);  // armed and reached -> RIS
+  void UpdateLineLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);  // the line follows RIS && IMSC
   void TimerLoop();
   void Wake();  // rings wake_fd_ (no-op without a timer thread)
 
   std::function<uint64_t()> now_;
   std::function<void(bool)> set_irq_;
-  mutable std::mutex mu_;
+  mutable absl::Mutex mu_;
   UniqueFd timer_fd_;  // CLOCK_REALTIME, absolute: the host second the count reaches match_
   UniqueFd wake_fd_;
-  int64_t offset_ = 0;  // guest count - host seconds
-  uint32_t match_ = 0;
-  bool armed_ = false;  // a match value was written and has not been reached yet
-  uint32_t imsc_ = 0;
-  bool ris_ = false;
-  bool line_ = false;
-  bool stop_ = false;
+  int64_t offset_ ABSL_GUARDED_BY(mu_) = 0;  // guest count - host seconds
+  uint32_t match_ ABSL_GUARDED_BY(mu_) = 0;
+  // A match value was written and has not been reached yet.
+  bool armed_ ABSL_GUARDED_BY(mu_) = false;
+  uint32_t imsc_ ABSL_GUARDED_BY(mu_) = 0;
+  bool ris_ ABSL_GUARDED_BY(mu_) = false;
+  bool line_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread timer_;
 };
 

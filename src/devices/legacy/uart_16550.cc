@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include "absl/synchronization/mutex.h"
 #include "src/vmm/util/log.h"
 
 namespace edgevisor {
@@ -21,13 +22,13 @@ Uart16550::Uart16550(int out_fd, std::function<void(bool)> set_irq)
     : out_fd_(out_fd), set_irq_(std::move(set_irq)) {}
 
 void Uart16550::Read(uint64_t offset, absl::Span<uint8_t> data) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (size_t i = 0; i < data.size(); ++i) data[i] = ReadReg(offset + i);
   UpdateIrq();
 }
 
 void Uart16550::Write(uint64_t offset, absl::Span<const uint8_t> data) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (size_t i = 0; i < data.size(); ++i) WriteReg(offset + i, data[i]);
   UpdateIrq();
 }
@@ -140,7 +141,7 @@ void Uart16550::UpdateIrq() {
 }
 
 size_t Uart16550::EnqueueInput(absl::Span<const uint8_t> bytes) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   size_t n = 0;
   while (n < bytes.size() && rx_.size() < kRxFifoSize) rx_.push_back(bytes[n++]);
   UpdateIrq();
@@ -148,12 +149,12 @@ size_t Uart16550::EnqueueInput(absl::Span<const uint8_t> bytes) {
 }
 
 size_t Uart16550::InputSpace() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return kRxFifoSize - rx_.size();
 }
 
 uint64_t Uart16550::output_errors() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return output_errors_;
 }
 

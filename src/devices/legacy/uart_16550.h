@@ -5,7 +5,8 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <mutex>
+
+#include "absl/synchronization/mutex.h"
 
 #include "src/vmm/bus.h"
 
@@ -26,21 +27,26 @@ class Uart16550 : public BusDevice {
   uint64_t output_errors() const;
 
  private:
-  uint8_t ReadReg(uint64_t reg);  // mu_ held
-  void WriteReg(uint64_t reg, uint8_t v);
-  void Transmit(uint8_t byte);
-  bool IrqLevel() const;
-  void UpdateIrq();  // mu_ held
+  uint8_t ReadReg(uint64_t reg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WriteReg(uint64_t reg, uint8_t v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Transmit(uint8_t byte) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool IrqLevel() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UpdateIrq() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const int out_fd_;
   const std::function<void(bool)> set_irq_;
-  mutable std::mutex mu_;
-  std::deque<uint8_t> rx_;
-  uint8_t ier_ = 0, lcr_ = 0, mcr_ = 0, scr_ = 0, dll_ = 0x0c, dlm_ = 0;
-  bool fifo_enabled_ = false;
-  bool thre_pending_ = false;
-  bool irq_level_ = false;
-  uint64_t output_errors_ = 0;
+  mutable absl::Mutex mu_;
+  std::deque<uint8_t> rx_ ABSL_GUARDED_BY(mu_);
+  uint8_t ier_ ABSL_GUARDED_BY(mu_) = 0;
+  uint8_t lcr_ ABSL_GUARDED_BY(mu_) = 0;
+  uint8_t mcr_ ABSL_GUARDED_BY(mu_) = 0;
+  uint8_t scr_ ABSL_GUARDED_BY(mu_) = 0;
+  uint8_t dll_ ABSL_GUARDED_BY(mu_) = 0x0c;
+  uint8_t dlm_ ABSL_GUARDED_BY(mu_) = 0;
+  bool fifo_enabled_ ABSL_GUARDED_BY(mu_) = false;
+  bool thre_pending_ ABSL_GUARDED_BY(mu_) = false;
+  bool irq_level_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t output_errors_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace edgevisor

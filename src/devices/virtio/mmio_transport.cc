@@ -5,6 +5,8 @@
 
 #include <cstring>
 
+#include "absl/synchronization/mutex.h"
+
 #include "src/devices/virtio/virtio_spec.h"
 #include "src/vmm/util/errors.h"
 #include "src/vmm/util/event_fd.h"
@@ -62,6 +64,7 @@ absl::StatusOr<std::unique_ptr<MmioTransport>> MmioTransport::Create(
     if (!fd.valid()) return ErrnoError("eventfd for virtio queue notify");
     t->notify_fds_.push_back(std::move(fd));
   }
+  absl::MutexLock lock(&t->mu_);
   t->queues_.resize(t->dev_->num_queues());
   for (QueueConfig& q : t->queues_) q.max_size = t->dev_->queue_max_size();
   return t;
@@ -79,21 +82,21 @@ void MmioTransport::Read(uint64_t offset, absl::Span<uint8_t> data) {
     std::fill(data.begin(), data.end(), 0);
     return;
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   const uint32_t v = ReadReg(offset);
   std::memcpy(data.data(), &v, 4);
 }
 
 void MmioTransport::Write(uint64_t offset, absl::Span<const uint8_t> data) {
   if (offset >= kConfig) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     dev_->WriteConfig(offset - kConfig, data);
     return;
   }
   if (data.size() != 4 || offset % 4 != 0) return;
   uint32_t v;
   std::memcpy(&v, data.data(), 4);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   WriteReg(offset, v);
 }
 

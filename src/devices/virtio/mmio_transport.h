@@ -3,10 +3,10 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "src/devices/virtio/device.h"
 #include "src/vmm/bus.h"
 #include "src/vmm/util/fd.h"
@@ -38,25 +38,25 @@ class MmioTransport : public BusDevice, public InterruptSink {
  private:
   MmioTransport(std::unique_ptr<VirtioDevice> dev, const GuestMemory* mem)
       : dev_(std::move(dev)), mem_(mem) {}
-  uint32_t ReadReg(uint64_t offset);               // mu_ held
-  void WriteReg(uint64_t offset, uint32_t value);  // mu_ held
-  void WriteStatus(uint32_t value);                // mu_ held
-  void ResetLocked();
-  QueueConfig* SelectedQueue();
+  uint32_t ReadReg(uint64_t offset) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WriteReg(uint64_t offset, uint32_t value) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WriteStatus(uint32_t value) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ResetLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  QueueConfig* SelectedQueue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::unique_ptr<VirtioDevice> dev_;
   const GuestMemory* mem_;
   UniqueFd irq_fd_;
   std::vector<UniqueFd> notify_fds_;
 
-  std::mutex mu_;
-  uint32_t status_ = 0;
-  uint32_t device_features_sel_ = 0;
-  uint32_t driver_features_sel_ = 0;
-  uint64_t driver_features_ = 0;
-  uint32_t queue_sel_ = 0;
-  std::vector<QueueConfig> queues_;
-  bool active_ = false;
+  absl::Mutex mu_;
+  uint32_t status_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t device_features_sel_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t driver_features_sel_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t driver_features_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t queue_sel_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<QueueConfig> queues_ ABSL_GUARDED_BY(mu_);
+  bool active_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<uint32_t> interrupt_status_{0};
   std::atomic<bool> needs_reset_{false};
   std::atomic<uint32_t> config_generation_{0};  // bumped with every config-change interrupt

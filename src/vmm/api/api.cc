@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
 #include "src/vmm/util/log.h"
 
@@ -89,7 +90,7 @@ ApiController::ApiController(std::string vm_id, std::string version, HostLimits 
 }
 
 absl::Status ApiController::SetMetrics(const MetricsConfig& cfg) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return SetMetricsLocked(cfg);
 }
 
@@ -106,7 +107,7 @@ absl::Status ApiController::SetMetricsLocked(const MetricsConfig& cfg) {
 }
 
 absl::Status ApiController::StartFromResources() {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return StartLocked();
 }
 
@@ -116,7 +117,7 @@ std::string ApiController::State() const {
 }
 
 HttpResponse ApiController::Handle(const HttpRequest& req) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   HttpResponse r = Route(req);
   if (r.status >= 400) {
     spdlog::warn("api: {} {} -> {} {}", req.method, req.path, r.status, r.body);

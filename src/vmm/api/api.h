@@ -13,6 +13,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "src/vmm/api/http_server.h"
 #include "src/vmm/config/fc_config.h"
 #include "src/vmm/metrics.h"
@@ -55,7 +56,10 @@ class ApiController {
   ApiController(std::string vm_id, std::string version, HostLimits host, ApiHooks hooks);
 
   // The resources to start from (the --config-file contents, when given with --api-sock).
-  void SetResources(VmResources r) { resources_ = std::move(r); }
+  void SetResources(VmResources r) {
+    absl::MutexLock lock(&mu_);
+    resources_ = std::move(r);
+  }
   absl::Status SetMetrics(const MetricsConfig& cfg);
   // Starts the VM from the current resources, as InstanceStart does (--config-file with API).
   absl::Status StartFromResources();
@@ -63,20 +67,20 @@ class ApiController {
   HttpResponse Handle(const HttpRequest& req);
 
  private:
-  HttpResponse Route(const HttpRequest& req);
-  HttpResponse Action(const Json& body);
-  absl::Status StartLocked();
-  absl::Status SetMetricsLocked(const MetricsConfig& cfg);
-  std::string State() const;
+  HttpResponse Route(const HttpRequest& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  HttpResponse Action(const Json& body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status StartLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status SetMetricsLocked(const MetricsConfig& cfg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string State() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  std::mutex mu_;  // one request at a time; the HTTP server has one thread, tests may have more
+  absl::Mutex mu_;  // one request at a time; the HTTP server has one thread, tests may have more
   const std::string vm_id_;
   const std::string version_;
   const HostLimits host_;
   ApiHooks hooks_;
-  VmResources resources_;
-  std::shared_ptr<MetricsWriter> metrics_;
-  RunningVm* vm_ = nullptr;  // set by InstanceStart
+  VmResources resources_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<MetricsWriter> metrics_ ABSL_GUARDED_BY(mu_);
+  RunningVm* vm_ ABSL_GUARDED_BY(mu_) = nullptr;  // set by InstanceStart
 };
 
 }  // namespace edgevisor::api
