@@ -4,7 +4,6 @@
 // increase since the previous line; "utc_timestamp_ms" says when the line was written.
 #pragma once
 
-#include <mutex>
 #include <string>
 
 #include "absl/status/statusor.h"

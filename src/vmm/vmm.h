@@ -4,13 +4,11 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
-
 #include <thread>
 #include <utility>
 #include <vector>
-#include "absl/synchronization/mutex.h"
 
+#include "absl/synchronization/mutex.h"
 #include "nlohmann/json_fwd.hpp"
 #include "src/devices/block/virtio_block.h"
 #include "src/devices/legacy/boot_timer.h"

@@ -1,14 +1,14 @@
 #include "src/devices/legacy/pl031.h"
 
-#include "src/vmm/util/event_fd.h"
-
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
+
 #include "absl/synchronization/mutex.h"
+#include "src/vmm/util/event_fd.h"
 
 namespace edgevisor {
 namespace {
