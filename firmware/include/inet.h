@@ -16,11 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ETH_ALEN 6
-#define ETH_HLEN 14
-#define ETH_P_IPV4 0x0800
-#define ETH_P_ARP 0x0806
-#define ETH_P_IPV6 0x86dd
+// ETH_ALEN, ETH_HLEN, ETH_P_ARP, ETH_P_IPV6: the kernel's uapi header, as for virtio_net.h.
+#include <linux/if_ether.h>
+
+#define ETH_P_IPV4 ETH_P_IP
 
 #define ARP_LEN 28  // Ethernet/IPv4 ARP payload (RFC 826)
 #define ARP_OP_REQUEST 1

@@ -8,18 +8,12 @@
 
 #include "virtio_mmio.h"
 
-#define VIRTIO_ID_BLOCK 2
-#define VIRTIO_BLK_SECTOR_SIZE 512
+// Feature bits (VIRTIO_BLK_F_*), request types (VIRTIO_BLK_T_*), status values
+// (VIRTIO_BLK_S_*), the config layout (struct virtio_blk_config) and the discard/write-zeroes
+// segment: the kernel's uapi header, as for edgevisor.
+#include <linux/virtio_blk.h>
 
-// §5.2.3 feature bits.
-#define VIRTIO_BLK_F_SIZE_MAX 1
-#define VIRTIO_BLK_F_SEG_MAX 2
-#define VIRTIO_BLK_F_RO 5
-#define VIRTIO_BLK_F_BLK_SIZE 6
-#define VIRTIO_BLK_F_FLUSH 9
-#define VIRTIO_BLK_F_MQ 12
-#define VIRTIO_BLK_F_DISCARD 13
-#define VIRTIO_BLK_F_WRITE_ZEROES 14
+#define VIRTIO_BLK_SECTOR_SIZE 512
 
 // What vblk_init accepts by default: the block features above, plus indirect descriptors.
 #define VBLK_DEFAULT_FEATURES                                                         \
@@ -27,49 +21,20 @@
    VIRTIO_FEATURE(VIRTIO_BLK_F_RO) | VIRTIO_FEATURE(VIRTIO_BLK_F_BLK_SIZE) |          \
    VIRTIO_FEATURE(VIRTIO_BLK_F_FLUSH) | VIRTIO_FEATURE(VIRTIO_BLK_F_MQ) |             \
    VIRTIO_FEATURE(VIRTIO_BLK_F_DISCARD) | VIRTIO_FEATURE(VIRTIO_BLK_F_WRITE_ZEROES) | \
-   VIRTIO_FEATURE(VIRTIO_F_INDIRECT_DESC) | VIRTIO_FEATURE(VIRTIO_F_VERSION_1))
+   VIRTIO_FEATURE(VIRTIO_RING_F_INDIRECT_DESC) | VIRTIO_FEATURE(VIRTIO_F_VERSION_1))
 
 // §5.2.4 config space offsets.
-#define VIRTIO_BLK_CFG_CAPACITY 0  // u64, in 512-byte sectors
-#define VIRTIO_BLK_CFG_SIZE_MAX 8
-#define VIRTIO_BLK_CFG_SEG_MAX 12
-#define VIRTIO_BLK_CFG_BLK_SIZE 20
-#define VIRTIO_BLK_CFG_NUM_QUEUES 34  // u16
-#define VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS 36
-#define VIRTIO_BLK_CFG_MAX_DISCARD_SEG 40
-#define VIRTIO_BLK_CFG_DISCARD_SECTOR_ALIGNMENT 44
-#define VIRTIO_BLK_CFG_MAX_WRITE_ZEROES_SECTORS 48
-#define VIRTIO_BLK_CFG_MAX_WRITE_ZEROES_SEG 52
-#define VIRTIO_BLK_CFG_WRITE_ZEROES_MAY_UNMAP 56  // u8
-
-// §5.2.6 request types and status values.
-#define VIRTIO_BLK_T_IN 0
-#define VIRTIO_BLK_T_OUT 1
-#define VIRTIO_BLK_T_FLUSH 4
-#define VIRTIO_BLK_T_GET_ID 8
-#define VIRTIO_BLK_T_DISCARD 11
-#define VIRTIO_BLK_T_WRITE_ZEROES 13
-#define VIRTIO_BLK_S_OK 0
-#define VIRTIO_BLK_S_IOERR 1
-#define VIRTIO_BLK_S_UNSUPP 2
-#define VIRTIO_BLK_ID_BYTES 20  // GET_ID buffer size
-
-#define VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP 1u
+#define VIRTIO_BLK_CFG(field) offsetof(struct virtio_blk_config, field)
 
 struct virtio_blk_req_hdr {
   uint32_t type;
   uint32_t reserved;
   uint64_t sector;
 };
-_Static_assert(sizeof(struct virtio_blk_req_hdr) == 16, "virtio_blk_req header (§5.2.6)");
-
-// Data of DISCARD / WRITE_ZEROES requests (one per segment).
-struct virtio_blk_discard_write_zeroes {
-  uint64_t sector;
-  uint32_t num_sectors;
-  uint32_t flags;
-};
-_Static_assert(sizeof(struct virtio_blk_discard_write_zeroes) == 16, "§5.2.6 layout");
+_Static_assert(sizeof(struct virtio_blk_req_hdr) == sizeof(struct virtio_blk_outhdr) &&
+                   offsetof(struct virtio_blk_req_hdr, sector) ==
+                       offsetof(struct virtio_blk_outhdr, sector),
+               "virtio_blk_req header (§5.2.6)");
 
 // The config fields, read once at init (fields of features that were not negotiated are 0).
 struct virtio_blk_cfg {

@@ -22,60 +22,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// ---- §4.2.2 MMIO device register layout (all registers are 32 bits wide) -----------------
+// ---- The virtio ABI: the kernel's uapi headers ----------------------------------------------
+// Register offsets (VIRTIO_MMIO_*, §4.2.2), InterruptStatus bits (VIRTIO_MMIO_INT_*), device
+// status bits (VIRTIO_CONFIG_S_*, §2.1), reserved feature bits (VIRTIO_F_*, VIRTIO_RING_F_*, §6)
+// and descriptor flags (VRING_DESC_F_*, §2.7.5) come from the same headers edgevisor uses, so
+// the two sides cannot disagree. (firmware/uapi-headers copies them into the build tree.)
+#include <linux/virtio_config.h>
+#include <linux/virtio_ids.h>
+#include <linux/virtio_mmio.h>
+#include <linux/virtio_ring.h>
 
-#define VIRTIO_MMIO_MAGIC_VALUE 0x000  // 0x74726976 ("virt")
-#define VIRTIO_MMIO_VERSION 0x004      // 2 for modern devices, 1 for legacy
-#define VIRTIO_MMIO_DEVICE_ID 0x008    // 0 = placeholder transport with no device
-#define VIRTIO_MMIO_VENDOR_ID 0x00c
-#define VIRTIO_MMIO_DEVICE_FEATURES 0x010
-#define VIRTIO_MMIO_DEVICE_FEATURES_SEL 0x014
-#define VIRTIO_MMIO_DRIVER_FEATURES 0x020
-#define VIRTIO_MMIO_DRIVER_FEATURES_SEL 0x024
-#define VIRTIO_MMIO_QUEUE_SEL 0x030
-#define VIRTIO_MMIO_QUEUE_NUM_MAX 0x034
-#define VIRTIO_MMIO_QUEUE_NUM 0x038
-#define VIRTIO_MMIO_QUEUE_READY 0x044
-#define VIRTIO_MMIO_QUEUE_NOTIFY 0x050
-#define VIRTIO_MMIO_INTERRUPT_STATUS 0x060
-#define VIRTIO_MMIO_INTERRUPT_ACK 0x064
-#define VIRTIO_MMIO_STATUS 0x070
-#define VIRTIO_MMIO_QUEUE_DESC_LOW 0x080
-#define VIRTIO_MMIO_QUEUE_DESC_HIGH 0x084
-#define VIRTIO_MMIO_QUEUE_DRIVER_LOW 0x090  // avail ring
-#define VIRTIO_MMIO_QUEUE_DRIVER_HIGH 0x094
-#define VIRTIO_MMIO_QUEUE_DEVICE_LOW 0x0a0  // used ring
-#define VIRTIO_MMIO_QUEUE_DEVICE_HIGH 0x0a4
-#define VIRTIO_MMIO_CONFIG_GENERATION 0x0fc
-#define VIRTIO_MMIO_CONFIG 0x100  // device-specific configuration space
-
-#define VIRTIO_MMIO_MAGIC 0x74726976u
-
-// InterruptStatus bits (§4.2.2).
-#define VIRTIO_MMIO_INT_VRING 0x1   // used buffer notification
-#define VIRTIO_MMIO_INT_CONFIG 0x2  // configuration change (also raised with DEVICE_NEEDS_RESET)
-
-// ---- §2.1 device status field --------------------------------------------------------------
-
-#define VIRTIO_STATUS_ACKNOWLEDGE 0x01
-#define VIRTIO_STATUS_DRIVER 0x02
-#define VIRTIO_STATUS_DRIVER_OK 0x04
-#define VIRTIO_STATUS_FEATURES_OK 0x08
-#define VIRTIO_STATUS_DEVICE_NEEDS_RESET 0x40
-#define VIRTIO_STATUS_FAILED 0x80
-
-// ---- §6 reserved (transport / ring) feature bits ---------------------------------------------
-
-#define VIRTIO_F_INDIRECT_DESC 28  // VIRTIO_RING_F_INDIRECT_DESC
-#define VIRTIO_F_EVENT_IDX 29      // VIRTIO_RING_F_EVENT_IDX (never negotiated: we poll)
-#define VIRTIO_F_VERSION_1 32
+#define VIRTIO_MMIO_MAGIC 0x74726976u  // "virt"
 #define VIRTIO_FEATURE(bit) (1ull << (bit))
 
 // ---- §2.7 split virtqueue layout -----------------------------------------------------------
 
-#define VIRTQ_DESC_F_NEXT 1      // chain continues via `next`
-#define VIRTQ_DESC_F_WRITE 2     // device-writable (otherwise device-readable)
-#define VIRTQ_DESC_F_INDIRECT 4  // buffer holds a table of descriptors (§2.7.5.3)
+#define VRING_DESC_F_NEXT 1      // chain continues via `next`
+#define VRING_DESC_F_WRITE 2     // device-writable (otherwise device-readable)
+#define VRING_DESC_F_INDIRECT 4  // buffer holds a table of descriptors (§2.7.5.3)
 
 struct virtq_desc {
   uint64_t addr;  // guest-physical
@@ -83,7 +47,9 @@ struct virtq_desc {
   uint16_t flags;
   uint16_t next;
 };
-_Static_assert(sizeof(struct virtq_desc) == 16, "virtq_desc layout (§2.7.5)");
+_Static_assert(sizeof(struct virtq_desc) == sizeof(struct vring_desc) &&
+                   offsetof(struct virtq_desc, next) == offsetof(struct vring_desc, next),
+               "virtq_desc layout (§2.7.5)");
 
 struct virtq_used_elem {
   uint32_t id;   // head descriptor index of the completed chain
@@ -100,7 +66,7 @@ struct virtq_used_elem {
 
 // Avail ring (§2.7.6): flags, idx, ring[size], used_event. Sized for VIRTQ_MAX_SIZE; a queue of
 // smaller size simply uses a prefix of `ring` (used_event would follow ring[size-1], but it is
-// only meaningful with VIRTIO_F_EVENT_IDX, which we never negotiate).
+// only meaningful with VIRTIO_RING_F_EVENT_IDX, which we never negotiate).
 struct virtq_avail {
   uint16_t flags;
   uint16_t idx;

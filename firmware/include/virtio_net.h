@@ -19,66 +19,25 @@
 // Zero copy: a reply can be transmitted straight out of the RX buffer it arrived in
 // (vnet_tx_reply); the RX buffer is re-posted when the device has used the TX descriptor.
 //
-// Everything is polled: the avail rings carry VIRTQ_AVAIL_F_NO_INTERRUPT (the device may still
+// Everything is polled: the avail rings carry VRING_AVAIL_F_NO_INTERRUPT (the device may still
 // interrupt; InterruptStatus is read and acknowledged by vnet_check_health), and a queue is
 // notified only when new buffers were made available and the device has not set
-// VIRTQ_USED_F_NO_NOTIFY.
+// VRING_USED_F_NO_NOTIFY.
 #ifndef EDGEVISOR_FW_VIRTIO_NET_H
 #define EDGEVISOR_FW_VIRTIO_NET_H
 
 #include "virtio_mmio.h"
 
-#define VIRTIO_ID_NET 1
+// Feature bits (VIRTIO_NET_F_*), the config layout (struct virtio_net_config), the packet
+// header (struct virtio_net_hdr_v1, §5.1.6) and the control queue's values: the kernel's uapi
+// header, as for edgevisor.
+#include <linux/virtio_net.h>
 
-// §5.1.3 feature bits (only the ones this driver knows about).
-#define VIRTIO_NET_F_CSUM 0        // device completes partial checksums on TX
-#define VIRTIO_NET_F_GUEST_CSUM 1  // driver accepts partial checksums on RX
-#define VIRTIO_NET_F_MTU 3
-#define VIRTIO_NET_F_MAC 5
-#define VIRTIO_NET_F_GUEST_TSO4 7
-#define VIRTIO_NET_F_GUEST_TSO6 8
-#define VIRTIO_NET_F_GUEST_UFO 10
-#define VIRTIO_NET_F_HOST_TSO4 11
-#define VIRTIO_NET_F_HOST_UFO 14
-#define VIRTIO_NET_F_MRG_RXBUF 15
-#define VIRTIO_NET_F_STATUS 16
-#define VIRTIO_NET_F_CTRL_VQ 17
-#define VIRTIO_NET_F_MQ 22
+// §5.1.4 config space offsets.
+#define VIRTIO_NET_CFG(field) offsetof(struct virtio_net_config, field)
 
-// §5.1.4 config space.
-#define VIRTIO_NET_CFG_MAC 0           // u8[6], valid with VIRTIO_NET_F_MAC
-#define VIRTIO_NET_CFG_STATUS 6        // le16, valid with VIRTIO_NET_F_STATUS
-#define VIRTIO_NET_CFG_MAX_VQ_PAIRS 8  // le16, valid with VIRTIO_NET_F_MQ
-#define VIRTIO_NET_CFG_MTU 10          // le16, valid with VIRTIO_NET_F_MTU
-#define VIRTIO_NET_S_LINK_UP 1
-#define VIRTIO_NET_S_ANNOUNCE 2
-
-// §5.1.6 packet header.
-struct virtio_net_hdr_v1 {
-#define VIRTIO_NET_HDR_F_NEEDS_CSUM 1
-#define VIRTIO_NET_HDR_F_DATA_VALID 2
-#define VIRTIO_NET_HDR_F_RSC_INFO 4
-  uint8_t flags;
-#define VIRTIO_NET_HDR_GSO_NONE 0
-  uint8_t gso_type;
-  uint16_t hdr_len;
-  uint16_t gso_size;
-  uint16_t csum_start;   // NEEDS_CSUM: sum from here (frame offset) to the end of the packet
-  uint16_t csum_offset;  // ... and store it at csum_start + csum_offset
-  uint16_t num_buffers;  // RX with MRG_RXBUF: buffers this packet spans; TX: 0
-};
+#define VNET_HDR_LEN sizeof(struct virtio_net_hdr_v1)
 _Static_assert(sizeof(struct virtio_net_hdr_v1) == 12, "virtio_net_hdr_v1 layout (§5.1.6)");
-#define VNET_HDR_LEN 12
-
-// §5.1.6.5 control queue: {u8 class; u8 command; command data; u8 ack (device-writable)}.
-#define VIRTIO_NET_CTRL_MQ 4
-#define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET 0
-#define VIRTIO_NET_OK 0
-#define VIRTIO_NET_ERR 1
-
-// Used ring flag (§2.7.8) / avail ring flag (§2.7.6).
-#define VIRTQ_USED_F_NO_NOTIFY 1
-#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
 
 // Pairs one vnet uses at most (2 * 8 + the control queue = the 17 virtqueue pool slots).
 #define VNET_MAX_PAIRS 8
@@ -142,7 +101,7 @@ struct vnet_stats {
   uint64_t tx_bad;           // TX used entries naming no in-flight slot
   uint64_t notify_rx;        // QueueNotify writes
   uint64_t notify_tx;
-  uint64_t notify_skipped;  // notifications suppressed by VIRTQ_USED_F_NO_NOTIFY
+  uint64_t notify_skipped;  // notifications suppressed by VRING_USED_F_NO_NOTIFY
 };
 
 struct vnet {

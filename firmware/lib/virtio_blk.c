@@ -8,30 +8,30 @@ static void read_config(struct vblk* b) {
   struct virtio_blk_cfg* c = &b->cfg;
   memset(c, 0, sizeof(*c));
   // §5.2.4: fields beyond capacity are only valid when their feature was negotiated.
-  c->capacity = virtio_config_read64(d, VIRTIO_BLK_CFG_CAPACITY);
+  c->capacity = virtio_config_read64(d, VIRTIO_BLK_CFG(capacity));
   if (vblk_has(b, VIRTIO_BLK_F_SIZE_MAX)) {
-    c->size_max = virtio_config_read32(d, VIRTIO_BLK_CFG_SIZE_MAX);
+    c->size_max = virtio_config_read32(d, VIRTIO_BLK_CFG(size_max));
   }
   if (vblk_has(b, VIRTIO_BLK_F_SEG_MAX)) {
-    c->seg_max = virtio_config_read32(d, VIRTIO_BLK_CFG_SEG_MAX);
+    c->seg_max = virtio_config_read32(d, VIRTIO_BLK_CFG(seg_max));
   }
   if (vblk_has(b, VIRTIO_BLK_F_BLK_SIZE)) {
-    c->blk_size = virtio_config_read32(d, VIRTIO_BLK_CFG_BLK_SIZE);
+    c->blk_size = virtio_config_read32(d, VIRTIO_BLK_CFG(blk_size));
   }
   c->num_queues = 1;
   if (vblk_has(b, VIRTIO_BLK_F_MQ)) {
-    c->num_queues = virtio_config_read16(d, VIRTIO_BLK_CFG_NUM_QUEUES);
+    c->num_queues = virtio_config_read16(d, VIRTIO_BLK_CFG(num_queues));
     if (c->num_queues == 0) c->num_queues = 1;
   }
   if (vblk_has(b, VIRTIO_BLK_F_DISCARD)) {
-    c->max_discard_sectors = virtio_config_read32(d, VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS);
-    c->max_discard_seg = virtio_config_read32(d, VIRTIO_BLK_CFG_MAX_DISCARD_SEG);
-    c->discard_sector_alignment = virtio_config_read32(d, VIRTIO_BLK_CFG_DISCARD_SECTOR_ALIGNMENT);
+    c->max_discard_sectors = virtio_config_read32(d, VIRTIO_BLK_CFG(max_discard_sectors));
+    c->max_discard_seg = virtio_config_read32(d, VIRTIO_BLK_CFG(max_discard_seg));
+    c->discard_sector_alignment = virtio_config_read32(d, VIRTIO_BLK_CFG(discard_sector_alignment));
   }
   if (vblk_has(b, VIRTIO_BLK_F_WRITE_ZEROES)) {
-    c->max_write_zeroes_sectors = virtio_config_read32(d, VIRTIO_BLK_CFG_MAX_WRITE_ZEROES_SECTORS);
-    c->max_write_zeroes_seg = virtio_config_read32(d, VIRTIO_BLK_CFG_MAX_WRITE_ZEROES_SEG);
-    c->write_zeroes_may_unmap = virtio_config_read8(d, VIRTIO_BLK_CFG_WRITE_ZEROES_MAY_UNMAP);
+    c->max_write_zeroes_sectors = virtio_config_read32(d, VIRTIO_BLK_CFG(max_write_zeroes_sectors));
+    c->max_write_zeroes_seg = virtio_config_read32(d, VIRTIO_BLK_CFG(max_write_zeroes_seg));
+    c->write_zeroes_may_unmap = virtio_config_read8(d, VIRTIO_BLK_CFG(write_zeroes_may_unmap));
   }
 }
 

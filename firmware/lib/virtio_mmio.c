@@ -179,14 +179,14 @@ uint32_t virtio_dev_status(const struct virtio_mmio_dev* dev) {
 }
 
 bool virtio_dev_needs_reset(const struct virtio_mmio_dev* dev) {
-  return (virtio_dev_status(dev) & VIRTIO_STATUS_DEVICE_NEEDS_RESET) != 0;
+  return (virtio_dev_status(dev) & VIRTIO_CONFIG_S_NEEDS_RESET) != 0;
 }
 
 static void add_status(struct virtio_mmio_dev* dev, uint32_t bits) {
   virtio_write32(dev, VIRTIO_MMIO_STATUS, virtio_dev_status(dev) | bits);
 }
 
-void virtio_dev_fail(struct virtio_mmio_dev* dev) { add_status(dev, VIRTIO_STATUS_FAILED); }
+void virtio_dev_fail(struct virtio_mmio_dev* dev) { add_status(dev, VIRTIO_CONFIG_S_FAILED); }
 
 int virtio_dev_reset(struct virtio_mmio_dev* dev) {
   pool_release(dev);
@@ -206,8 +206,8 @@ int virtio_dev_negotiate(struct virtio_mmio_dev* dev, uint64_t wanted) {
   // §3.1.1 steps 1-3.
   int err = virtio_dev_reset(dev);
   if (err != VIRTIO_OK) return err;
-  add_status(dev, VIRTIO_STATUS_ACKNOWLEDGE);
-  add_status(dev, VIRTIO_STATUS_DRIVER);
+  add_status(dev, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+  add_status(dev, VIRTIO_CONFIG_S_DRIVER);
 
   // Step 4: read the 64 feature bits (two 32-bit windows), accept a subset.
   virtio_write32(dev, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
@@ -229,8 +229,8 @@ int virtio_dev_negotiate(struct virtio_mmio_dev* dev, uint64_t wanted) {
   dev->features = accepted;
 
   // Steps 5-6: FEATURES_OK, then re-read: if it did not stick the device rejected the subset.
-  add_status(dev, VIRTIO_STATUS_FEATURES_OK);
-  if (!(virtio_dev_status(dev) & VIRTIO_STATUS_FEATURES_OK)) {
+  add_status(dev, VIRTIO_CONFIG_S_FEATURES_OK);
+  if (!(virtio_dev_status(dev) & VIRTIO_CONFIG_S_FEATURES_OK)) {
     virtio_dev_fail(dev);
     return VIRTIO_ERR_FEATURES;
   }
@@ -238,10 +238,10 @@ int virtio_dev_negotiate(struct virtio_mmio_dev* dev, uint64_t wanted) {
 }
 
 int virtio_dev_driver_ok(struct virtio_mmio_dev* dev) {
-  add_status(dev, VIRTIO_STATUS_DRIVER_OK);
+  add_status(dev, VIRTIO_CONFIG_S_DRIVER_OK);
   const uint32_t st = virtio_dev_status(dev);
-  if (st & VIRTIO_STATUS_DEVICE_NEEDS_RESET) return VIRTIO_ERR_NEEDS_RESET;
-  if (!(st & VIRTIO_STATUS_DRIVER_OK)) return VIRTIO_ERR_FEATURES;
+  if (st & VIRTIO_CONFIG_S_NEEDS_RESET) return VIRTIO_ERR_NEEDS_RESET;
+  if (!(st & VIRTIO_CONFIG_S_DRIVER_OK)) return VIRTIO_ERR_FEATURES;
   return VIRTIO_OK;
 }
 
@@ -334,10 +334,10 @@ int virtq_setup(struct virtio_mmio_dev* dev, uint16_t index, uint16_t max_size,
   const uint64_t used = (uintptr_t)&m->used;
   virtio_write32(dev, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)desc);
   virtio_write32(dev, VIRTIO_MMIO_QUEUE_DESC_HIGH, (uint32_t)(desc >> 32));
-  virtio_write32(dev, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)avail);
-  virtio_write32(dev, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, (uint32_t)(avail >> 32));
-  virtio_write32(dev, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)used);
-  virtio_write32(dev, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, (uint32_t)(used >> 32));
+  virtio_write32(dev, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)avail);
+  virtio_write32(dev, VIRTIO_MMIO_QUEUE_AVAIL_HIGH, (uint32_t)(avail >> 32));
+  virtio_write32(dev, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)used);
+  virtio_write32(dev, VIRTIO_MMIO_QUEUE_USED_HIGH, (uint32_t)(used >> 32));
   virtio_write32(dev, VIRTIO_MMIO_QUEUE_READY, 1);
   *out = vq;
   return VIRTIO_OK;
@@ -347,7 +347,7 @@ int virtq_add(struct virtq* vq, const struct virtq_buf* bufs, unsigned n, bool i
               void* cookie) {
   if (n == 0 || n > vq->size) return VIRTIO_ERR_INVAL;
   const bool use_ind = indirect && n > 1 && n <= VIRTQ_INDIRECT_MAX &&
-                       virtio_has_feature(vq->dev, VIRTIO_F_INDIRECT_DESC);
+                       virtio_has_feature(vq->dev, VIRTIO_RING_F_INDIRECT_DESC);
   const unsigned needed = use_ind ? 1 : n;
   if (vq->num_free < needed) return VIRTIO_ERR_NO_DESC;
 
@@ -359,15 +359,15 @@ int virtq_add(struct virtq* vq, const struct virtq_buf* bufs, unsigned n, bool i
     for (unsigned i = 0; i < n; i++) {
       t[i].addr = bufs[i].addr;
       t[i].len = bufs[i].len;
-      t[i].flags = (uint16_t)((bufs[i].write ? VIRTQ_DESC_F_WRITE : 0) |
-                              (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
+      t[i].flags = (uint16_t)((bufs[i].write ? VRING_DESC_F_WRITE : 0) |
+                              (i + 1 < n ? VRING_DESC_F_NEXT : 0));
       t[i].next = (uint16_t)(i + 1 < n ? i + 1 : 0);
     }
     struct virtq_desc* d = &vq->desc[head];
     vq->free_head = d->next;  // unlink before overwriting
     d->addr = (uintptr_t)t;
     d->len = n * (uint32_t)sizeof(struct virtq_desc);
-    d->flags = VIRTQ_DESC_F_INDIRECT;
+    d->flags = VRING_DESC_F_INDIRECT;
   } else {
     // Take n descriptors off the free list; their `next` links already form the chain.
     uint16_t idx = head;
@@ -375,8 +375,8 @@ int virtq_add(struct virtq* vq, const struct virtq_buf* bufs, unsigned n, bool i
       struct virtq_desc* d = &vq->desc[idx];
       d->addr = bufs[i].addr;
       d->len = bufs[i].len;
-      d->flags = (uint16_t)((bufs[i].write ? VIRTQ_DESC_F_WRITE : 0) |
-                            (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
+      d->flags = (uint16_t)((bufs[i].write ? VRING_DESC_F_WRITE : 0) |
+                            (i + 1 < n ? VRING_DESC_F_NEXT : 0));
       idx = d->next;
     }
     vq->free_head = idx;

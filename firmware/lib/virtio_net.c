@@ -136,7 +136,7 @@ static uint64_t fix_features(const struct virtio_mmio_dev* dev, uint64_t f) {
   // bytes plus the Ethernet and virtio headers. Ours are 2048 bytes: a larger MTU is declined
   // (the device then sends at most 1514-byte frames).
   if ((f & VIRTIO_FEATURE(VIRTIO_NET_F_MTU)) && !(f & VIRTIO_FEATURE(VIRTIO_NET_F_MRG_RXBUF))) {
-    const uint16_t mtu = virtio_config_read16(dev, VIRTIO_NET_CFG_MTU);
+    const uint16_t mtu = virtio_config_read16(dev, VIRTIO_NET_CFG(mtu));
     if ((uint32_t)mtu + ETH_HLEN + VNET_HDR_LEN > VNET_BUF_SIZE) {
       f &= ~VIRTIO_FEATURE(VIRTIO_NET_F_MTU);
     }
@@ -153,15 +153,16 @@ static void read_config(struct vnet* n) {
     const uint32_t gen = virtio_config_generation(d);
     if (vnet_has(n, VIRTIO_NET_F_MAC)) {
       for (unsigned i = 0; i < 6; i++) {
-        n->mac[i] = virtio_config_read8(d, VIRTIO_NET_CFG_MAC + i);
+        n->mac[i] = virtio_config_read8(d, VIRTIO_NET_CFG(mac) + i);
       }
     }
     n->status = vnet_has(n, VIRTIO_NET_F_STATUS)
-                    ? virtio_config_read16(d, VIRTIO_NET_CFG_STATUS)
+                    ? virtio_config_read16(d, VIRTIO_NET_CFG(status))
                     : VIRTIO_NET_S_LINK_UP;  // §5.1.5: without STATUS assume the link is up
-    n->max_pairs =
-        vnet_has(n, VIRTIO_NET_F_MQ) ? virtio_config_read16(d, VIRTIO_NET_CFG_MAX_VQ_PAIRS) : 1;
-    n->mtu = vnet_has(n, VIRTIO_NET_F_MTU) ? virtio_config_read16(d, VIRTIO_NET_CFG_MTU) : 1500;
+    n->max_pairs = vnet_has(n, VIRTIO_NET_F_MQ)
+                       ? virtio_config_read16(d, VIRTIO_NET_CFG(max_virtqueue_pairs))
+                       : 1;
+    n->mtu = vnet_has(n, VIRTIO_NET_F_MTU) ? virtio_config_read16(d, VIRTIO_NET_CFG(mtu)) : 1500;
     if (virtio_config_generation(d) == gen) break;
   }
   n->mac_from_device = vnet_has(n, VIRTIO_NET_F_MAC);
@@ -188,8 +189,8 @@ static int setup_pair(struct vnet* n, unsigned k, uint8_t* mem, uint16_t qsize) 
   if (err != VIRTIO_OK) return err;
   if (n->split && (r->vq->size < 2 || t->vq->size < 2)) return VIRTIO_ERR_QUEUE;
   // §2.7.7: we poll, so ask the device not to interrupt (it may anyway).
-  r->vq->avail->flags = VIRTQ_AVAIL_F_NO_INTERRUPT;
-  t->vq->avail->flags = VIRTQ_AVAIL_F_NO_INTERRUPT;
+  r->vq->avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
+  t->vq->avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
 
   r->nbufs = (uint16_t)(n->split ? r->vq->size / 2 : r->vq->size);
   t->nslots = (uint16_t)(n->split ? t->vq->size / 2 : t->vq->size);
@@ -212,12 +213,12 @@ static int setup_pair(struct vnet* n, unsigned k, uint8_t* mem, uint16_t qsize) 
     const uint64_t a = (uintptr_t)(r->mem + (size_t)b * VNET_BUF_SIZE);
     struct virtq_desc* d = r->vq->desc;
     if (n->split) {
-      d[2 * b] = (struct virtq_desc){a, VNET_HDR_LEN, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT,
+      d[2 * b] = (struct virtq_desc){a, VNET_HDR_LEN, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT,
                                      (uint16_t)(2 * b + 1)};
       d[2 * b + 1] = (struct virtq_desc){a + VNET_HDR_LEN, n->rx_buf_len - VNET_HDR_LEN,
-                                         VIRTQ_DESC_F_WRITE, 0};
+                                         VRING_DESC_F_WRITE, 0};
     } else {
-      d[b] = (struct virtq_desc){a, n->rx_buf_len, VIRTQ_DESC_F_WRITE, 0};
+      d[b] = (struct virtq_desc){a, n->rx_buf_len, VRING_DESC_F_WRITE, 0};
     }
     rx_post(r, b, n->split);
   }
@@ -226,7 +227,7 @@ static int setup_pair(struct vnet* n, unsigned k, uint8_t* mem, uint16_t qsize) 
   for (uint16_t s = 0; s < t->nslots; s++) {
     struct virtq_desc* d = t->vq->desc;
     if (n->split) {
-      d[2 * s] = (struct virtq_desc){0, 0, VIRTQ_DESC_F_NEXT, (uint16_t)(2 * s + 1)};
+      d[2 * s] = (struct virtq_desc){0, 0, VRING_DESC_F_NEXT, (uint16_t)(2 * s + 1)};
       d[2 * s + 1] = (struct virtq_desc){0, 0, 0, 0};
     } else {
       d[s] = (struct virtq_desc){0, 0, 0, 0};
@@ -240,7 +241,7 @@ static int setup_pair(struct vnet* n, unsigned k, uint8_t* mem, uint16_t qsize) 
 }
 
 // Writes QueueNotify for vq if buffers were made available since the last call and the device
-// has not suppressed notifications (§2.7.10: VIRTQ_USED_F_NO_NOTIFY, no EVENT_IDX).
+// has not suppressed notifications (§2.7.10: VRING_USED_F_NO_NOTIFY, no EVENT_IDX).
 static void notify(struct vnet* n, struct virtq* vq, uint16_t* pending, uint64_t* counter,
                    bool force) {
   if (*pending == 0 && !force) return;
@@ -249,7 +250,7 @@ static void notify(struct vnet* n, struct virtq* vq, uint16_t* pending, uint64_t
   // (and before the notification).
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
   if (!force &&
-      (__atomic_load_n(&vq->used->flags, __ATOMIC_RELAXED) & VIRTQ_USED_F_NO_NOTIFY) != 0) {
+      (__atomic_load_n(&vq->used->flags, __ATOMIC_RELAXED) & VRING_USED_F_NO_NOTIFY) != 0) {
     n->st.notify_skipped++;
     return;
   }
@@ -371,7 +372,7 @@ int vnet_init(struct vnet* n, const struct virtio_mmio_dev* probed, const struct
       virtio_dev_fail(&n->dev);
       return err;
     }
-    n->ctrl->avail->flags = VIRTQ_AVAIL_F_NO_INTERRUPT;
+    n->ctrl->avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
   }
 
   // Step 8. RX buffers are already on the rings (§5.1.5 step 3 "fill the receive queues").

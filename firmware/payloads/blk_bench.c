@@ -216,7 +216,7 @@ int payload_main(const char* cmdline) {
   const unsigned size = g_blk.vq[0]->size;
   unsigned qd = MAX_QD;
   if (!g_indirect && size < 3 * MAX_QD) {
-    if (vblk_has(&g_blk, VIRTIO_F_INDIRECT_DESC)) {
+    if (vblk_has(&g_blk, VIRTIO_RING_F_INDIRECT_DESC)) {
       g_indirect = true;
     } else {
       qd = size / 3;

@@ -6,7 +6,7 @@
 // happening within the timeout (default 2 s, `timeout_ms=<n>`) is a failure, so a device that
 // silently drops a request fails too. Cases (o) and (p) are well-formed chains with a bad
 // request: they must complete with exactly UNSUPP / IOERR. Cases (k)-(m) need
-// VIRTIO_F_INDIRECT_DESC and are skipped if the device does not offer it.
+// VIRTIO_RING_F_INDIRECT_DESC and are skipped if the device does not offer it.
 //
 // After all cases: one good write + read round trip (on the same queue, without a reset unless
 // a case left the device needing one). Prints "blk_hostile: N passed, M failed"; returns 0 iff
@@ -52,9 +52,9 @@ static void header(uint32_t type, uint64_t sector) {
 }
 
 #define R 0                      // device-readable
-#define W VIRTQ_DESC_F_WRITE     // device-writable
-#define N VIRTQ_DESC_F_NEXT      // chain continues
-#define I VIRTQ_DESC_F_INDIRECT  // indirect table
+#define W VRING_DESC_F_WRITE     // device-writable
+#define N VRING_DESC_F_NEXT      // chain continues
+#define I VRING_DESC_F_INDIRECT  // indirect table
 #define HDR ((uintptr_t)&g_hdr)
 #define STATUS ((uintptr_t)&g_status)
 #define DATA ((uintptr_t)g_data)
@@ -243,8 +243,8 @@ static bool reinit(void) {
 static void run_case(const struct hostile_case* c) {
   char name[128];
   rt_snprintf(name, sizeof(name), "hostile (%s) %s", c->id, c->what);
-  if (c->needs_indirect && !vblk_has(&g_blk, VIRTIO_F_INDIRECT_DESC)) {
-    rt_check_skip(name, "VIRTIO_F_INDIRECT_DESC not offered");
+  if (c->needs_indirect && !vblk_has(&g_blk, VIRTIO_RING_F_INDIRECT_DESC)) {
+    rt_check_skip(name, "VIRTIO_RING_F_INDIRECT_DESC not offered");
     return;
   }
   if (g_need_reinit && !reinit()) {

@@ -202,8 +202,8 @@ static void print_features(const char* what, uint64_t f) {
       {VIRTIO_BLK_F_MQ, "MQ"},
       {VIRTIO_BLK_F_DISCARD, "DISCARD"},
       {VIRTIO_BLK_F_WRITE_ZEROES, "WRITE_ZEROES"},
-      {VIRTIO_F_INDIRECT_DESC, "INDIRECT_DESC"},
-      {VIRTIO_F_EVENT_IDX, "EVENT_IDX"},
+      {VIRTIO_RING_F_INDIRECT_DESC, "INDIRECT_DESC"},
+      {VIRTIO_RING_F_EVENT_IDX, "EVENT_IDX"},
       {VIRTIO_F_VERSION_1, "VERSION_1"},
   };
   rt_printf("blk%u: %s 0x%lx:", g_dev_index, what, f);
@@ -305,7 +305,7 @@ static void test_flush(struct vblk* b) {
 
 static void test_patterns(struct vblk* b) {
   const uint64_t u = g_unit;
-  const bool ind = vblk_has(b, VIRTIO_F_INDIRECT_DESC);
+  const bool ind = vblk_has(b, VIRTIO_RING_F_INDIRECT_DESC);
   unsigned many = 6;  // data segments of the "many segments" request
   if (b->cfg.seg_max != 0 && many > b->cfg.seg_max) many = b->cfg.seg_max;
   struct extent ext[] = {
@@ -605,8 +605,8 @@ static void test_device(const struct virtio_mmio_dev* probed) {
             nm("InterruptStatus reported used-buffer notifications"), "isr_seen=0x%x",
             b->dev.isr_seen);
   const uint32_t st = virtio_dev_status(&b->dev);
-  RT_CHECKF((st & (VIRTIO_STATUS_DEVICE_NEEDS_RESET | VIRTIO_STATUS_FAILED)) == 0 &&
-                (st & VIRTIO_STATUS_DRIVER_OK),
+  RT_CHECKF((st & (VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED)) == 0 &&
+                (st & VIRTIO_CONFIG_S_DRIVER_OK),
             nm("device status healthy"), "status=0x%x", st);
 
   test_multiqueue(b, probed, !(expect_ro || ro) && !expect_ioerr);

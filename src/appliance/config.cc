@@ -9,9 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "src/base/errors.h"
+#include "src/base/json_fields.h"
 #include "src/vmm/config/fc_config.h"
-#include "src/vmm/config/json_fields.h"
-#include "src/vmm/util/errors.h"
 
 namespace edgevisor::appliance {
 namespace {

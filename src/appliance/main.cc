@@ -25,7 +25,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,23 +35,16 @@
 #include "src/appliance/config.h"
 #include "src/appliance/gpt.h"
 #include "src/appliance/supervisor.h"
+#include "src/base/exit_codes.h"
+#include "src/base/fd.h"
+#include "src/base/read_file.h"
 #include "src/vmm/config/fc_config.h"
-#include "src/vmm/util/fd.h"
 
 namespace {
 
+using edgevisor::kExitUsage;
 using edgevisor::appliance::ApplianceConfig;
 using edgevisor::appliance::Stage;
-
-constexpr int kExitUsage = 2;
-
-std::optional<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 int Usage() {
   std::fputs(
@@ -65,8 +57,8 @@ int Usage() {
 }
 
 absl::StatusOr<ApplianceConfig> Load(const std::string& path, Stage stage) {
-  auto text = ReadFile(path);
-  if (!text) return absl::NotFoundError(absl::StrFormat("cannot read %s", path));
+  auto text = edgevisor::ReadSmallFile(path);
+  if (!text.ok()) return text.status();
   auto cfg = edgevisor::appliance::ParseApplianceConfig(*text, stage);
   if (!cfg.ok()) {
     return absl::InvalidArgumentError(absl::StrFormat("%s: %s", path, cfg.status().message()));
@@ -320,10 +312,9 @@ int RunAppliance(const std::vector<std::string>& args) {
   std::vector<std::thread> threads;
   for (const auto& vm : cfg->vms) {
     // The VM's TAPs, from its Firecracker config.
-    auto text = ReadFile(opts.config_dir + "/" + vm.config);
-    auto fc =
-        text ? edgevisor::ParseFirecrackerConfig(*text)
-             : absl::StatusOr<edgevisor::FirecrackerConfig>(absl::NotFoundError("cannot read it"));
+    auto text = edgevisor::ReadSmallFile(opts.config_dir + "/" + vm.config);
+    auto fc = text.ok() ? edgevisor::ParseFirecrackerConfig(*text)
+                        : absl::StatusOr<edgevisor::FirecrackerConfig>(text.status());
     if (!fc.ok()) {
       console.Line(absl::StrFormat("ev-appliance: vm %s: %s: %s; not started", vm.name, vm.config,
                                    fc.status().message()));

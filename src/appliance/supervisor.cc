@@ -11,7 +11,8 @@
 #include <thread>
 
 #include "absl/strings/str_format.h"
-#include "src/vmm/stop_controller.h"
+#include "src/base/exit_codes.h"
+#include "src/base/fd.h"
 
 namespace edgevisor::appliance {
 namespace {
@@ -34,11 +35,13 @@ std::string Stamp() {
 
 void AppendLog(const std::string& path, const std::string& line) {
   if (path.empty()) return;
-  const int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return;
+  // A log that cannot be written must not stop the supervisor: say so on its console instead.
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
   const std::string l = line + "\n";
-  [[maybe_unused]] ssize_t n = write(fd, l.data(), l.size());
-  close(fd);
+  if (!fd.valid() || write(fd.get(), l.data(), l.size()) != static_cast<ssize_t>(l.size())) {
+    std::fprintf(stderr, "ev-appliance: cannot write to %s: %s\n", path.c_str(),
+                 std::strerror(errno));
+  }
 }
 
 // Starts edgevisor on the VM's config with stdout+stderr on a pipe. Returns the pid, or -1.

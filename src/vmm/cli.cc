@@ -4,8 +4,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
+#include <map>
+#include <optional>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -13,8 +17,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "src/base/errors.h"
 #include "src/vmm/config/fc_config.h"
-#include "src/vmm/util/errors.h"
 
 namespace edgevisor {
 namespace {
@@ -68,7 +72,7 @@ absl::StatusOr<DriveConfig> ParseDriveSpec(const std::string& spec, size_t index
     if (key == "path") {
       d.path = val;
     } else if (key == "id") {
-      if (val.empty() || val.size() > 64) return bad("id must be 1 to 64 characters");
+      if (absl::Status s = CheckIdLength(val, "id"); !s.ok()) return bad(std::string(s.message()));
       d.id = val;
     } else if (key == "ro") {
       if (!OnOff(val, &d.read_only)) return bad("ro must be on or off");
@@ -139,129 +143,154 @@ std::string RunUsage() {
          "                 (Firecracker's command line; the REST API is in docs/API.md)\n";
 }
 
+namespace {
+
+// What a flag that takes a value does with it. Errors name the flag.
+using FlagSetter = std::function<absl::Status(const std::string& value)>;
+using FlagTable = std::map<std::string, FlagSetter>;
+
+absl::Status Ok() { return absl::OkStatus(); }
+
+// --kernel, --initrd, --cmdline, --boot-protocol.
+void AddBootFlags(VmConfig& vm, FlagTable& t) {
+  t["--kernel"] = [&vm](const std::string& v) {
+    vm.boot.kernel_path = v;
+    return Ok();
+  };
+  t["--initrd"] = [&vm](const std::string& v) {
+    vm.boot.initrd_path = v;
+    return Ok();
+  };
+  t["--cmdline"] = [&vm](const std::string& v) {
+    vm.boot.cmdline = v;
+    return Ok();
+  };
+  t["--boot-protocol"] = [&vm](const std::string& v) {
+    auto protocol = Choose<BootProtocol>("--boot-protocol", v,
+                                         {{"auto", BootProtocol::kAuto},
+                                          {"pvh", BootProtocol::kPvh},
+                                          {"linux", BootProtocol::kLinux}});
+    if (!protocol.ok()) return protocol.status();
+    vm.boot.protocol = *protocol;
+    return Ok();
+  };
+}
+
+// --mem, --vcpus, --gic, --serial.
+void AddMachineFlags(VmConfig& vm, FlagTable& t) {
+  t["--mem"] = [&vm](const std::string& v) {
+    absl::string_view s = v;
+    absl::ConsumeSuffix(&s, "M");
+    if (!absl::SimpleAtoi(s, &vm.machine.mem_mib) || vm.machine.mem_mib > (uint64_t{1} << 32)) {
+      return absl::InvalidArgumentError(absl::StrFormat("--mem: '%s' is not a size in MiB", v));
+    }
+    return Ok();
+  };
+  t["--vcpus"] = [&vm](const std::string& v) {
+    if (!absl::SimpleAtoi(v, &vm.machine.vcpus)) {
+      return absl::InvalidArgumentError(absl::StrFormat("--vcpus: '%s' is not a number", v));
+    }
+    return Ok();
+  };
+  t["--gic"] = [&vm](const std::string& v) {
+    auto gic = Choose<int>("--gic", v, {{"auto", 0}, {"v2", 2}, {"v3", 3}});
+    if (!gic.ok()) return gic.status();
+    vm.machine.gic = *gic;
+#if !defined(__aarch64__)
+    if (vm.machine.gic != 0) return absl::InvalidArgumentError("--gic: only aarch64 has a GIC");
+#endif
+    return Ok();
+  };
+  t["--serial"] = [&vm](const std::string& v) {
+    if (v == "stdio") {
+      vm.serial.mode = SerialConfig::Mode::kStdio;
+    } else if (v == "off") {
+      vm.serial.mode = SerialConfig::Mode::kOff;
+    } else if (v.rfind("file:", 0) == 0) {
+      vm.serial.mode = SerialConfig::Mode::kFile;
+      vm.serial.path = v.substr(5);
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("--serial: '%s' is not stdio, off or file:PATH", v));
+    }
+    return Ok();
+  };
+}
+
+// --drive, --net, --id, --reboot-exit-code, --log-level.
+void AddDeviceAndProcessFlags(RunOptions& opts, FlagTable& t) {
+  VmConfig& vm = opts.vm;
+  t["--drive"] = [&vm](const std::string& v) {
+    auto d = ParseDriveSpec(v, vm.drives.size());
+    if (!d.ok()) return d.status();
+    vm.drives.push_back(std::move(*d));
+    return Ok();
+  };
+  t["--net"] = [&vm](const std::string& v) {
+    auto n = ParseNetSpec(v, vm.nets.size());
+    if (!n.ok()) return n.status();
+    vm.nets.push_back(std::move(*n));
+    return Ok();
+  };
+  t["--id"] = [&vm](const std::string& v) {
+    vm.id = v;
+    return Ok();
+  };
+  t["--reboot-exit-code"] = [&vm](const std::string& v) {
+    int code = 0;
+    if (!absl::SimpleAtoi(v, &code) || code < 0 || code > 255) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("--reboot-exit-code: '%s' is not an exit status (0 to 255)", v));
+    }
+    vm.reboot_exit_code = code;
+    return Ok();
+  };
+  t["--log-level"] = [&opts](const std::string& v) {
+    static constexpr const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
+    if (std::find(std::begin(kLevels), std::end(kLevels), v) == std::end(kLevels)) {
+      return absl::InvalidArgumentError(absl::StrFormat("--log-level: unknown level '%s'", v));
+    }
+    opts.log_level = v;
+    return Ok();
+  };
+}
+
+}  // namespace
+
 absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args,
                                         const HostLimits& host) {
   RunOptions opts;
-  VmConfig& vm = opts.vm;
+  FlagTable with_value;
+  AddBootFlags(opts.vm, with_value);
+  AddMachineFlags(opts.vm, with_value);
+  AddDeviceAndProcessFlags(opts, with_value);
+  const std::map<std::string, std::function<void()>> switches = {
+      {"--debug-exit", [&] { opts.vm.debug_exit = true; }},
+      {"--no-virtio-mmio-cmdline", [&] { opts.vm.virtio_mmio_cmdline = false; }},
+  };
   for (size_t i = 0; i < args.size(); ++i) {
     std::string flag = args[i];
-    std::string value;
-    bool has_inline_value = false;
+    std::optional<std::string> value;  // --flag=value
     if (auto eq = flag.find('='); flag.rfind("--", 0) == 0 && eq != std::string::npos) {
       value = flag.substr(eq + 1);
       flag = flag.substr(0, eq);
-      has_inline_value = true;
     }
-    auto next = [&]() -> absl::StatusOr<std::string> {
-      if (has_inline_value) return value;
-      if (i + 1 >= args.size()) return absl::InvalidArgumentError(flag + ": missing value");
-      return args[++i];
-    };
-    if (flag == "--kernel") {
-      auto v = next();
-      if (!v.ok()) return v.status();
-      vm.boot.kernel_path = *v;
-    } else if (flag == "--initrd") {
-      auto v = next();
-      if (!v.ok()) return v.status();
-      vm.boot.initrd_path = *v;
-    } else if (flag == "--cmdline") {
-      auto v = next();
-      if (!v.ok()) return v.status();
-      vm.boot.cmdline = *v;
-    } else if (flag == "--mem") {
-      auto v = next();
-      if (!v.ok()) return v.status();
-      absl::string_view s = *v;
-      absl::ConsumeSuffix(&s, "M");
-      if (!absl::SimpleAtoi(s, &vm.machine.mem_mib) || vm.machine.mem_mib > (uint64_t{1} << 32)) {
-        return absl::InvalidArgumentError(absl::StrFormat("--mem: '%s' is not a size in MiB", *v));
-      }
-    } else if (flag == "--vcpus") {
-      auto v = next();
-      if (!v.ok()) return v.status();
-      if (!absl::SimpleAtoi(*v, &vm.machine.vcpus)) {
-        return absl::InvalidArgumentError(absl::StrFormat("--vcpus: '%s' is not a number", *v));
-      }
-    } else if (flag == "--serial") {
-      auto v = next();
-      if (!v.ok()) return v.status();
-      if (*v == "stdio") {
-        vm.serial.mode = SerialConfig::Mode::kStdio;
-      } else if (*v == "off") {
-        vm.serial.mode = SerialConfig::Mode::kOff;
-      } else if (v->rfind("file:", 0) == 0) {
-        vm.serial.mode = SerialConfig::Mode::kFile;
-        vm.serial.path = v->substr(5);
-      } else {
-        return absl::InvalidArgumentError(
-            absl::StrFormat("--serial: '%s' is not stdio, off or file:PATH", *v));
-      }
-    } else if (flag == "--drive") {
-      auto v = next();
-      if (!v.ok()) return v.status();
-      auto d = ParseDriveSpec(*v, vm.drives.size());
-      if (!d.ok()) return d.status();
-      vm.drives.push_back(std::move(*d));
-    } else if (flag == "--net") {
-      auto v = next();
-      if (!v.ok()) return v.status();
-      auto n = ParseNetSpec(*v, vm.nets.size());
-      if (!n.ok()) return n.status();
-      vm.nets.push_back(std::move(*n));
-    } else if (flag == "--debug-exit") {
-      if (has_inline_value) return absl::InvalidArgumentError("--debug-exit: takes no value");
-      vm.debug_exit = true;
-    } else if (flag == "--no-virtio-mmio-cmdline") {
-      if (has_inline_value) {
-        return absl::InvalidArgumentError("--no-virtio-mmio-cmdline: takes no value");
-      }
-      vm.virtio_mmio_cmdline = false;
-    } else if (flag == "--gic") {
-      auto v = next();
-      if (!v.ok()) return v.status();
-      auto gic = Choose<int>(flag, *v, {{"auto", 0}, {"v2", 2}, {"v3", 3}});
-      if (!gic.ok()) return gic.status();
-      vm.machine.gic = *gic;
-#if !defined(__aarch64__)
-      if (vm.machine.gic != 0) return absl::InvalidArgumentError("--gic: only aarch64 has a GIC");
-#endif
-    } else if (flag == "--boot-protocol") {
-      auto v = next();
-      if (!v.ok()) return v.status();
-      auto protocol = Choose<BootProtocol>(flag, *v,
-                                           {{"auto", BootProtocol::kAuto},
-                                            {"pvh", BootProtocol::kPvh},
-                                            {"linux", BootProtocol::kLinux}});
-      if (!protocol.ok()) return protocol.status();
-      vm.boot.protocol = *protocol;
-    } else if (flag == "--reboot-exit-code") {
-      auto v = next();
-      if (!v.ok()) return v.status();
-      int code = 0;
-      if (!absl::SimpleAtoi(*v, &code) || code < 0 || code > 255) {
-        return absl::InvalidArgumentError(
-            absl::StrFormat("--reboot-exit-code: '%s' is not an exit status (0 to 255)", *v));
-      }
-      vm.reboot_exit_code = code;
-    } else if (flag == "--id") {
-      auto v = next();
-      if (!v.ok()) return v.status();
-      vm.id = *v;
-    } else if (flag == "--log-level") {
-      auto v = next();
-      if (!v.ok()) return v.status();
-      static constexpr const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
-      if (std::find(std::begin(kLevels), std::end(kLevels), *v) == std::end(kLevels)) {
-        return absl::InvalidArgumentError(absl::StrFormat("--log-level: unknown level '%s'", *v));
-      }
-      opts.log_level = *v;
-    } else {
+    if (auto sw = switches.find(flag); sw != switches.end()) {
+      if (value) return absl::InvalidArgumentError(flag + ": takes no value");
+      sw->second();
+      continue;
+    }
+    auto setter = with_value.find(flag);
+    if (setter == with_value.end()) {
       return absl::InvalidArgumentError(absl::StrFormat("%s: unknown argument", flag));
     }
+    if (!value) {
+      if (i + 1 >= args.size()) return absl::InvalidArgumentError(flag + ": missing value");
+      value = args[++i];
+    }
+    EV_RETURN_IF_ERROR(setter->second(*value));
   }
-  absl::Status s = CheckVmInputs(vm, host);
-  if (!s.ok()) return s;
+  EV_RETURN_IF_ERROR(CheckVmInputs(opts.vm, host));
   return opts;
 }
 
@@ -296,9 +325,7 @@ absl::StatusOr<FirecrackerArgs> ParseFirecrackerArgs(const std::vector<std::stri
       s = take(fa.api_sock);
     } else if (flag == "--id") {
       s = take(fa.id);
-      if (s.ok() && (fa.id.empty() || fa.id.size() > 64)) {
-        s = absl::InvalidArgumentError("--id: must be 1 to 64 characters");
-      }
+      if (s.ok()) s = CheckIdLength(fa.id, "--id");
     } else if (flag == "--level") {
       s = take(fa.level);
       if (s.ok() && !SpdlogLevelFromFirecracker(fa.level)) {

@@ -3,7 +3,7 @@
 //   edgevisor --api-sock PATH [...]         Firecracker's: REST API on a Unix socket
 //   edgevisor --config-file F --no-api      Firecracker's: boot from a JSON file
 #include <fcntl.h>
-#include <sys/epoll.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -21,16 +21,17 @@
 #include "absl/synchronization/mutex.h"
 #include "spdlog/sinks/basic_file_sink.h"
 #include "spdlog/sinks/stdout_sinks.h"
-#include "src/net/tap.h"
+#include "src/base/errors.h"
+#include "src/base/event_fd.h"
+#include "src/base/log.h"
+#include "src/base/read_file.h"
+#include "src/devices/net/tap.h"
 #include "src/vmm/api/api.h"
 #include "src/vmm/api/http_server.h"
 #include "src/vmm/builder.h"
 #include "src/vmm/cli.h"
 #include "src/vmm/config/fc_config.h"
 #include "src/vmm/metrics.h"
-#include "src/vmm/util/errors.h"
-#include "src/vmm/util/event_fd.h"
-#include "src/vmm/util/log.h"
 
 namespace {
 
@@ -67,22 +68,6 @@ absl::Status SetUpLogging(const std::string& vm_id, const std::string& level,
   logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(std::move(logger));
   return absl::OkStatus();
-}
-
-std::string ReadFile(const std::string& path, std::string* error) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
-    *error = std::strerror(errno);
-    return "";
-  }
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0 && out.size() < (1u << 20))
-    out.append(buf, n);
-  std::fclose(f);
-  if (out.size() >= (1u << 20)) *error = "larger than 1 MiB";
-  return out;
 }
 
 int Boot(const edgevisor::VmConfig& vm, edgevisor::ProcessClock start,
@@ -150,8 +135,27 @@ struct Launch {
   absl::Mutex mu;
   std::unique_ptr<edgevisor::Vmm> vmm ABSL_GUARDED_BY(mu);
   std::unique_ptr<VmmHandle> handle ABSL_GUARDED_BY(mu);
-  edgevisor::UniqueFd started{eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+  edgevisor::EventFd started{edgevisor::UniqueFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))};
 };
+
+// Blocks until `started_fd` is signalled (true) or SIGINT/SIGTERM arrives (false).
+absl::StatusOr<bool> WaitForStart(int started_fd) {
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  edgevisor::UniqueFd sfd(signalfd(-1, &sigs, SFD_CLOEXEC));
+  if (!sfd.valid()) return edgevisor::ErrnoError("signalfd");
+  pollfd fds[2] = {{sfd.get(), POLLIN, 0}, {started_fd, POLLIN, 0}};
+  while (poll(fds, 2, -1) < 0) {
+    if (errno != EINTR) return edgevisor::ErrnoError("poll for InstanceStart");
+  }
+  if (fds[1].revents & POLLIN) return true;
+  signalfd_siginfo si{};
+  if (read(sfd.get(), &si, sizeof(si)) != sizeof(si)) return edgevisor::ErrnoError("signalfd");
+  spdlog::info("stopped by signal {} before InstanceStart", strsignal(si.ssi_signo));
+  return false;
+}
 
 // `edgevisor --api-sock PATH [--config-file F]`: serve Firecracker's API until the VM stops.
 int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
@@ -168,7 +172,7 @@ int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
     absl::MutexLock lock(&launch.mu);
     launch.vmm = std::move(*vmm);
     launch.handle = std::make_unique<VmmHandle>(launch.vmm.get());
-    edgevisor::SignalEventFd(launch.started.get());
+    launch.started.Signal();
     return launch.handle.get();
   };
   hooks.check_drive = CheckDrive;
@@ -213,31 +217,12 @@ int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
   }
 
   // Wait for InstanceStart, or a signal.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  {
-    edgevisor::UniqueFd sfd(signalfd(-1, &sigs, SFD_CLOEXEC));
-    edgevisor::UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
-    for (int fd : {sfd.get(), launch.started.get()}) {
-      epoll_event ev{};
-      ev.events = EPOLLIN;
-      ev.data.fd = fd;
-      epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev);
-    }
-    for (;;) {
-      epoll_event ev{};
-      if (epoll_wait(ep.get(), &ev, 1, -1) != 1) continue;
-      if (ev.data.fd == sfd.get()) {
-        signalfd_siginfo si{};
-        [[maybe_unused]] ssize_t n = read(sfd.get(), &si, sizeof(si));
-        spdlog::info("stopped by signal {} before InstanceStart", strsignal(si.ssi_signo));
-        return edgevisor::kExitOk;
-      }
-      break;
-    }
+  auto started = WaitForStart(launch.started.fd());
+  if (!started.ok()) {
+    spdlog::error("{}", started.status().message());
+    return edgevisor::kExitVmmError;
   }
+  if (!*started) return edgevisor::kExitOk;
   edgevisor::Vmm* vmm;
   {
     absl::MutexLock lock(&launch.mu);
@@ -261,14 +246,13 @@ int FirecrackerMain(const std::vector<std::string>& args, edgevisor::ProcessCloc
 
   std::optional<edgevisor::FirecrackerConfig> cfg;
   if (!fa->config_file.empty()) {
-    std::string error;
-    const std::string text = ReadFile(fa->config_file, &error);
-    if (!error.empty()) {
-      std::fprintf(stderr, "edgevisor: --config-file %s: %s\n", fa->config_file.c_str(),
-                   error.c_str());
+    auto text = edgevisor::ReadSmallFile(fa->config_file);
+    if (!text.ok()) {  // the message starts with the path
+      std::fprintf(stderr, "edgevisor: --config-file %s\n",
+                   std::string(text.status().message()).c_str());
       return edgevisor::kExitUsage;
     }
-    auto parsed = edgevisor::ParseFirecrackerConfig(text);
+    auto parsed = edgevisor::ParseFirecrackerConfig(*text);
     absl::Status s = parsed.ok()
                          ? edgevisor::CheckVmInputs(parsed->vm, edgevisor::HostLimits::Detect())
                          : parsed.status();

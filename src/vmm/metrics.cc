@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
-#include "src/vmm/util/errors.h"
+#include "src/base/errors.h"
 
 namespace edgevisor {
 

@@ -9,8 +9,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
+#include "src/base/fd.h"
 #include "src/vmm/config/fc_config.h"
-#include "src/vmm/util/fd.h"
 
 namespace edgevisor {
 

@@ -9,7 +9,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "src/vmm/util/fd.h"
+#include "src/base/event_fd.h"
+#include "src/base/exit_codes.h"
 
 namespace edgevisor {
 
@@ -22,12 +23,6 @@ enum class StopReason {
   kGuestCrash,  // KVM internal error, shutdown (triple fault), failed entry
   kVmmError,    // a VMM-side failure while running
 };
-
-// Process exit codes (besides the debug-exit's (v << 1) | 1).
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitVmmError = 1;
-inline constexpr int kExitUsage = 2;
-inline constexpr int kExitGuestCrash = 3;
 
 struct StopInfo {
   StopReason reason;
@@ -43,11 +38,11 @@ class StopController {
   void Request(StopReason reason, int exit_code, std::string message);
   bool requested() const { return requested_.load(std::memory_order_acquire); }
   std::optional<StopInfo> info() const;
-  int event_fd() const { return event_fd_.get(); }
+  int event_fd() const { return event_fd_.fd(); }
 
  private:
-  explicit StopController(UniqueFd fd) : event_fd_(std::move(fd)) {}
-  UniqueFd event_fd_;
+  explicit StopController(EventFd fd) : event_fd_(std::move(fd)) {}
+  EventFd event_fd_;
   std::atomic<bool> requested_{false};
   mutable absl::Mutex mu_;
   std::optional<StopInfo> info_ ABSL_GUARDED_BY(mu_);

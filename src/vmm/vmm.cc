@@ -2,7 +2,6 @@
 
 #include <pthread.h>
 #include <signal.h>
-#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -11,7 +10,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
-#include "src/vmm/util/log.h"
+#include "src/base/errors.h"
+#include "src/base/event_fd.h"
+#include "src/base/event_set.h"
+#include "src/base/log.h"
 
 namespace edgevisor {
 namespace {
@@ -200,98 +202,133 @@ Json Vmm::Counters() const {
   return out;
 }
 
+namespace {
+
+// What wakes the main thread.
+enum class MainEvent : uint32_t { kSignal, kParkTick, kMetricsTick, kStop, kConsoleInput };
+
+// A timerfd that fires every `period`.
+absl::StatusOr<UniqueFd> PeriodicTimer(timespec period, const char* what) {
+  UniqueFd fd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!fd.valid()) return ErrnoError(absl::StrCat("timerfd for ", what));
+  itimerspec its{};
+  its.it_interval = its.it_value = period;
+  if (timerfd_settime(fd.get(), 0, &its, nullptr) != 0) {
+    return ErrnoError(absl::StrCat("timerfd_settime for ", what));
+  }
+  return fd;
+}
+
+}  // namespace
+
+// The main thread's wait set and what it owns.
+struct Vmm::MainLoop {
+  EventSet events;
+  UniqueFd signals, park_tick, metrics_tick;
+  bool input_on = false;  // console input is in `events`
+};
+
+absl::Status Vmm::SetUpMainLoop(MainLoop& loop) {
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  loop.signals.Reset(signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!loop.signals.valid()) return ErrnoError("signalfd");
+  EV_ASSIGN_OR_RETURN(loop.park_tick, PeriodicTimer({0, kParkCheckNs}, "the park check"));
+  EV_ASSIGN_OR_RETURN(loop.metrics_tick,
+                      PeriodicTimer({MetricsWriter::kPeriodSeconds, 0}, "the metrics"));
+  EV_RETURN_IF_ERROR(loop.events.Watch(loop.signals.get(), EventId::Of(MainEvent::kSignal)));
+  EV_RETURN_IF_ERROR(loop.events.Watch(loop.park_tick.get(), EventId::Of(MainEvent::kParkTick)));
+  EV_RETURN_IF_ERROR(
+      loop.events.Watch(loop.metrics_tick.get(), EventId::Of(MainEvent::kMetricsTick)));
+  EV_RETURN_IF_ERROR(loop.events.Watch(p_.stop->event_fd(), EventId::Of(MainEvent::kStop)));
+  if (!p_.uart) p_.serial_input_fd = -1;
+  if (p_.serial_input_fd >= 0) {
+    absl::Status s = loop.events.Watch(p_.serial_input_fd, EventId::Of(MainEvent::kConsoleInput));
+    loop.input_on = s.ok();
+    if (!s.ok()) {
+      // epoll refuses regular files (EPERM) and closed fds: run without console input.
+      spdlog::debug("console input disabled: stdin cannot be polled ({})", s.message());
+      p_.serial_input_fd = -1;
+    }
+  }
+  return absl::OkStatus();
+}
+
+void Vmm::OnMainEvent(MainLoop& loop, EventId id) {
+  if (id.Is(MainEvent::kSignal)) {
+    signalfd_siginfo si{};
+    if (read(loop.signals.get(), &si, sizeof(si)) == sizeof(si)) {
+      p_.stop->Request(StopReason::kSignal, kExitOk,
+                       absl::StrFormat("stopped by signal %s", strsignal(si.ssi_signo)));
+    }
+  } else if (id.Is(MainEvent::kParkTick)) {
+    DrainEventFd(loop.park_tick.get());  // a timerfd reads like an eventfd: its expiry count
+    {
+      absl::MutexLock lock(&start_mu_);
+      KickAll();  // each vCPU re-checks whether it is parked
+    }
+    if (!loop.input_on && p_.serial_input_fd >= 0 && p_.uart->InputSpace() > 0) {
+      loop.input_on =
+          loop.events.Watch(p_.serial_input_fd, EventId::Of(MainEvent::kConsoleInput)).ok();
+    }
+  } else if (id.Is(MainEvent::kMetricsTick)) {
+    DrainEventFd(loop.metrics_tick.get());
+    if (metrics_) {
+      if (absl::Status s = metrics_->Flush(Counters()); !s.ok()) spdlog::warn("{}", s.message());
+    }
+  } else if (id.Is(MainEvent::kConsoleInput)) {
+    OnConsoleInput(loop);
+  }  // kStop: the loop condition sees it
+}
+
+void Vmm::OnConsoleInput(MainLoop& loop) {
+  uint8_t buf[Uart16550::kRxFifoSize];
+  const size_t space = p_.uart->InputSpace();
+  if (space == 0) {  // the guest is not draining; resume on a later tick
+    if (absl::Status s = loop.events.Unwatch(p_.serial_input_fd); !s.ok()) {
+      spdlog::warn("console input: {}", s.message());
+    }
+    loop.input_on = false;
+    return;
+  }
+  ssize_t r = read(p_.serial_input_fd, buf, space);
+  if (r > 0) {
+    p_.uart->EnqueueInput(absl::MakeSpan(buf, static_cast<size_t>(r)));
+  } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+    // EOF (or a read error): no more console input.
+    if (absl::Status s = loop.events.Unwatch(p_.serial_input_fd); !s.ok()) {
+      spdlog::warn("console input: {}", s.message());
+    }
+    p_.serial_input_fd = -1;
+    loop.input_on = false;
+  }
+}
+
 int Vmm::Run() {
   if (absl::Status s = Start(); !s.ok()) {
     spdlog::error("{}", s.message());
     return kExitVmmError;
   }
-
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  UniqueFd sfd(signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK));
-  UniqueFd tfd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
-  UniqueFd mfd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
-  UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
-  itimerspec its{};
-  its.it_interval.tv_nsec = its.it_value.tv_nsec = kParkCheckNs;
-  timerfd_settime(tfd.get(), 0, &its, nullptr);
-  itimerspec mts{};
-  mts.it_interval.tv_sec = mts.it_value.tv_sec = MetricsWriter::kPeriodSeconds;
-  timerfd_settime(mfd.get(), 0, &mts, nullptr);
-
-  auto add = [&](int fd) {
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = fd;
-    return epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev) == 0;
-  };
-  if (!sfd.valid() || !tfd.valid() || !ep.valid() || !add(sfd.get()) || !add(tfd.get()) ||
-      !add(p_.stop->event_fd()) || !mfd.valid() || !add(mfd.get())) {
+  MainLoop loop;
+  if (absl::Status s = SetUpMainLoop(loop); !s.ok()) {
     p_.stop->Request(StopReason::kVmmError, kExitVmmError,
-                     absl::StrFormat("main loop setup failed: %s", strerror(errno)));
+                     absl::StrCat("main loop setup failed: ", s.message()));
   }
-  if (!p_.uart) p_.serial_input_fd = -1;
-  bool input_on = p_.serial_input_fd >= 0 && add(p_.serial_input_fd);
-  if (!input_on && p_.serial_input_fd >= 0) {
-    // epoll refuses regular files (EPERM) and closed fds: run without console input.
-    spdlog::debug("console input disabled: stdin cannot be polled ({})", strerror(errno));
-    p_.serial_input_fd = -1;
-  }
-
   while (!p_.stop->requested()) {
-    epoll_event evs[4];
-    int n = epoll_wait(ep.get(), evs, 4, -1);
-    if (n < 0 && errno != EINTR) {
-      p_.stop->Request(StopReason::kVmmError, kExitVmmError,
-                       absl::StrFormat("epoll_wait: %s", strerror(errno)));
+    EventId ready[8];
+    absl::StatusOr<size_t> n = loop.events.Wait(absl::MakeSpan(ready));
+    if (!n.ok()) {
+      p_.stop->Request(StopReason::kVmmError, kExitVmmError, std::string(n.status().message()));
+      break;
     }
-    for (int i = 0; i < n; ++i) {
-      const int fd = evs[i].data.fd;
-      if (fd == sfd.get()) {
-        signalfd_siginfo si{};
-        if (read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
-          p_.stop->Request(StopReason::kSignal, kExitOk,
-                           absl::StrFormat("stopped by signal %s", strsignal(si.ssi_signo)));
-        }
-      } else if (fd == tfd.get()) {
-        uint64_t ticks;
-        [[maybe_unused]] ssize_t r = read(tfd.get(), &ticks, sizeof(ticks));
-        {
-          absl::MutexLock lock(&start_mu_);
-          KickAll();  // each vCPU re-checks whether it is parked
-        }
-        if (!input_on && p_.serial_input_fd >= 0 && p_.uart->InputSpace() > 0) {
-          input_on = add(p_.serial_input_fd);
-        }
-      } else if (fd == mfd.get()) {
-        uint64_t ticks;
-        [[maybe_unused]] ssize_t r = read(mfd.get(), &ticks, sizeof(ticks));
-        if (metrics_) {
-          if (absl::Status s = metrics_->Flush(Counters()); !s.ok())
-            spdlog::warn("{}", s.message());
-        }
-      } else if (fd == p_.serial_input_fd) {
-        uint8_t buf[Uart16550::kRxFifoSize];
-        const size_t space = p_.uart->InputSpace();
-        if (space == 0) {  // guest is not draining; resume on a later tick
-          epoll_ctl(ep.get(), EPOLL_CTL_DEL, fd, nullptr);
-          input_on = false;
-          continue;
-        }
-        ssize_t r = read(fd, buf, space);
-        if (r > 0) {
-          p_.uart->EnqueueInput(absl::MakeSpan(buf, static_cast<size_t>(r)));
-        } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
-          epoll_ctl(ep.get(), EPOLL_CTL_DEL, fd, nullptr);  // EOF: no more console input
-          p_.serial_input_fd = -1;
-          input_on = false;
-        }
-      }
-    }
+    for (size_t i = 0; i < *n; ++i) OnMainEvent(loop, ready[i]);
   }
+  return Finish();
+}
 
+int Vmm::Finish() {
   {
     absl::MutexLock lock(&pause_mu_);  // on release, paused vCPUs see the stop and exit
   }
@@ -374,6 +411,40 @@ void Vmm::Crash(Vcpu& vcpu, const std::string& what, bool emulator_limit) {
                                    emulator_limit ? HostKvmHint() : ""));
 }
 
+#if defined(__x86_64__)
+void Vmm::HandleIo(Vcpu& vcpu) {
+  kvm_run* run = vcpu.run();
+  (run->io.direction == KVM_EXIT_IO_OUT ? counters_[vcpu.index()].io_out
+                                        : counters_[vcpu.index()].io_in)
+      .fetch_add(1, std::memory_order_relaxed);
+  auto* data = reinterpret_cast<uint8_t*>(run) + run->io.data_offset;
+  for (uint32_t i = 0; i < run->io.count; ++i) {
+    auto span = absl::MakeSpan(data + i * run->io.size, run->io.size);
+    if (run->io.direction == KVM_EXIT_IO_OUT) {
+      if (!p_.pio->Write(run->io.port, span)) {
+        spdlog::trace("pio write to unclaimed port 0x{:x}", run->io.port);
+      }
+    } else if (!p_.pio->Read(run->io.port, span)) {
+      std::fill(span.begin(), span.end(), 0xff);  // floating bus
+    }
+  }
+}
+#endif
+
+void Vmm::HandleMmio(Vcpu& vcpu) {
+  kvm_run* run = vcpu.run();
+  (run->mmio.is_write ? counters_[vcpu.index()].mmio_write : counters_[vcpu.index()].mmio_read)
+      .fetch_add(1, std::memory_order_relaxed);
+  auto span = absl::MakeSpan(run->mmio.data, std::min<uint32_t>(run->mmio.len, 8));
+  if (run->mmio.is_write) {
+    if (!p_.mmio->Write(run->mmio.phys_addr, span)) {
+      spdlog::trace("mmio write to unclaimed 0x{:x}", run->mmio.phys_addr);
+    }
+  } else if (!p_.mmio->Read(run->mmio.phys_addr, span)) {
+    std::fill(span.begin(), span.end(), 0xff);
+  }
+}
+
 bool Vmm::HandleExit(Vcpu& vcpu) {
   kvm_run* run = vcpu.run();
   switch (run->exit_reason) {
@@ -381,23 +452,9 @@ bool Vmm::HandleExit(Vcpu& vcpu) {
       CheckParked(vcpu);
       return true;
 #if defined(__x86_64__)
-    case KVM_EXIT_IO: {
-      (run->io.direction == KVM_EXIT_IO_OUT ? counters_[vcpu.index()].io_out
-                                            : counters_[vcpu.index()].io_in)
-          .fetch_add(1, std::memory_order_relaxed);
-      auto* data = reinterpret_cast<uint8_t*>(run) + run->io.data_offset;
-      for (uint32_t i = 0; i < run->io.count; ++i) {
-        auto span = absl::MakeSpan(data + i * run->io.size, run->io.size);
-        if (run->io.direction == KVM_EXIT_IO_OUT) {
-          if (!p_.pio->Write(run->io.port, span)) {
-            spdlog::trace("pio write to unclaimed port 0x{:x}", run->io.port);
-          }
-        } else if (!p_.pio->Read(run->io.port, span)) {
-          std::fill(span.begin(), span.end(), 0xff);  // floating bus
-        }
-      }
+    case KVM_EXIT_IO:
+      HandleIo(vcpu);
       return true;
-    }
     case KVM_EXIT_HLT: {
       // Only without an in-kernel LAPIC. Interrupts off means nothing will ever wake it.
       auto regs = vcpu.GetRegs();
@@ -409,19 +466,9 @@ bool Vmm::HandleExit(Vcpu& vcpu) {
       return true;
     }
 #endif
-    case KVM_EXIT_MMIO: {
-      (run->mmio.is_write ? counters_[vcpu.index()].mmio_write : counters_[vcpu.index()].mmio_read)
-          .fetch_add(1, std::memory_order_relaxed);
-      auto span = absl::MakeSpan(run->mmio.data, std::min<uint32_t>(run->mmio.len, 8));
-      if (run->mmio.is_write) {
-        if (!p_.mmio->Write(run->mmio.phys_addr, span)) {
-          spdlog::trace("mmio write to unclaimed 0x{:x}", run->mmio.phys_addr);
-        }
-      } else if (!p_.mmio->Read(run->mmio.phys_addr, span)) {
-        std::fill(span.begin(), span.end(), 0xff);
-      }
+    case KVM_EXIT_MMIO:
+      HandleMmio(vcpu);
       return true;
-    }
     case KVM_EXIT_SYSTEM_EVENT:
       if (run->system_event.type == KVM_SYSTEM_EVENT_RESET) {
         p_.stop->Request(StopReason::kGuestReset, p_.reboot_exit_code, "guest requested reset");

@@ -10,19 +10,20 @@
 
 #include "absl/synchronization/mutex.h"
 #include "nlohmann/json_fwd.hpp"
+#include "src/base/event_set.h"
 #include "src/devices/block/virtio_block.h"
 #include "src/devices/legacy/boot_timer.h"
 #include "src/devices/legacy/i8042.h"
 #include "src/devices/legacy/uart_16550.h"
 #include "src/devices/net/virtio_net.h"
 #include "src/devices/virtio/mmio_transport.h"
+#include "src/platform/bus.h"
+#include "src/platform/guest_memory.h"
+#include "src/platform/kvm.h"
+#include "src/platform/vcpu.h"
 #include "src/vmm/arch/arch.h"
-#include "src/vmm/bus.h"
-#include "src/vmm/guest_memory.h"
-#include "src/vmm/kvm.h"
 #include "src/vmm/metrics.h"
 #include "src/vmm/stop_controller.h"
-#include "src/vmm/vcpu.h"
 
 namespace edgevisor {
 
@@ -87,9 +88,18 @@ class Vmm {
   static void BlockProcessSignals();
 
  private:
+  struct MainLoop;
+  // The main thread: its wait set, one event, console input, and the teardown after the stop.
+  absl::Status SetUpMainLoop(MainLoop& loop);
+  void OnMainEvent(MainLoop& loop, EventId id);
+  void OnConsoleInput(MainLoop& loop);
+  int Finish();
+
   void VcpuThread(size_t index);
   // Handles one exit; false when the vCPU loop should end.
   bool HandleExit(Vcpu& vcpu);
+  void HandleIo(Vcpu& vcpu);  // x86 port I/O
+  void HandleMmio(Vcpu& vcpu);
   void CheckParked(Vcpu& vcpu);
   void KickAll() ABSL_EXCLUSIVE_LOCKS_REQUIRED(start_mu_);
   // Stops the VM as crashed, naming the vCPU and RIP. `emulator_limit` adds the hint about

@@ -7,38 +7,25 @@
 set -euo pipefail
 SRC=$1; OUT=$2/fuzz; SECS=${3:-20}
 mkdir -p "$OUT"
-CXX=${FUZZ_CXX:-clang++}
+CC=${FUZZ_CC:-clang}; CXX=${FUZZ_CXX:-clang++}
 command -v "$CXX" >/dev/null || { echo "$CXX not found (apt-get install clang libclang-rt-14-dev)"; exit 1; }
-ABSL=$(pkg-config --libs absl_status absl_statusor absl_strings absl_str_format absl_synchronization)
-FLAGS=(-std=c++20 -O1 -g -I"$SRC" -DSPDLOG_FMT_EXTERNAL -DFMT_HEADER_ONLY -D_GNU_SOURCE ${FUZZ_DEFINES:-})
-SAN=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
-COMMON=("$SRC/src/vmm/guest_memory.cc" "$SRC/src/vmm/loader/elf.cc")
-"$CXX" "${FLAGS[@]}" "$SRC/tests/fuzz/make_seeds.cc" -o "$OUT/make_seeds"
-# The x86_64 loaders with what arch.cc links against.
-X86=("$SRC/src/vmm/arch/x86_64/arch.cc" "$SRC/src/vmm/arch/x86_64/pvh.cc"
-     "$SRC/src/vmm/arch/x86_64/cpuid.cc" "$SRC/src/vmm/arch/x86_64/linux_boot.cc"
-     "$SRC/src/vmm/arch/x86_64/acpi.cc" "$SRC/src/vmm/acpi/aml.cc" "$SRC/src/vmm/acpi/sdt.cc"
-     "$SRC/src/vmm/loader/bzimage.cc" "$SRC/src/vmm/kvm.cc" "$SRC/src/vmm/vcpu.cc")
 ALL="elf virtio_blk net_tx fc_config api bzimage arm64_image appliance_config gpt"
 TARGETS=${TARGETS:-$ALL}
-fuzz_target() {  # fuzz_target NAME SOURCES...: tests/fuzz/NAME_fuzz.cc with SOURCES, if wanted
-  local name=$1; shift
-  [[ " $TARGETS " == *" $name "* ]] || return 0
-  "$CXX" "${FLAGS[@]}" "${SAN[@]}" "$SRC/tests/fuzz/${name}_fuzz.cc" "$@" $ABSL -o "$OUT/${name}_fuzz"
-}
-fuzz_target elf "${COMMON[@]}" "${X86[@]}"
-fuzz_target bzimage "${COMMON[@]}" "${X86[@]}"
-fuzz_target arm64_image "$SRC/src/vmm/loader/arm64_image.cc"
-fuzz_target virtio_blk "${COMMON[@]}" "$SRC/src/devices/virtio/descriptor_chain.cc" \
-  "$SRC/src/devices/block/request.cc"
-fuzz_target net_tx "${COMMON[@]}" "$SRC/src/devices/virtio/descriptor_chain.cc" \
-  "$SRC/src/devices/net/packet.cc"
-fuzz_target fc_config "$SRC/src/vmm/config/fc_config.cc" "$SRC/src/vmm/config/vm_config.cc"
-fuzz_target api "$SRC/src/vmm/api/api.cc" "$SRC/src/vmm/metrics.cc" \
-  "$SRC/src/vmm/config/fc_config.cc" "$SRC/src/vmm/config/vm_config.cc"
-fuzz_target appliance_config "$SRC/src/appliance/config.cc" "$SRC/src/vmm/config/fc_config.cc" \
-  "$SRC/src/vmm/config/vm_config.cc"
-fuzz_target gpt "$SRC/src/appliance/gpt.cc"
+# The targets are meson executables (tests/fuzz/meson.build) that link the layers' libraries,
+# built in a clang build of their own. FUZZ_DEFINES gets a build directory of its own too.
+FB="$OUT/build${FUZZ_DEFINES:+-$(printf '%s' "$FUZZ_DEFINES" | md5sum | cut -c1-8)}"
+if [ ! -f "$FB/build.ninja" ]; then
+  CC=$CC CXX=$CXX meson setup "$FB" "$SRC" -Dfuzz=true -Dtests=false -Dfirmware=false \
+    -Dwerror=false -Dwarning_level=0 -Dcpp_args="${FUZZ_DEFINES:-}" >"$OUT/setup.log" 2>&1 ||
+    { cat "$OUT/setup.log"; exit 1; }
+fi
+ninja_targets=(tests/fuzz/make_seeds)
+for t in $TARGETS; do ninja_targets+=("tests/fuzz/${t}_fuzz"); done
+ninja -C "$FB" "${ninja_targets[@]}" >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+for t in $TARGETS make_seeds; do
+  [ "$t" = make_seeds ] && f=make_seeds || f="${t}_fuzz"
+  ln -sf "$FB/tests/fuzz/$f" "$OUT/$f"
+done
 mkdir -p "$OUT/gpt_corpus" "$OUT/appliance_config_corpus" "$OUT/arm64_image_corpus" "$OUT/elf_corpus" "$OUT/virtio_blk_corpus" "$OUT/net_tx_corpus" "$OUT/fc_config_corpus" \
   "$OUT/api_corpus" "$OUT/bzimage_corpus"
 # Seeds: Firecracker's getting-started requests and the post-boot actions.

@@ -5,8 +5,8 @@
 
 #include <cstdint>
 
+#include "src/platform/guest_memory.h"
 #include "src/vmm/arch/arch.h"
-#include "src/vmm/guest_memory.h"
 
 namespace edgevisor::testing {
 

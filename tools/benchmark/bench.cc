@@ -7,6 +7,7 @@
 // machine noise hits both. It reports wall time, CPU time (wait4 rusage), and the VMM's own
 // memory: RSS from /proc/PID/smaps at exit, minus the guest-RAM mapping. The child is ptraced
 // only to stop it at PTRACE_EVENT_EXIT, when its address space is still intact.
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
@@ -224,6 +225,7 @@ int Startup(std::map<std::string, std::string> opts) {
 struct PhaseResult {
   double iops = 0;
   double cpu_pct = 0;
+  double dev_us_per_op = 0;  // CPU µs per request on the device thread(s) alone
 };
 using PhaseMap = std::map<std::string, PhaseResult>;
 
@@ -245,6 +247,56 @@ double ProcCpu(pid_t pid) {
     if (i == 15) st = std::stoull(field);
   }
   return static_cast<double>(ut + st) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// Which threads of a VMM do its device work: edgevisor's device threads ("blk0", "net0"),
+// QEMU's iothread ("IO io0", named with -name debug-threads=on) or its main loop (tid == pid,
+// where QEMU's TAP backend runs).
+using ThreadPick = std::function<bool(pid_t pid, pid_t tid, const std::string& comm)>;
+ThreadPick NamePrefix(const std::string& prefix) {
+  return [prefix](pid_t, pid_t, const std::string& comm) { return comm.rfind(prefix, 0) == 0; };
+}
+ThreadPick MainThread() {
+  return [](pid_t pid, pid_t tid, const std::string&) { return tid == pid; };
+}
+
+// CPU time, in µs, of the threads of `pid` that `pick` accepts; -1 if none is found. Per thread
+// from /proc/PID/task/TID/schedstat (nanoseconds on a CPU) where the kernel keeps it, else from
+// utime + stime in /proc/PID/task/TID/stat (clock ticks, 10 ms: too coarse for short phases).
+double ThreadsCpuUs(pid_t pid, const ThreadPick& pick) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return -1;
+  double total = 0;
+  bool found = false;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    const pid_t tid = static_cast<pid_t>(std::atoi(e->d_name));
+    const std::string task = dir + "/" + e->d_name;
+    std::string comm;
+    std::getline(std::ifstream(task + "/comm"), comm);
+    if (!pick(pid, tid, comm)) continue;
+    unsigned long long ns = 0;  // NOLINT(runtime/int)
+    if (std::ifstream(task + "/schedstat") >> ns) {
+      total += static_cast<double>(ns) / 1000.0;
+    } else {
+      std::ifstream f(task + "/stat");
+      std::string st((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      const size_t rp = st.rfind(')');
+      if (rp == std::string::npos) continue;
+      std::istringstream in(st.substr(rp + 2));
+      std::string field;
+      unsigned long long ut = 0, stime = 0;  // NOLINT(runtime/int)
+      for (int i = 3; i <= 15 && in >> field; ++i) {
+        if (i == 14) ut = std::stoull(field);
+        if (i == 15) stime = std::stoull(field);
+      }
+      total += 1e6 * static_cast<double>(ut + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+    }
+    found = true;
+  }
+  closedir(d);
+  return found ? total : -1;
 }
 
 // Runs a VMM with its console on a pipe and calls on_line(line, arrival time, pid) for every
@@ -301,24 +353,34 @@ bool PayloadSucceeded(const std::string& who, int status) {
 // finished, every phase completed all its requests without error (the payload's exit status
 // says so) and each of PHASES was timed.
 bool RunBlkBench(const std::string& who, const std::vector<std::string>& argv,
-                 const std::vector<std::string>& phases, PhaseMap& out) {
-  std::map<std::string, std::pair<double, double>> starts;  // phase -> (time, cpu)
-  bool done = false;
+                 const ThreadPick& device_threads, const std::vector<std::string>& phases,
+                 PhaseMap& out) {
+  struct Start {
+    double t, cpu, dev_us;
+  };
+  std::map<std::string, Start> starts;
+  bool done = false, no_device_thread = false;
   const int status = RunWithConsole(argv, [&](const std::string& line, double t, pid_t pid) {
     char phase[64];
     unsigned long ops = 0;  // NOLINT(runtime/int)
     if (std::sscanf(line.c_str(), "bench: %63s start", phase) == 1 &&
         line.find(" start") != std::string::npos) {
-      starts[phase] = {t, ProcCpu(pid)};
+      starts[phase] = {t, ProcCpu(pid), ThreadsCpuUs(pid, device_threads)};
     } else if (std::sscanf(line.c_str(), "bench: %63s done ops=%lu", phase, &ops) == 2 &&
                starts.count(phase)) {
-      const auto [t0, c0] = starts[phase];
-      const double dt = t - t0;
-      out[phase] = {ops / dt, 100.0 * (ProcCpu(pid) - c0) / dt};
+      const Start& s0 = starts[phase];
+      const double dt = t - s0.t, dev = ThreadsCpuUs(pid, device_threads);
+      if (dev < 0 || s0.dev_us < 0) no_device_thread = true;
+      out[phase] = {ops / dt, 100.0 * (ProcCpu(pid) - s0.cpu) / dt,
+                    ops > 0 ? (dev - s0.dev_us) / static_cast<double>(ops) : 0};
     } else if (line.find("blk_bench: done") != std::string::npos) {
       done = true;
     }
   });
+  if (no_device_thread) {
+    std::fprintf(stderr, "%s: no device thread found to measure\n", who.c_str());
+    return false;
+  }
   if (!done) {
     std::fprintf(stderr, "%s: blk_bench did not finish\n", who.c_str());
     return false;
@@ -374,20 +436,27 @@ int Blk(std::map<std::string, std::string> opts) {
   struct Peer {
     std::string name;
     std::vector<std::string> argv;
+    ThreadPick device_threads;
     std::vector<PhaseMap> runs;
   };
+  std::vector<std::string> qemu_blk = QemuVirtioBlk(file, "io0");
+  qemu_blk.insert(qemu_blk.end(), {"-name", "debug-threads=on"});
   std::vector<Peer> peers = {
       {"edgevisor",
        {ev, "run", "--kernel", payload, "--cmdline", cmdline, "--mem", "128", "--debug-exit",
         "--log-level", "warn", "--drive", "path=" + file},
+       NamePrefix("blk"),
        {}},
-      {"qemu-microvm", QemuMicrovm(qemu, payload, cmdline, "128", QemuVirtioBlk(file)), {}},
+      {"qemu-microvm",
+       QemuMicrovm(qemu, payload, cmdline, "128", qemu_blk),
+       NamePrefix("IO io0"),
+       {}},
   };
   for (int i = 0; i < runs; ++i) {
     for (size_t k = 0; k < peers.size(); ++k) {
       Peer& p = peers[(i + k) % peers.size()];
       PhaseMap m;
-      if (!RunBlkBench(p.name, p.argv, phases, m)) return 1;
+      if (!RunBlkBench(p.name, p.argv, p.device_threads, phases, m)) return 1;
       p.runs.push_back(m);
     }
   }
@@ -398,8 +467,11 @@ int Blk(std::map<std::string, std::string> opts) {
   md << "Block, " << date << ", " << sysconf(_SC_NPROCESSORS_ONLN) << "-core host, 4 KiB random I/O"
      << " over 64 MiB of a 256 MiB raw file, " << ops << " ops per phase, median of " << runs
      << " runs each (alternating)\n\n"
+     << "Device thread: host CPU per request on edgevisor's blk0 thread alone and on QEMU's "
+        "iothread (virtio-blk-device,iothread=io0), from /proc/PID/task/TID/schedstat.\n\n"
      << "| phase | edgevisor IOPS (MiB/s, VMM CPU%) | QEMU IOPS (MiB/s, VMM CPU%) | host fio IOPS"
-        " | edgevisor/QEMU | edgevisor/fio |\n|---|---|---|---|---|---|\n";
+        " | edgevisor/QEMU | edgevisor/fio | device thread µs/req edgevisor | QEMU |\n"
+        "|---|---|---|---|---|---|---|---|\n";
   for (const std::string& phs : phases) {
     const char* ph = phs.c_str();
     auto med = [&](const Peer& p, double PhaseResult::*f) {
@@ -417,10 +489,13 @@ int Blk(std::map<std::string, std::string> opts) {
     const double e = med(peers[0], &PhaseResult::iops), q = med(peers[1], &PhaseResult::iops);
     char row[512];
     std::snprintf(row, sizeof(row),
-                  "| %s | %.0f (%.1f, %.0f%%) | %.0f (%.1f, %.0f%%) | %.0f | %.2fx | %.1f%% |\n",
+                  "| %s | %.0f (%.1f, %.0f%%) | %.0f (%.1f, %.0f%%) | %.0f | %.2fx | %.1f%% | %.1f "
+                  "| %.1f |\n",
                   ph, e, e * 4096 / 1048576, med(peers[0], &PhaseResult::cpu_pct), q,
                   q * 4096 / 1048576, med(peers[1], &PhaseResult::cpu_pct), host,
-                  q > 0 ? e / q : 0.0, host > 0 ? 100 * e / host : 0.0);
+                  q > 0 ? e / q : 0.0, host > 0 ? 100 * e / host : 0.0,
+                  med(peers[0], &PhaseResult::dev_us_per_op),
+                  med(peers[1], &PhaseResult::dev_us_per_op));
     md << row;
   }
   std::fputs(md.str().c_str(), stdout);
@@ -443,29 +518,38 @@ uint64_t TapRxPackets(const std::string& ns) {
 struct NetRun {
   double pps = 0;
   double cpu_pct = 0;
+  double dev_us_per_pkt = 0;  // CPU µs per packet on the device thread alone
 };
 
 // Runs a VMM and measures host-side TAP rx_packets between "bench: tx start" and "bench: tx done".
 // `ip netns exec` execs the VMM in place, so the child's pid is the VMM's. A run counts only if
 // the payload finished and returned 0, and the host received packets.
 bool RunNetBench(const std::string& who, const std::vector<std::string>& argv,
-                 const std::string& ns, NetRun& out) {
-  double t0 = 0, c0 = 0;
+                 const ThreadPick& device_threads, const std::string& ns, NetRun& out) {
+  double t0 = 0, c0 = 0, d0 = 0;
   uint64_t p0 = 0;
-  bool done = false;
+  bool done = false, no_device_thread = false;
   const int status = RunWithConsole(argv, [&](const std::string& line, double t, pid_t pid) {
     if (line.find("bench: tx start") != std::string::npos) {
       p0 = TapRxPackets(ns);
       t0 = Now();
       c0 = ProcCpu(pid);
+      d0 = ThreadsCpuUs(pid, device_threads);
     } else if (line.find("bench: tx done") != std::string::npos && t0 > 0) {
-      const double dt = t - t0;
-      out.pps = static_cast<double>(TapRxPackets(ns) - p0) / dt;
+      const double dt = t - t0, dev = ThreadsCpuUs(pid, device_threads);
+      const uint64_t packets = TapRxPackets(ns) - p0;
+      if (dev < 0 || d0 < 0) no_device_thread = true;
+      out.pps = static_cast<double>(packets) / dt;
       out.cpu_pct = 100.0 * (ProcCpu(pid) - c0) / dt;
+      out.dev_us_per_pkt = packets > 0 ? (dev - d0) / static_cast<double>(packets) : 0;
     } else if (line.find("net_bench: done") != std::string::npos) {
       done = true;
     }
   });
+  if (no_device_thread) {
+    std::fprintf(stderr, "%s: no device thread found to measure\n", who.c_str());
+    return false;
+  }
   if (!done) {
     std::fprintf(stderr, "%s: net_bench did not finish\n", who.c_str());
     return false;
@@ -502,18 +586,21 @@ int Net(std::map<std::string, std::string> opts) {
   struct Peer {
     std::string name;
     std::vector<std::string> argv;
+    ThreadPick device_threads;
     std::vector<NetRun> runs;
   };
   std::vector<Peer> peers = {
       {"edgevisor",
        with_ns({ev, "run", "--kernel", payload, "--cmdline", cmdline, "--mem", "64", "--debug-exit",
                 "--log-level", "warn", "--net", "tap=tap0"}),
+       NamePrefix("net"),
        {}},
       {"qemu-microvm",
        with_ns(QemuMicrovm(qemu, payload, cmdline, "64",
                            {"-global", "virtio-mmio.force-legacy=false", "-netdev",
                             "tap,id=n,ifname=tap0,script=no,downscript=no,vhost=off", "-device",
                             "virtio-net-device,netdev=n"})),
+       MainThread(),
        {}},
   };
   int rc = 0;
@@ -521,7 +608,7 @@ int Net(std::map<std::string, std::string> opts) {
     for (size_t k = 0; k < peers.size(); ++k) {
       Peer& p = peers[(i + k) % peers.size()];
       NetRun r;
-      if (!RunNetBench(p.name, p.argv, ns, r)) {
+      if (!RunNetBench(p.name, p.argv, p.device_threads, ns, r)) {
         rc = 1;
         break;
       }
@@ -546,12 +633,16 @@ int Net(std::map<std::string, std::string> opts) {
   md << "Network TX, " << date << ", " << sysconf(_SC_NPROCESSORS_ONLN) << "-core host, UDP "
      << size << "-byte payloads for " << secs << " s into a TAP in a netns, packets counted on "
      << "the host (tap0 rx_packets), median of " << runs << " runs each (alternating)\n\n"
-     << "| VMM | packets/s | VMM CPU% |\n|---|---|---|\n";
-  char row[256];
+     << "Device thread: host CPU per packet on edgevisor's net0 thread alone, and on QEMU's main "
+        "loop thread (where its TAP backend and virtio-net run), from "
+        "/proc/PID/task/TID/schedstat.\n\n"
+     << "| VMM | packets/s | VMM CPU% | device thread µs/packet |\n|---|---|---|---|\n";
+  char row[512];
   std::snprintf(row, sizeof(row),
-                "| edgevisor | %.0f | %.0f%% |\n| QEMU microvm (vhost=off) | %.0f "
-                "| %.0f%% |\n| edgevisor / QEMU | %.2fx | |\n",
-                e, med(peers[0], &NetRun::cpu_pct), q, med(peers[1], &NetRun::cpu_pct),
+                "| edgevisor | %.0f | %.0f%% | %.2f |\n| QEMU microvm (vhost=off) | %.0f "
+                "| %.0f%% | %.2f |\n| edgevisor / QEMU | %.2fx | | |\n",
+                e, med(peers[0], &NetRun::cpu_pct), med(peers[0], &NetRun::dev_us_per_pkt), q,
+                med(peers[1], &NetRun::cpu_pct), med(peers[1], &NetRun::dev_us_per_pkt),
                 q > 0 ? e / q : 0.0);
   md << row;
   std::fputs(md.str().c_str(), stdout);

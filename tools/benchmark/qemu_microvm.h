@@ -36,10 +36,19 @@ inline std::vector<std::string> QemuMicrovm(const std::string& qemu, const std::
 }
 
 // A virtio-blk device on a raw image through io_uring, as modern (version 2) virtio-mmio.
-inline std::vector<std::string> QemuVirtioBlk(const std::string& image) {
-  return {"-global", "virtio-mmio.force-legacy=false",
-          "-drive",  "file=" + image + ",if=none,id=d,format=raw,aio=io_uring",
-          "-device", "virtio-blk-device,drive=d"};
+// `iothread`: run the device in an iothread of that name (as edgevisor runs it in its own
+// thread), instead of QEMU's main loop.
+inline std::vector<std::string> QemuVirtioBlk(const std::string& image,
+                                              const std::string& iothread = "") {
+  std::vector<std::string> a = {"-global", "virtio-mmio.force-legacy=false", "-drive",
+                                "file=" + image + ",if=none,id=d,format=raw,aio=io_uring"};
+  if (iothread.empty()) {
+    a.insert(a.end(), {"-device", "virtio-blk-device,drive=d"});
+  } else {
+    a.insert(a.end(), {"-object", "iothread,id=" + iothread, "-device",
+                       "virtio-blk-device,drive=d,iothread=" + iothread});
+  }
+  return a;
 }
 
 }  // namespace edgevisor

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "src/vmm/util/errors.h"
-#include "src/vmm/util/event_fd.h"
-#include "src/vmm/util/fd.h"
+#include "src/base/errors.h"
+#include "src/base/event_fd.h"
+#include "src/base/fd.h"
 
 namespace edgevisor::block {
 namespace {

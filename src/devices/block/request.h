@@ -13,7 +13,7 @@
 #include "absl/status/statusor.h"
 #include "src/devices/block/virtio_blk_spec.h"
 #include "src/devices/virtio/descriptor_chain.h"
-#include "src/vmm/guest_memory.h"
+#include "src/platform/guest_memory.h"
 
 namespace edgevisor::block {
 

@@ -11,10 +11,10 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "src/base/errors.h"
+#include "src/base/event_fd.h"
+#include "src/base/log.h"
 #include "src/devices/virtio/virtio_spec.h"
-#include "src/vmm/util/errors.h"
-#include "src/vmm/util/event_fd.h"
-#include "src/vmm/util/log.h"
 
 namespace edgevisor::block {
 

@@ -11,13 +11,13 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "src/base/event_fd.h"
+#include "src/base/fd.h"
+#include "src/devices/block/drive_config.h"
 #include "src/devices/block/io_engine.h"
 #include "src/devices/block/request.h"
 #include "src/devices/virtio/device.h"
 #include "src/devices/virtio/worker.h"
-#include "src/vmm/config/vm_config.h"
-#include "src/vmm/util/event_fd.h"
-#include "src/vmm/util/fd.h"
 
 namespace edgevisor::block {
 

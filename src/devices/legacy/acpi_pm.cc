@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "src/vmm/util/log.h"
+#include "src/base/log.h"
 
 namespace edgevisor {
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <functional>
 
-#include "src/vmm/bus.h"
+#include "src/platform/bus.h"
 
 namespace edgevisor {
 

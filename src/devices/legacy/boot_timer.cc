@@ -4,7 +4,7 @@
 
 #include "absl/synchronization/mutex.h"
 
-#include "src/vmm/util/log.h"
+#include "src/base/log.h"
 
 namespace edgevisor {
 

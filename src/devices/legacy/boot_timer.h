@@ -9,7 +9,7 @@
 
 #include "absl/synchronization/mutex.h"
 
-#include "src/vmm/bus.h"
+#include "src/platform/bus.h"
 
 namespace edgevisor {
 

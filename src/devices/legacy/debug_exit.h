@@ -4,7 +4,7 @@
 
 #include <functional>
 
-#include "src/vmm/bus.h"
+#include "src/platform/bus.h"
 
 namespace edgevisor {
 

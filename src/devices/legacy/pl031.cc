@@ -8,7 +8,7 @@
 #include <algorithm>
 
 #include "absl/synchronization/mutex.h"
-#include "src/vmm/util/event_fd.h"
+#include "src/base/event_fd.h"
 
 namespace edgevisor {
 namespace {

@@ -13,8 +13,8 @@
 
 #include "absl/synchronization/mutex.h"
 
-#include "src/vmm/bus.h"
-#include "src/vmm/util/fd.h"
+#include "src/base/fd.h"
+#include "src/platform/bus.h"
 
 namespace edgevisor {
 

@@ -3,7 +3,7 @@
 #include <unistd.h>
 
 #include "absl/synchronization/mutex.h"
-#include "src/vmm/util/log.h"
+#include "src/base/log.h"
 
 namespace edgevisor {
 namespace {

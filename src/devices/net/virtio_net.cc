@@ -7,11 +7,11 @@
 #include <deque>
 
 #include "absl/strings/str_format.h"
+#include "src/base/errors.h"
+#include "src/base/event_fd.h"
+#include "src/base/log.h"
 #include "src/devices/net/packet.h"
 #include "src/devices/virtio/virtio_spec.h"
-#include "src/vmm/util/errors.h"
-#include "src/vmm/util/event_fd.h"
-#include "src/vmm/util/log.h"
 
 namespace edgevisor::net {
 

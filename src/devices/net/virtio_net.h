@@ -12,12 +12,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "src/base/fd.h"
+#include "src/devices/net/net_config.h"
+#include "src/devices/net/tap.h"
 #include "src/devices/net/virtio_net_spec.h"
 #include "src/devices/virtio/device.h"
 #include "src/devices/virtio/worker.h"
-#include "src/net/tap.h"
-#include "src/vmm/config/vm_config.h"
-#include "src/vmm/util/fd.h"
 
 namespace edgevisor::net {
 

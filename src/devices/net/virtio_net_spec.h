@@ -1,44 +1,51 @@
-// virtio-net constants and layouts (virtio 1.2 §5.1).
+// virtio-net constants and layouts (virtio 1.2 §5.1). Values from the kernel's uapi header;
+// layouts checked against its structs.
 #pragma once
 
+// The header names a field of struct virtio_net_ctrl_hdr `class`, a C++ keyword.
+#define class class_
+#include <linux/virtio_net.h>
+#undef class
+
+#include <cstddef>
 #include <cstdint>
 
 namespace edgevisor::virtio_net {
 
 // §5.1.3 feature bits.
-inline constexpr int kFeatureCsum = 0;
-inline constexpr int kFeatureGuestCsum = 1;
-inline constexpr int kFeatureMtu = 3;
-inline constexpr int kFeatureMac = 5;
-inline constexpr int kFeatureGuestTso4 = 7;
-inline constexpr int kFeatureGuestTso6 = 8;
-inline constexpr int kFeatureGuestEcn = 9;
-inline constexpr int kFeatureGuestUfo = 10;
-inline constexpr int kFeatureHostTso4 = 11;
-inline constexpr int kFeatureHostTso6 = 12;
-inline constexpr int kFeatureHostEcn = 13;
-inline constexpr int kFeatureHostUfo = 14;
-inline constexpr int kFeatureMrgRxbuf = 15;
-inline constexpr int kFeatureStatus = 16;
-inline constexpr int kFeatureCtrlVq = 17;
-inline constexpr int kFeatureMq = 22;
+inline constexpr int kFeatureCsum = VIRTIO_NET_F_CSUM;
+inline constexpr int kFeatureGuestCsum = VIRTIO_NET_F_GUEST_CSUM;
+inline constexpr int kFeatureMtu = VIRTIO_NET_F_MTU;
+inline constexpr int kFeatureMac = VIRTIO_NET_F_MAC;
+inline constexpr int kFeatureGuestTso4 = VIRTIO_NET_F_GUEST_TSO4;
+inline constexpr int kFeatureGuestTso6 = VIRTIO_NET_F_GUEST_TSO6;
+inline constexpr int kFeatureGuestEcn = VIRTIO_NET_F_GUEST_ECN;
+inline constexpr int kFeatureGuestUfo = VIRTIO_NET_F_GUEST_UFO;
+inline constexpr int kFeatureHostTso4 = VIRTIO_NET_F_HOST_TSO4;
+inline constexpr int kFeatureHostTso6 = VIRTIO_NET_F_HOST_TSO6;
+inline constexpr int kFeatureHostEcn = VIRTIO_NET_F_HOST_ECN;
+inline constexpr int kFeatureHostUfo = VIRTIO_NET_F_HOST_UFO;
+inline constexpr int kFeatureMrgRxbuf = VIRTIO_NET_F_MRG_RXBUF;
+inline constexpr int kFeatureStatus = VIRTIO_NET_F_STATUS;
+inline constexpr int kFeatureCtrlVq = VIRTIO_NET_F_CTRL_VQ;
+inline constexpr int kFeatureMq = VIRTIO_NET_F_MQ;
 
 // §5.1.6 header.
-inline constexpr uint8_t kHdrFlagNeedsCsum = 1;
-inline constexpr uint8_t kHdrFlagDataValid = 2;
-inline constexpr uint8_t kGsoNone = 0;
-inline constexpr uint8_t kGsoTcpV4 = 1;
-inline constexpr uint8_t kGsoUdp = 3;
-inline constexpr uint8_t kGsoTcpV6 = 4;
-inline constexpr uint8_t kGsoEcn = 0x80;
+inline constexpr uint8_t kHdrFlagNeedsCsum = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+inline constexpr uint8_t kHdrFlagDataValid = VIRTIO_NET_HDR_F_DATA_VALID;
+inline constexpr uint8_t kGsoNone = VIRTIO_NET_HDR_GSO_NONE;
+inline constexpr uint8_t kGsoTcpV4 = VIRTIO_NET_HDR_GSO_TCPV4;
+inline constexpr uint8_t kGsoUdp = VIRTIO_NET_HDR_GSO_UDP;
+inline constexpr uint8_t kGsoTcpV6 = VIRTIO_NET_HDR_GSO_TCPV6;
+inline constexpr uint8_t kGsoEcn = VIRTIO_NET_HDR_GSO_ECN;
 
 // §5.1.6.5 control queue.
-inline constexpr uint8_t kCtrlMq = 4;
-inline constexpr uint8_t kCtrlMqVqPairsSet = 0;
-inline constexpr uint8_t kCtrlOk = 0;
-inline constexpr uint8_t kCtrlErr = 1;
+inline constexpr uint8_t kCtrlMq = VIRTIO_NET_CTRL_MQ;
+inline constexpr uint8_t kCtrlMqVqPairsSet = VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET;
+inline constexpr uint8_t kCtrlOk = VIRTIO_NET_OK;
+inline constexpr uint8_t kCtrlErr = VIRTIO_NET_ERR;
 
-inline constexpr uint16_t kStatusLinkUp = 1;
+inline constexpr uint16_t kStatusLinkUp = VIRTIO_NET_S_LINK_UP;
 // The largest frame: a 64 KiB GSO super-packet plus its Ethernet header (the TAP's limit).
 inline constexpr uint32_t kMaxFrame = 65535 + 14 + 4;
 
@@ -59,6 +66,12 @@ struct Config {
   uint16_t mtu;
 };
 #pragma pack(pop)
-static_assert(sizeof(NetHdr) == 12 && sizeof(Config) == 12);
+static_assert(sizeof(NetHdr) == sizeof(virtio_net_hdr_mrg_rxbuf) &&
+              offsetof(NetHdr, gso_size) == offsetof(virtio_net_hdr_mrg_rxbuf, hdr.gso_size) &&
+              offsetof(NetHdr, num_buffers) == offsetof(virtio_net_hdr_mrg_rxbuf, num_buffers));
+static_assert(offsetof(Config, status) == offsetof(virtio_net_config, status) &&
+              offsetof(Config, max_virtqueue_pairs) ==
+                  offsetof(virtio_net_config, max_virtqueue_pairs) &&
+              offsetof(Config, mtu) == offsetof(virtio_net_config, mtu) && sizeof(Config) == 12);
 
 }  // namespace edgevisor::virtio_net

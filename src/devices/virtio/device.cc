@@ -1,8 +1,8 @@
 #include "src/devices/virtio/device.h"
 
 #include "absl/strings/str_format.h"
+#include "src/base/errors.h"
 #include "src/devices/virtio/virtio_spec.h"
-#include "src/vmm/util/errors.h"
 
 namespace edgevisor::virtio {
 

@@ -12,7 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "src/devices/virtio/queue.h"
-#include "src/vmm/guest_memory.h"
+#include "src/platform/guest_memory.h"
 
 namespace edgevisor::virtio {
 

@@ -7,44 +7,44 @@
 
 #include "absl/synchronization/mutex.h"
 
+#include "src/base/errors.h"
+#include "src/base/event_fd.h"
+#include "src/base/log.h"
 #include "src/devices/virtio/virtio_spec.h"
-#include "src/vmm/util/errors.h"
-#include "src/vmm/util/event_fd.h"
-#include "src/vmm/util/log.h"
 
 namespace edgevisor::virtio {
 namespace {
 
 // §4.2.2 register offsets.
 enum Reg : uint64_t {
-  kMagic = 0x000,
-  kVersion = 0x004,
-  kDeviceId = 0x008,
-  kVendorId = 0x00c,
-  kDeviceFeatures = 0x010,
-  kDeviceFeaturesSel = 0x014,
-  kDriverFeatures = 0x020,
-  kDriverFeaturesSel = 0x024,
-  kQueueSel = 0x030,
-  kQueueNumMax = 0x034,
-  kQueueNum = 0x038,
-  kQueueReady = 0x044,
-  kQueueNotify = 0x050,
-  kInterruptStatus = 0x060,
-  kInterruptAck = 0x064,
-  kStatus = 0x070,
-  kQueueDescLow = 0x080,
-  kQueueDescHigh = 0x084,
-  kQueueDriverLow = 0x090,
-  kQueueDriverHigh = 0x094,
-  kQueueDeviceLow = 0x0a0,
-  kQueueDeviceHigh = 0x0a4,
-  kShmLenLow = 0x0b0,
-  kShmLenHigh = 0x0b4,
-  kShmBaseLow = 0x0b8,
-  kShmBaseHigh = 0x0bc,
-  kConfigGeneration = 0x0fc,
-  kConfig = 0x100,
+  kMagic = VIRTIO_MMIO_MAGIC_VALUE,
+  kVersion = VIRTIO_MMIO_VERSION,
+  kDeviceId = VIRTIO_MMIO_DEVICE_ID,
+  kVendorId = VIRTIO_MMIO_VENDOR_ID,
+  kDeviceFeatures = VIRTIO_MMIO_DEVICE_FEATURES,
+  kDeviceFeaturesSel = VIRTIO_MMIO_DEVICE_FEATURES_SEL,
+  kDriverFeatures = VIRTIO_MMIO_DRIVER_FEATURES,
+  kDriverFeaturesSel = VIRTIO_MMIO_DRIVER_FEATURES_SEL,
+  kQueueSel = VIRTIO_MMIO_QUEUE_SEL,
+  kQueueNumMax = VIRTIO_MMIO_QUEUE_NUM_MAX,
+  kQueueNum = VIRTIO_MMIO_QUEUE_NUM,
+  kQueueReady = VIRTIO_MMIO_QUEUE_READY,
+  kQueueNotify = VIRTIO_MMIO_QUEUE_NOTIFY,
+  kInterruptStatus = VIRTIO_MMIO_INTERRUPT_STATUS,
+  kInterruptAck = VIRTIO_MMIO_INTERRUPT_ACK,
+  kStatus = VIRTIO_MMIO_STATUS,
+  kQueueDescLow = VIRTIO_MMIO_QUEUE_DESC_LOW,
+  kQueueDescHigh = VIRTIO_MMIO_QUEUE_DESC_HIGH,
+  kQueueDriverLow = VIRTIO_MMIO_QUEUE_AVAIL_LOW,
+  kQueueDriverHigh = VIRTIO_MMIO_QUEUE_AVAIL_HIGH,
+  kQueueDeviceLow = VIRTIO_MMIO_QUEUE_USED_LOW,
+  kQueueDeviceHigh = VIRTIO_MMIO_QUEUE_USED_HIGH,
+  kShmLenLow = VIRTIO_MMIO_SHM_LEN_LOW,
+  kShmLenHigh = VIRTIO_MMIO_SHM_LEN_HIGH,
+  kShmBaseLow = VIRTIO_MMIO_SHM_BASE_LOW,
+  kShmBaseHigh = VIRTIO_MMIO_SHM_BASE_HIGH,
+  kConfigGeneration = VIRTIO_MMIO_CONFIG_GENERATION,
+  kConfig = VIRTIO_MMIO_CONFIG,
 };
 constexpr uint32_t kMagicValue = 0x74726976;  // "virt"
 constexpr uint32_t kVendor = 0x45444756;      // "VGDE": edgevisor

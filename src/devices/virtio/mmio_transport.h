@@ -1,22 +1,24 @@
 // virtio-mmio transport, version 2 (virtio 1.2 §4.2). Knows nothing about the device type.
 #pragma once
 
+#include <linux/virtio_mmio.h>
+
 #include <atomic>
 #include <memory>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "src/base/fd.h"
 #include "src/devices/virtio/device.h"
-#include "src/vmm/bus.h"
-#include "src/vmm/util/fd.h"
+#include "src/platform/bus.h"
 
 namespace edgevisor::virtio {
 
 class MmioTransport : public BusDevice, public InterruptSink {
  public:
   static constexpr uint64_t kSize = 0x1000;
-  static constexpr uint64_t kQueueNotifyOffset = 0x50;
+  static constexpr uint64_t kQueueNotifyOffset = VIRTIO_MMIO_QUEUE_NOTIFY;
 
   static absl::StatusOr<std::unique_ptr<MmioTransport>> Create(std::unique_ptr<VirtioDevice> dev,
                                                                const GuestMemory* mem);

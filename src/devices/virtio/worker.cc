@@ -1,64 +1,34 @@
 #include "src/devices/virtio/worker.h"
 
 #include <pthread.h>
-#include <sys/epoll.h>
 
 #include <cerrno>
 #include <cstring>
 
 #include "absl/strings/str_format.h"
-#include "src/vmm/util/errors.h"
-#include "src/vmm/util/log.h"
+#include "src/base/errors.h"
+#include "src/base/log.h"
 
 namespace edgevisor::virtio {
-namespace {
-
-uint64_t Pack(EventId id) { return (uint64_t{id.kind} << 32) | id.index; }
-EventId Unpack(uint64_t v) {
-  return {static_cast<uint32_t>(v >> 32), static_cast<uint32_t>(v & 0xffffffffu)};
-}
-
-}  // namespace
-
-Worker::Worker() : epoll_(epoll_create1(EPOLL_CLOEXEC)) {}
-
-absl::Status Worker::Watch(int fd, EventId id) {
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.u64 = Pack(id);
-  if (!epoll_.valid() || epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
-    return ErrnoError(absl::StrFormat("epoll: watch fd %d (event %u/%u)", fd, id.kind, id.index));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status Worker::Unwatch(int fd) {
-  if (epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr) != 0) {
-    return ErrnoError(absl::StrFormat("epoll: unwatch fd %d", fd));
-  }
-  return absl::OkStatus();
-}
 
 void Worker::Run(const EventFd& stop) {
   OnStart();
   for (bool running = true; running;) {
-    epoll_event evs[16];
-    const int n = epoll_wait(epoll_.get(), evs, 16, -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      spdlog::error("device worker: epoll_wait: {}; the device stops", strerror(errno));
+    EventId ready[EventSet::kMaxBatch];
+    const absl::StatusOr<size_t> n = events_.Wait(absl::MakeSpan(ready));
+    if (!n.ok()) {
+      spdlog::error("device worker: {}; the device stops", n.status().message());
       break;
     }
-    for (int i = 0; i < n && running; ++i) {
-      const EventId id = Unpack(evs[i].data.u64);
-      if (id.kind == kStopKind) {
+    for (size_t i = 0; i < *n && running; ++i) {
+      if (ready[i].kind == kStopKind) {
         stop.Drain();
         running = false;
       } else {
-        OnEvent(id);
+        OnEvent(ready[i]);
       }
     }
-    if (running) AfterEvents();
+    if (running && *n > 0) AfterEvents();
   }
   OnStop();
 }

@@ -10,36 +10,23 @@
 #include <thread>
 
 #include "absl/status/status.h"
-#include "src/vmm/util/event_fd.h"
-#include "src/vmm/util/fd.h"
+#include "src/base/event_fd.h"
+#include "src/base/event_set.h"
 
 namespace edgevisor::virtio {
 
-// What woke a worker: a kind that the device defines as an enum, and an index (a queue, a pair).
-struct EventId {
-  uint32_t kind = 0;
-  uint32_t index = 0;
-
-  template <typename Kind>
-  static EventId Of(Kind kind, uint32_t index = 0) {
-    return {static_cast<uint32_t>(kind), index};
-  }
-  template <typename Kind>
-  bool Is(Kind k) const {
-    return kind == static_cast<uint32_t>(k);
-  }
-};
+using EventId = ::edgevisor::EventId;  // base/event_set.h
 
 class Worker {
  public:
-  Worker();
+  Worker() = default;
   virtual ~Worker() = default;
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
   // Adds FD (level-triggered, readable) under ID; Unwatch removes it. The errors name the id.
-  absl::Status Watch(int fd, EventId id);
-  absl::Status Unwatch(int fd);
+  absl::Status Watch(int fd, EventId id) { return events_.Watch(fd, id); }
+  absl::Status Unwatch(int fd) { return events_.Unwatch(fd); }
 
   // The worker thread's body: waits and dispatches until STOP is signalled, then OnStop().
   void Run(const EventFd& stop);
@@ -59,7 +46,7 @@ class Worker {
   virtual void OnStop() {}
 
  private:
-  UniqueFd epoll_;
+  EventSet events_;
 };
 
 // A device's worker thread: started on DRIVER_OK, stopped (joined, the worker destroyed) on a

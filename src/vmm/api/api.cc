@@ -9,7 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
-#include "src/vmm/util/log.h"
+#include "src/base/log.h"
 
 namespace edgevisor::api {
 namespace {
@@ -169,7 +169,6 @@ HttpResponse ApiController::Action(const Json& body) {
 HttpResponse ApiController::Route(const HttpRequest& req) {
   const std::string& m = req.method;
   const std::string& path = req.path;
-  const bool booted = vm_ != nullptr;
   const std::string what = absl::StrCat(m, " ", path);
 
   if (m == "GET") {
@@ -204,148 +203,165 @@ HttpResponse ApiController::Route(const HttpRequest& req) {
   const Json& body = *body_or;
 
   if (path == "/actions") return Action(body);
+  if (path == "/vm") return OnVm(what, body);
+  if (path == "/machine-config") return OnMachineConfig(m, what, body);
+  if (path == "/boot-source") return OnBootSource(what, body);
+  if (path == "/logger") return OnLogger(what, body);
+  if (path == "/metrics") return OnMetrics(what, body);
+  if (auto id = IdFromPath(path, "/drives/")) return OnDrive(m, what, *id, body);
+  if (auto id = IdFromPath(path, "/network-interfaces/")) {
+    return OnNetworkInterface(m, what, *id, body);
+  }
+  return Fault(absl::StrFormat("Invalid request method and/or path: %s", what));
+}
 
-  if (path == "/vm") {
+HttpResponse ApiController::OnVm(const std::string& what, const Json& body) {
+  const bool booted = vm_ != nullptr;
+  if (!booted) return Fault(absl::StrCat(what, " ", kBeforeBoot));
+  if (!body.is_object()) return Fault("body: must be a JSON object");
+  for (const auto& [k, v] : body.items()) {
+    if (k != "state") return Fault(absl::StrCat(k, ": unknown field"));
+  }
+  if (!body.contains("state")) return Fault("state: missing required field");
+  if (!body["state"].is_string()) return Fault("state: must be a string");
+  const std::string state = body["state"].get<std::string>();
+  absl::Status s;
+  if (state == "Paused") {
+    s = vm_->Pause();
+  } else if (state == "Resumed") {
+    s = vm_->Resume();
+  } else {
+    return Fault(absl::StrFormat("state: '%s' is not Paused or Resumed", state));
+  }
+  return s.ok() ? NoContent() : Fault(absl::StrCat("state: ", s.message()));
+}
+
+HttpResponse ApiController::OnMachineConfig(const std::string& m, const std::string& what,
+                                            const Json& body) {
+  const bool booted = vm_ != nullptr;
+  if (booted) return Fault(absl::StrCat(what, " ", kAfterBoot));
+  auto mc = ParseMachineConfig(body, "", m == "PATCH" ? &resources_.machine : nullptr);
+  if (!mc.ok()) return Fault(mc.status());
+  if (host_.mem_mib != 0 && mc->mem_mib > host_.mem_mib) {
+    return Fault(absl::StrFormat("mem_size_mib: %d MiB is more than the host's %d MiB", mc->mem_mib,
+                                 host_.mem_mib));
+  }
+  if (host_.max_vcpus != 0 && mc->vcpus > host_.max_vcpus) {
+    return Fault(absl::StrFormat("vcpu_count: %d is more than the host's limit of %d", mc->vcpus,
+                                 host_.max_vcpus));
+  }
+  resources_.machine = *mc;
+  return NoContent();
+}
+
+HttpResponse ApiController::OnBootSource(const std::string& what, const Json& body) {
+  const bool booted = vm_ != nullptr;
+  if (booted) return Fault(absl::StrCat(what, " ", kAfterBoot));
+  auto b = ParseBootSource(body, "");
+  if (!b.ok()) return Fault(b.status());
+  if (access(b->kernel_image_path.c_str(), R_OK) != 0) {
+    return Fault(absl::StrFormat("kernel_image_path: cannot read %s: %s", b->kernel_image_path,
+                                 strerror(errno)));
+  }
+  if (!b->initrd_path.empty() && access(b->initrd_path.c_str(), R_OK) != 0) {
+    return Fault(
+        absl::StrFormat("initrd_path: cannot read %s: %s", b->initrd_path, strerror(errno)));
+  }
+  resources_.boot_source = *b;
+  return NoContent();
+}
+
+HttpResponse ApiController::OnLogger(const std::string& what, const Json& body) {
+  const bool booted = vm_ != nullptr;
+  if (booted) return Fault(absl::StrCat(what, " ", kAfterBoot));
+  auto l = ParseLogger(body, "");
+  if (!l.ok()) return Fault(l.status());
+  if (hooks_.apply_logger) {
+    if (absl::Status s = hooks_.apply_logger(*l); !s.ok()) return Fault(s);
+  }
+  resources_.logger = *l;
+  return NoContent();
+}
+
+HttpResponse ApiController::OnMetrics(const std::string& what, const Json& body) {
+  const bool booted = vm_ != nullptr;
+  if (booted) return Fault(absl::StrCat(what, " ", kAfterBoot));
+  auto mc = ParseMetrics(body, "");
+  if (!mc.ok()) return Fault(mc.status());
+  absl::Status s = SetMetricsLocked(*mc);
+  return s.ok() ? NoContent() : Fault(s);
+}
+
+HttpResponse ApiController::OnDrive(const std::string& m, const std::string& what,
+                                    const std::string& id, const Json& body) {
+  const bool booted = vm_ != nullptr;
+  if (id.empty()) return Fault(absl::StrCat(what, ": the path needs a drive id"));
+  if (m == "PATCH") {
+    if (!booted) return Fault(absl::StrCat(what, " ", kBeforeBoot));
+    auto pd = ParsePartialDrive(body, "");
+    if (!pd.ok()) return Fault(pd.status());
+    if (pd->drive_id != id) {
+      return Fault(
+          absl::StrFormat("drive_id: '%s' does not match the path's '%s'", pd->drive_id, id));
+    }
+    if (!resources_.FindDrive(id)) return Fault(absl::StrFormat("drive_id: no drive '%s'", id));
+    if (!pd->path_on_host) return NoContent();  // nothing to change, as in Firecracker
+    for (FcDrive& d : resources_.drives) {
+      if (d.drive_id != id) continue;
+      FcDrive updated = d;
+      updated.path_on_host = *pd->path_on_host;
+      if (hooks_.check_drive) {
+        if (absl::Status s = hooks_.check_drive(updated); !s.ok()) return Fault(s);
+      }
+      absl::Status s = vm_->ReplaceDriveBacking(id, updated.path_on_host);
+      if (!s.ok()) return Fault(absl::StrCat("path_on_host: ", s.message()));
+      d = updated;  // GET /vm/config shows the new file
+    }
+    return NoContent();
+  }
+  if (booted) return Fault(absl::StrCat(what, " ", kAfterBoot));
+  auto d = ParseDrive(body, "");
+  if (!d.ok()) return Fault(d.status());
+  if (d->drive_id != id) {
+    return Fault(absl::StrFormat("drive_id: '%s' does not match the path's '%s'", d->drive_id, id));
+  }
+  if (hooks_.check_drive) {
+    if (absl::Status s = hooks_.check_drive(*d); !s.ok()) return Fault(s);
+  }
+  absl::Status s = resources_.PutDrive(*d);
+  return s.ok() ? NoContent() : Fault(s);
+}
+
+HttpResponse ApiController::OnNetworkInterface(const std::string& m, const std::string& what,
+                                               const std::string& id, const Json& body) {
+  const bool booted = vm_ != nullptr;
+  if (id.empty()) return Fault(absl::StrCat(what, ": the path needs an interface id"));
+  if (m == "PATCH") {
     if (!booted) return Fault(absl::StrCat(what, " ", kBeforeBoot));
     if (!body.is_object()) return Fault("body: must be a JSON object");
     for (const auto& [k, v] : body.items()) {
-      if (k != "state") return Fault(absl::StrCat(k, ": unknown field"));
+      if (k != "iface_id" && k != "rx_rate_limiter" && k != "tx_rate_limiter") {
+        return Fault(absl::StrCat(k, ": unknown field"));
+      }
+      if (k != "iface_id") return Fault(absl::StrCat(k, ": rate limiters are not supported yet"));
     }
-    if (!body.contains("state")) return Fault("state: missing required field");
-    if (!body["state"].is_string()) return Fault("state: must be a string");
-    const std::string state = body["state"].get<std::string>();
-    absl::Status s;
-    if (state == "Paused") {
-      s = vm_->Pause();
-    } else if (state == "Resumed") {
-      s = vm_->Resume();
-    } else {
-      return Fault(absl::StrFormat("state: '%s' is not Paused or Resumed", state));
+    if (!body.contains("iface_id")) return Fault("iface_id: missing required field");
+    if (!body["iface_id"].is_string() || body["iface_id"].get<std::string>() != id) {
+      return Fault(absl::StrFormat("iface_id: must be the path's '%s'", id));
     }
-    return s.ok() ? NoContent() : Fault(absl::StrCat("state: ", s.message()));
-  }
-
-  if (path == "/machine-config") {
-    if (booted) return Fault(absl::StrCat(what, " ", kAfterBoot));
-    auto mc = ParseMachineConfig(body, "", m == "PATCH" ? &resources_.machine : nullptr);
-    if (!mc.ok()) return Fault(mc.status());
-    if (host_.mem_mib != 0 && mc->mem_mib > host_.mem_mib) {
-      return Fault(absl::StrFormat("mem_size_mib: %d MiB is more than the host's %d MiB",
-                                   mc->mem_mib, host_.mem_mib));
-    }
-    if (host_.max_vcpus != 0 && mc->vcpus > host_.max_vcpus) {
-      return Fault(absl::StrFormat("vcpu_count: %d is more than the host's limit of %d", mc->vcpus,
-                                   host_.max_vcpus));
-    }
-    resources_.machine = *mc;
     return NoContent();
   }
-
-  if (path == "/boot-source") {
-    if (booted) return Fault(absl::StrCat(what, " ", kAfterBoot));
-    auto b = ParseBootSource(body, "");
-    if (!b.ok()) return Fault(b.status());
-    if (access(b->kernel_image_path.c_str(), R_OK) != 0) {
-      return Fault(absl::StrFormat("kernel_image_path: cannot read %s: %s", b->kernel_image_path,
-                                   strerror(errno)));
-    }
-    if (!b->initrd_path.empty() && access(b->initrd_path.c_str(), R_OK) != 0) {
-      return Fault(
-          absl::StrFormat("initrd_path: cannot read %s: %s", b->initrd_path, strerror(errno)));
-    }
-    resources_.boot_source = *b;
-    return NoContent();
+  if (booted) return Fault(absl::StrCat(what, " ", kAfterBoot));
+  auto n = ParseNetworkInterface(body, "");
+  if (!n.ok()) return Fault(n.status());
+  if (n->iface_id != id) {
+    return Fault(absl::StrFormat("iface_id: '%s' does not match the path's '%s'", n->iface_id, id));
   }
-
-  if (path == "/logger") {
-    if (booted) return Fault(absl::StrCat(what, " ", kAfterBoot));
-    auto l = ParseLogger(body, "");
-    if (!l.ok()) return Fault(l.status());
-    if (hooks_.apply_logger) {
-      if (absl::Status s = hooks_.apply_logger(*l); !s.ok()) return Fault(s);
-    }
-    resources_.logger = *l;
-    return NoContent();
+  if (hooks_.check_net) {
+    if (absl::Status s = hooks_.check_net(*n); !s.ok()) return Fault(s);
   }
-
-  if (path == "/metrics") {
-    if (booted) return Fault(absl::StrCat(what, " ", kAfterBoot));
-    auto mc = ParseMetrics(body, "");
-    if (!mc.ok()) return Fault(mc.status());
-    absl::Status s = SetMetricsLocked(*mc);
-    return s.ok() ? NoContent() : Fault(s);
-  }
-
-  if (auto id = IdFromPath(path, "/drives/")) {
-    if (id->empty()) return Fault(absl::StrCat(what, ": the path needs a drive id"));
-    if (m == "PATCH") {
-      if (!booted) return Fault(absl::StrCat(what, " ", kBeforeBoot));
-      auto pd = ParsePartialDrive(body, "");
-      if (!pd.ok()) return Fault(pd.status());
-      if (pd->drive_id != *id) {
-        return Fault(
-            absl::StrFormat("drive_id: '%s' does not match the path's '%s'", pd->drive_id, *id));
-      }
-      if (!resources_.FindDrive(*id)) return Fault(absl::StrFormat("drive_id: no drive '%s'", *id));
-      if (!pd->path_on_host) return NoContent();  // nothing to change, as in Firecracker
-      for (FcDrive& d : resources_.drives) {
-        if (d.drive_id != *id) continue;
-        FcDrive updated = d;
-        updated.path_on_host = *pd->path_on_host;
-        if (hooks_.check_drive) {
-          if (absl::Status s = hooks_.check_drive(updated); !s.ok()) return Fault(s);
-        }
-        absl::Status s = vm_->ReplaceDriveBacking(*id, updated.path_on_host);
-        if (!s.ok()) return Fault(absl::StrCat("path_on_host: ", s.message()));
-        d = updated;  // GET /vm/config shows the new file
-      }
-      return NoContent();
-    }
-    if (booted) return Fault(absl::StrCat(what, " ", kAfterBoot));
-    auto d = ParseDrive(body, "");
-    if (!d.ok()) return Fault(d.status());
-    if (d->drive_id != *id) {
-      return Fault(
-          absl::StrFormat("drive_id: '%s' does not match the path's '%s'", d->drive_id, *id));
-    }
-    if (hooks_.check_drive) {
-      if (absl::Status s = hooks_.check_drive(*d); !s.ok()) return Fault(s);
-    }
-    absl::Status s = resources_.PutDrive(*d);
-    return s.ok() ? NoContent() : Fault(s);
-  }
-
-  if (auto id = IdFromPath(path, "/network-interfaces/")) {
-    if (id->empty()) return Fault(absl::StrCat(what, ": the path needs an interface id"));
-    if (m == "PATCH") {
-      if (!booted) return Fault(absl::StrCat(what, " ", kBeforeBoot));
-      if (!body.is_object()) return Fault("body: must be a JSON object");
-      for (const auto& [k, v] : body.items()) {
-        if (k != "iface_id" && k != "rx_rate_limiter" && k != "tx_rate_limiter") {
-          return Fault(absl::StrCat(k, ": unknown field"));
-        }
-        if (k != "iface_id") return Fault(absl::StrCat(k, ": rate limiters are not supported yet"));
-      }
-      if (!body.contains("iface_id")) return Fault("iface_id: missing required field");
-      if (!body["iface_id"].is_string() || body["iface_id"].get<std::string>() != *id) {
-        return Fault(absl::StrFormat("iface_id: must be the path's '%s'", *id));
-      }
-      return NoContent();
-    }
-    if (booted) return Fault(absl::StrCat(what, " ", kAfterBoot));
-    auto n = ParseNetworkInterface(body, "");
-    if (!n.ok()) return Fault(n.status());
-    if (n->iface_id != *id) {
-      return Fault(
-          absl::StrFormat("iface_id: '%s' does not match the path's '%s'", n->iface_id, *id));
-    }
-    if (hooks_.check_net) {
-      if (absl::Status s = hooks_.check_net(*n); !s.ok()) return Fault(s);
-    }
-    absl::Status s = resources_.PutNet(*n);
-    return s.ok() ? NoContent() : Fault(s);
-  }
-  return Fault(absl::StrFormat("Invalid request method and/or path: %s", what));
+  absl::Status s = resources_.PutNet(*n);
+  return s.ok() ? NoContent() : Fault(s);
 }
 
 }  // namespace edgevisor::api

@@ -67,7 +67,22 @@ class ApiController {
 
  private:
   HttpResponse Route(const HttpRequest& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // One handler per endpoint: `m` is the method, `what` "METHOD /path" for messages.
   HttpResponse Action(const Json& body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  HttpResponse OnVm(const std::string& what, const Json& body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  HttpResponse OnMachineConfig(const std::string& m, const std::string& what, const Json& body)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  HttpResponse OnBootSource(const std::string& what, const Json& body)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  HttpResponse OnLogger(const std::string& what, const Json& body)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  HttpResponse OnMetrics(const std::string& what, const Json& body)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  HttpResponse OnDrive(const std::string& m, const std::string& what, const std::string& id,
+                       const Json& body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  HttpResponse OnNetworkInterface(const std::string& m, const std::string& what,
+                                  const std::string& id, const Json& body)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status StartLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status SetMetricsLocked(const MetricsConfig& cfg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string State() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

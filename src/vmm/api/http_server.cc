@@ -10,9 +10,9 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
-#include "src/vmm/util/errors.h"
-#include "src/vmm/util/fd.h"
-#include "src/vmm/util/log.h"
+#include "src/base/errors.h"
+#include "src/base/fd.h"
+#include "src/base/log.h"
 
 namespace edgevisor::api {
 

@@ -7,11 +7,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "src/vmm/boot_protocol.h"
-#include "src/vmm/guest_memory.h"
-#include "src/vmm/kvm.h"
-#include "src/vmm/util/fd.h"
-#include "src/vmm/vcpu.h"
+#include "src/base/fd.h"
+#include "src/platform/guest_memory.h"
+#include "src/platform/kvm.h"
+#include "src/platform/vcpu.h"
+#include "src/vmm/config/boot_protocol.h"
 
 namespace edgevisor::arch {
 
@@ -68,6 +68,12 @@ struct MmioSlot {
 };
 inline constexpr uint32_t kVirtioMmioSize = 0x1000;
 MmioSlot VirtioMmioSlot(size_t index);
+
+// Whether a guest may also learn the virtio-mmio slots from the kernel command line
+// (virtio_mmio.device=). x86_64: yes (ACPI lists them too). aarch64: no; the device tree lists
+// them, and naming them on the command line as well would make a kernel with
+// CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES register each one twice (Firecracker does the same).
+bool VirtioSlotsOnCmdline();
 
 // Writes the description of the machine that the guest discovers it through (x86_64: the ACPI
 // tables, with the vCPUs, the IOAPIC, the legacy devices and the virtio-mmio slots), after

@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
-#include "src/vmm/config/json_fields.h"
+#include "src/base/json_fields.h"
 
 namespace edgevisor {
 namespace {
@@ -33,7 +33,7 @@ using json_fields::GetUint;
 
 // Firecracker's limit on drive and interface ids.
 absl::Status CheckId(const std::string& id, const std::string& field) {
-  if (id.empty() || id.size() > 64) return Bad(field, "must be 1 to 64 characters");
+  RETURN_IF_ERROR(CheckIdLength(id, field));
   for (char c : id) {
     if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_') {
       return Bad(field, "may contain only letters, digits and '_'");

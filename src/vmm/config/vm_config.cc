@@ -23,6 +23,12 @@ absl::StatusOr<MacAddress> ParseMac(const std::string& text) {
   return mac;
 }
 
+absl::Status CheckIdLength(const std::string& id, const std::string& field) {
+  if (!id.empty() && id.size() <= kMaxIdLength) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrFormat("%s: must be 1 to %d characters", field, kMaxIdLength));
+}
+
 MacAddress DefaultMac(size_t index) {
   return {0x06, 0xed, 0x9e, 0x00, 0x00, static_cast<uint8_t>(index)};
 }
@@ -51,9 +57,7 @@ absl::Status ValidateVmConfig(const VmConfig& cfg, const HostLimits& host) {
   if (cfg.serial.mode == SerialConfig::Mode::kFile && cfg.serial.path.empty()) {
     return absl::InvalidArgumentError("--serial: file: needs a path (file:PATH)");
   }
-  if (cfg.id.empty() || cfg.id.size() > 64) {
-    return absl::InvalidArgumentError("--id: must be 1 to 64 characters");
-  }
+  if (absl::Status s = CheckIdLength(cfg.id, "--id"); !s.ok()) return s;
   if (cfg.drives.size() + cfg.nets.size() > kMaxVirtioDevices) {
     return absl::InvalidArgumentError(
         absl::StrFormat("--drive/--net: at most %d virtio devices in all", kMaxVirtioDevices));

@@ -1,14 +1,15 @@
 // The one VM model. The CLI fills it today; the config file and the REST API fill the same type.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "src/vmm/boot_protocol.h"
+#include "src/devices/block/drive_config.h"
+#include "src/devices/net/net_config.h"
+#include "src/vmm/config/boot_protocol.h"
 
 namespace edgevisor {
 
@@ -31,31 +32,10 @@ struct SerialConfig {
   std::string path;  // kFile only
 };
 
-// One virtio-blk drive (`--drive path=F[,id=S][,ro=on][,direct=on][,queues=N][,engine=E]`).
-struct DriveConfig {
-  std::string path;
-  std::string id;  // also the serial that GET_ID returns (first 20 bytes)
-  bool read_only = false;
-  bool direct = false;  // O_DIRECT
-  uint16_t queues = 1;
-  enum class Engine { kAuto, kUring, kSync };
-  Engine engine = Engine::kAuto;
-};
-
-using MacAddress = std::array<uint8_t, 6>;
-
 // "52:54:00:12:34:56" -> bytes. Errors say why: not six hex octets, or not unicast.
 absl::StatusOr<MacAddress> ParseMac(const std::string& text);
 // The MAC a net device gets when none is given: locally administered, 06:ed:9e:00:00:<index>.
 MacAddress DefaultMac(size_t index);
-
-// One virtio-net device on a TAP (`--net tap=NAME[,mac=M][,queues=N]`).
-struct NetConfig {
-  std::string id;  // Firecracker's iface_id; empty: net<index>
-  std::string tap;
-  MacAddress mac{};     // the parsers fill in DefaultMac(index) when none is given
-  uint16_t queues = 1;  // queue pairs; more than one offers MQ and a control queue
-};
 
 struct VmConfig {
   std::string id = "anonymous";
@@ -73,6 +53,11 @@ struct VmConfig {
 };
 
 inline constexpr size_t kMaxVirtioDevices = 16;
+
+// Firecracker's rule for VM, drive and interface ids: 1 to 64 characters. The error names
+// `field` ("--id: must be 1 to 64 characters").
+inline constexpr size_t kMaxIdLength = 64;
+absl::Status CheckIdLength(const std::string& id, const std::string& field);
 
 // Limits of the host the VM is checked against.
 struct HostLimits {

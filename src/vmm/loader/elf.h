@@ -8,7 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "src/vmm/guest_memory.h"
+#include "src/platform/guest_memory.h"
 
 namespace edgevisor {
 

@@ -7,12 +7,12 @@
 #include <cstddef>
 
 #include "absl/strings/str_format.h"
+#include "src/base/errors.h"
+#include "src/base/log.h"
 #include "src/vmm/arch/aarch64/fdt.h"
 #include "src/vmm/arch/aarch64/layout.h"
 #include "src/vmm/arch/arch.h"
 #include "src/vmm/loader/arm64_image.h"
-#include "src/vmm/util/errors.h"
-#include "src/vmm/util/log.h"
 
 namespace edgevisor::arch {
 
@@ -58,7 +58,7 @@ absl::StatusOr<UniqueFd> CreateGic(const Vm& vm, int version, int vcpus) {
   if (version == 3) {
     const uint64_t redist = kGicRedistBase;
     if (kGicRedistBase + kGicRedistSizePerCpu * static_cast<uint64_t>(vcpus) > kGicRedistEnd) {
-      return absl::InvalidArgumentError(
+      return UsageError(
           absl::StrFormat("--vcpus %d: the GICv3 redistributors do not fit the layout", vcpus));
     }
     EV_RETURN_IF_ERROR(SetDeviceAttr(fd.get(), KVM_DEV_ARM_VGIC_GRP_ADDR,
@@ -116,7 +116,7 @@ absl::StatusOr<ArchVm> SetupVm(const Vm& vm, int vcpus, int gic) {
   a.vcpu_target = init.target;
   if (gic == 2 || gic == 3) {
     auto fd = CreateGic(vm, gic, vcpus);
-    if (!fd.ok()) return Annotate(fd.status(), absl::StrFormat("--gic v%d", gic));
+    if (!fd.ok()) return UsageError(absl::StrFormat("--gic v%d: %s", gic, fd.status().message()));
     a.irqchip = std::move(*fd);
     a.irqchip_version = gic;
     AddIts(vm, a);
@@ -154,7 +154,7 @@ absl::StatusOr<BootEntry> LoadKernel(absl::Span<const uint8_t> kernel, const std
                                      absl::Span<const uint8_t> initrd, const GuestMemory& mem,
                                      BootProtocol protocol) {
   if (protocol != BootProtocol::kAuto) {
-    return absl::InvalidArgumentError("--boot-protocol: aarch64 has one protocol (the Image)");
+    return UsageError("--boot-protocol: aarch64 has one protocol (the Image)");
   }
   EV_ASSIGN_OR_RETURN(Arm64Image img, ParseArm64Image(kernel));
   uint64_t ram_end = 0;
@@ -163,7 +163,7 @@ absl::StatusOr<BootEntry> LoadKernel(absl::Span<const uint8_t> kernel, const std
   const uint64_t load = kRamBase + img.text_offset;
   const uint64_t kernel_end = load + img.image_size;
   if (fdt_addr < kRamBase || kernel_end > fdt_addr) {
-    return absl::InvalidArgumentError(absl::StrFormat(
+    return UsageError(absl::StrFormat(
         "--mem: the kernel needs 0x%x bytes from 0x%x plus 2 MiB for the device tree",
         img.image_size, load));
   }
@@ -177,7 +177,7 @@ absl::StatusOr<BootEntry> LoadKernel(absl::Span<const uint8_t> kernel, const std
     const uint64_t top = fdt_addr;
     const uint64_t start = (top - initrd.size()) & ~uint64_t{4095};
     if (initrd.size() > top || start < (kernel_end + 4095) / 4096 * 4096) {
-      return absl::InvalidArgumentError(absl::StrFormat(
+      return UsageError(absl::StrFormat(
           "--initrd: %d bytes do not fit between the kernel and the device tree", initrd.size()));
     }
     EV_RETURN_IF_ERROR(mem.Write(start, initrd));
@@ -226,6 +226,8 @@ absl::Status WritePlatformDescription(const GuestMemory& mem, int vcpus,
 }
 
 uint64_t BootTimerAddress() { return kBootTimerAddr; }
+
+bool VirtioSlotsOnCmdline() { return false; }
 
 MmioSlot VirtioMmioSlot(size_t index) {
   // The irqfd GSI of an SPI is its SPI number (KVM's default routing on arm64).

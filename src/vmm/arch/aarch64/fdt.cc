@@ -5,6 +5,7 @@ extern "C" {
 }
 
 #include "absl/strings/str_format.h"
+#include "src/base/errors.h"
 #include "src/vmm/arch/aarch64/layout.h"
 
 namespace edgevisor::aarch64 {
@@ -96,8 +97,7 @@ absl::StatusOr<std::vector<uint8_t>> BuildFdt(const FdtConfig& c) {
     return absl::InvalidArgumentError(absl::StrFormat("GIC version %d", c.gic_version));
   }
   if (c.gic_version == 2 && c.vcpus > 8) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("--vcpus %d: a GICv2 serves at most 8 CPUs", c.vcpus));
+    return UsageError(absl::StrFormat("--vcpus %d: a GICv2 serves at most 8 CPUs", c.vcpus));
   }
   Writer w(kFdtMaxSize);
   w.Check(fdt_finish_reservemap(w.data()), "reservemap");

@@ -11,8 +11,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "src/platform/guest_memory.h"
 #include "src/vmm/acpi/sdt.h"
-#include "src/vmm/guest_memory.h"
 
 namespace edgevisor::x86 {
 

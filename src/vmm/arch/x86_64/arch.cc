@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_format.h"
+#include "src/base/errors.h"
 #include "src/vmm/arch/arch.h"
 #include "src/vmm/arch/x86_64/acpi.h"
 #include "src/vmm/arch/x86_64/cpuid.h"
@@ -12,7 +13,6 @@
 #include "src/vmm/arch/x86_64/linux_boot.h"
 #include "src/vmm/arch/x86_64/pvh.h"
 #include "src/vmm/loader/elf.h"
-#include "src/vmm/util/errors.h"
 
 namespace edgevisor::arch {
 
@@ -58,7 +58,7 @@ std::vector<GuestRange> RamLayout(uint64_t mem_bytes) {
 }
 
 absl::StatusOr<ArchVm> SetupVm(const Vm& vm, int /*vcpus*/, int gic) {
-  if (gic != 0) return absl::InvalidArgumentError("--gic: x86_64 has no GIC");
+  if (gic != 0) return UsageError("--gic: x86_64 has no GIC");
   // Intel VMX needs these two pages reserved before the irqchip; AMD ignores them.
   if (ioctl(vm.fd(), KVM_SET_TSS_ADDR, kTssAddr) < 0) return ErrnoError("KVM_SET_TSS_ADDR");
   uint64_t identity = kIdentityMapAddr;
@@ -89,7 +89,7 @@ absl::StatusOr<BootEntry> LoadKernel(absl::Span<const uint8_t> kernel, const std
   };
   if (LooksLikeBzImage(kernel)) {
     if (protocol == BootProtocol::kPvh) {
-      return absl::InvalidArgumentError(
+      return UsageError(
           "--boot-protocol pvh: a bzImage has no PVH entry (use its vmlinux, or linux)");
     }
     EV_ASSIGN_OR_RETURN(BzImage bz, ParseBzImage(kernel));
@@ -97,7 +97,7 @@ absl::StatusOr<BootEntry> LoadKernel(absl::Span<const uint8_t> kernel, const std
   }
   EV_ASSIGN_OR_RETURN(ElfImage img, ParseElf64(kernel, EM_X86_64));
   if (!img.pvh_entry && protocol == BootProtocol::kPvh) {
-    return absl::InvalidArgumentError(
+    return UsageError(
         "--boot-protocol pvh: the ELF has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)");
   }
   if (!img.pvh_entry || protocol == BootProtocol::kLinux) {
@@ -168,6 +168,8 @@ absl::Status WritePlatformDescription(const GuestMemory& mem, int vcpus,
 }
 
 uint64_t BootTimerAddress() { return kBootTimerAddr; }
+
+bool VirtioSlotsOnCmdline() { return true; }
 
 MmioSlot VirtioMmioSlot(size_t index) {
   return {kVirtioMmioBase + index * kVirtioMmioStride,

@@ -4,9 +4,9 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "src/base/errors.h"
 #include "src/vmm/arch/x86_64/layout.h"
 #include "src/vmm/arch/x86_64/pvh.h"
-#include "src/vmm/util/errors.h"
 
 namespace edgevisor::x86 {
 namespace {

@@ -10,7 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "src/vmm/guest_memory.h"
+#include "src/platform/guest_memory.h"
 #include "src/vmm/loader/bzimage.h"
 #include "src/vmm/loader/elf.h"
 

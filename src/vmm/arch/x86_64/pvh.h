@@ -7,7 +7,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "src/vmm/guest_memory.h"
+#include "src/platform/guest_memory.h"
 
 namespace edgevisor::x86 {
 

@@ -13,8 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "src/base/event_fd.h"
 #include "src/devices/block/virtio_blk_spec.h"
-#include "src/vmm/util/event_fd.h"
 #include "tests/unit/devices/virtio/virtio_test_util.h"
 
 namespace edgevisor::block {

@@ -8,8 +8,8 @@
 #include <cstring>
 #include <vector>
 
+#include "src/base/event_fd.h"
 #include "src/devices/virtio/virtio_spec.h"
-#include "src/vmm/util/event_fd.h"
 #include "tests/unit/devices/virtio/virtio_test_util.h"
 
 namespace edgevisor::virtio {

@@ -11,7 +11,7 @@
 
 #include "src/devices/virtio/device.h"
 #include "src/devices/virtio/virtio_spec.h"
-#include "src/vmm/guest_memory.h"
+#include "src/platform/guest_memory.h"
 
 namespace edgevisor::virtio::testing {
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "src/vmm/util/fd.h"
+#include "src/base/fd.h"
 
 namespace edgevisor::net {
 

@@ -1,4 +1,4 @@
-#include "src/vmm/bus.h"
+#include "src/platform/bus.h"
 
 #include <gtest/gtest.h>
 

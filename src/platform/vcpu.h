@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "src/vmm/kvm.h"
-#include "src/vmm/util/fd.h"
+#include "src/base/fd.h"
+#include "src/platform/kvm.h"
 
 namespace edgevisor {
 

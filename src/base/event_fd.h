@@ -6,11 +6,12 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "src/vmm/util/fd.h"
+#include "src/base/fd.h"
 
 namespace edgevisor {
 
-// The same on an eventfd that another object owns (a transport's queue-notify eventfd).
+// The same on an eventfd that another object owns (a transport's queue-notify eventfd). Drain
+// also serves a timerfd, whose read returns its expiry count the same way.
 void SignalEventFd(int fd);
 uint64_t DrainEventFd(int fd);
 

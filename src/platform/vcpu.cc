@@ -1,4 +1,4 @@
-#include "src/vmm/vcpu.h"
+#include "src/platform/vcpu.h"
 
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -6,8 +6,8 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
-#include "src/vmm/util/errors.h"
-#include "src/vmm/util/kvm_abi.h"
+#include "src/base/errors.h"
+#include "src/platform/kvm_abi.h"
 
 namespace edgevisor {
 

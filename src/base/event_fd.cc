@@ -1,4 +1,4 @@
-#include "src/vmm/util/event_fd.h"
+#include "src/base/event_fd.h"
 
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -6,8 +6,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "src/vmm/util/errors.h"
-#include "src/vmm/util/log.h"
+#include "src/base/errors.h"
+#include "src/base/log.h"
 
 namespace edgevisor {
 

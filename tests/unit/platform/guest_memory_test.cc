@@ -1,4 +1,4 @@
-#include "src/vmm/guest_memory.h"
+#include "src/platform/guest_memory.h"
 
 #include <gtest/gtest.h>
 

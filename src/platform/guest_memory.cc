@@ -1,4 +1,4 @@
-#include "src/vmm/guest_memory.h"
+#include "src/platform/guest_memory.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "src/vmm/util/errors.h"
+#include "src/base/errors.h"
 
 namespace edgevisor {
 

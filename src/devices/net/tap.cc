@@ -1,4 +1,4 @@
-#include "src/net/tap.h"
+#include "src/devices/net/tap.h"
 
 #include <fcntl.h>
 #include <linux/if.h>
@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
-#include "src/vmm/util/errors.h"
+#include "src/base/errors.h"
 
 namespace edgevisor::net {
 

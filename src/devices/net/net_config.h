@@ -1,0 +1,21 @@
+// What one virtio-net device is asked to be. The device owns this type; the VMM's config layer
+// (CLI, config file, API) fills it in.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+namespace edgevisor {
+
+using MacAddress = std::array<uint8_t, 6>;
+
+// One virtio-net device on a TAP (`--net tap=NAME[,mac=M][,queues=N]`).
+struct NetConfig {
+  std::string id;  // Firecracker's iface_id; empty: net<index>
+  std::string tap;
+  MacAddress mac{};     // the parsers fill in DefaultMac(index) when none is given
+  uint16_t queues = 1;  // queue pairs; more than one offers MQ and a control queue
+};
+
+}  // namespace edgevisor
