@@ -233,9 +233,9 @@ double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// utime + stime of the whole process, in seconds.
-double ProcCpu(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+// utime + stime, in seconds, from a /proc/.../stat file (a process's or a thread's).
+double StatCpuSeconds(const std::string& stat_path) {
+  std::ifstream f(stat_path);
   std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   const size_t rp = s.rfind(')');
   if (rp == std::string::npos) return 0;
@@ -248,6 +248,9 @@ double ProcCpu(pid_t pid) {
   }
   return static_cast<double>(ut + st) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
+
+// utime + stime of the whole process, in seconds.
+double ProcCpu(pid_t pid) { return StatCpuSeconds("/proc/" + std::to_string(pid) + "/stat"); }
 
 // Which threads of a VMM do its device work: edgevisor's device threads ("blk0", "net0"),
 // QEMU's iothread ("IO io0", named with -name debug-threads=on) or its main loop (tid == pid,
@@ -280,18 +283,7 @@ double ThreadsCpuUs(pid_t pid, const ThreadPick& pick) {
     if (std::ifstream(task + "/schedstat") >> ns) {
       total += static_cast<double>(ns) / 1000.0;
     } else {
-      std::ifstream f(task + "/stat");
-      std::string st((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-      const size_t rp = st.rfind(')');
-      if (rp == std::string::npos) continue;
-      std::istringstream in(st.substr(rp + 2));
-      std::string field;
-      unsigned long long ut = 0, stime = 0;  // NOLINT(runtime/int)
-      for (int i = 3; i <= 15 && in >> field; ++i) {
-        if (i == 14) ut = std::stoull(field);
-        if (i == 15) stime = std::stoull(field);
-      }
-      total += 1e6 * static_cast<double>(ut + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+      total += 1e6 * StatCpuSeconds(task + "/stat");
     }
     found = true;
   }

@@ -92,30 +92,10 @@ uint64_t DefaultMpidr(int index) {
   return (i & 0xf) | (((i >> 4) & 0xff) << 8);
 }
 
-absl::StatusOr<std::vector<uint8_t>> BuildFdt(const FdtConfig& c) {
-  if (c.gic_version != 2 && c.gic_version != 3) {
-    return absl::InvalidArgumentError(absl::StrFormat("GIC version %d", c.gic_version));
-  }
-  if (c.gic_version == 2 && c.vcpus > 8) {
-    return UsageError(absl::StrFormat("--vcpus %d: a GICv2 serves at most 8 CPUs", c.vcpus));
-  }
-  Writer w(kFdtMaxSize);
-  w.Check(fdt_finish_reservemap(w.data()), "reservemap");
-  w.Begin("");
-  w.Str("compatible", "linux,dummy-virt");
-  w.U32("#address-cells", 2);
-  w.U32("#size-cells", 2);
-  w.U32("interrupt-parent", kPhandleGic);
+namespace {
 
-  w.Begin("chosen");
-  w.Str("bootargs", c.cmdline);
-  w.Str("stdout-path", "/uart@" + Hex(kUartBase));
-  if (c.initrd_size != 0) {
-    w.U64("linux,initrd-start", c.initrd_addr);
-    w.U64("linux,initrd-end", c.initrd_addr + c.initrd_size);
-  }
-  w.End();
-
+// /memory, /cpus (one per vCPU, PSCI to start them) and /psci.
+void AddMemoryAndCpus(Writer& w, const FdtConfig& c) {
   w.Begin("memory@" + Hex(c.ram_base));
   w.Str("device_type", "memory");
   w.Reg({{c.ram_base, c.ram_size}});
@@ -139,7 +119,11 @@ absl::StatusOr<std::vector<uint8_t>> BuildFdt(const FdtConfig& c) {
   w.Strs("compatible", {"arm,psci-0.2", "arm,psci"});
   w.Str("method", "hvc");
   w.End();
+}
 
+// The architected timer's PPIs and the interrupt controller (GICv3 with its redistributors and
+// ITS where there is one, or GICv2).
+void AddTimerAndGic(Writer& w, const FdtConfig& c) {
   w.Begin("timer");
   w.Str("compatible", "arm,armv8-timer");
   std::vector<uint32_t> timer;
@@ -175,7 +159,11 @@ absl::StatusOr<std::vector<uint8_t>> BuildFdt(const FdtConfig& c) {
     w.End();
   }
   w.End();
+}
 
+// The platform devices (the APB clock, the ns16550a console, the PL031 RTC) and the virtio-mmio
+// slots.
+void AddDevices(Writer& w, const FdtConfig& c) {
   w.Begin("apb-pclk");
   w.Str("compatible", "fixed-clock");
   w.U32("#clock-cells", 0);
@@ -207,7 +195,37 @@ absl::StatusOr<std::vector<uint8_t>> BuildFdt(const FdtConfig& c) {
     w.Empty("dma-coherent");
     w.End();
   }
+}
 
+}  // namespace
+
+absl::StatusOr<std::vector<uint8_t>> BuildFdt(const FdtConfig& c) {
+  if (c.gic_version != 2 && c.gic_version != 3) {
+    return absl::InvalidArgumentError(absl::StrFormat("GIC version %d", c.gic_version));
+  }
+  if (c.gic_version == 2 && c.vcpus > 8) {
+    return UsageError(absl::StrFormat("--vcpus %d: a GICv2 serves at most 8 CPUs", c.vcpus));
+  }
+  Writer w(kFdtMaxSize);
+  w.Check(fdt_finish_reservemap(w.data()), "reservemap");
+  w.Begin("");
+  w.Str("compatible", "linux,dummy-virt");
+  w.U32("#address-cells", 2);
+  w.U32("#size-cells", 2);
+  w.U32("interrupt-parent", kPhandleGic);
+
+  w.Begin("chosen");
+  w.Str("bootargs", c.cmdline);
+  w.Str("stdout-path", "/uart@" + Hex(kUartBase));
+  if (c.initrd_size != 0) {
+    w.U64("linux,initrd-start", c.initrd_addr);
+    w.U64("linux,initrd-end", c.initrd_addr + c.initrd_size);
+  }
+  w.End();
+
+  AddMemoryAndCpus(w, c);
+  AddTimerAndGic(w, c);
+  AddDevices(w, c);
   w.End();  // root
   return w.Finish();
 }
