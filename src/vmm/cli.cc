@@ -149,21 +149,19 @@ namespace {
 using FlagSetter = std::function<absl::Status(const std::string& value)>;
 using FlagTable = std::map<std::string, FlagSetter>;
 
-absl::Status Ok() { return absl::OkStatus(); }
-
 // --kernel, --initrd, --cmdline, --boot-protocol.
 void AddBootFlags(VmConfig& vm, FlagTable& t) {
   t["--kernel"] = [&vm](const std::string& v) {
     vm.boot.kernel_path = v;
-    return Ok();
+    return absl::OkStatus();
   };
   t["--initrd"] = [&vm](const std::string& v) {
     vm.boot.initrd_path = v;
-    return Ok();
+    return absl::OkStatus();
   };
   t["--cmdline"] = [&vm](const std::string& v) {
     vm.boot.cmdline = v;
-    return Ok();
+    return absl::OkStatus();
   };
   t["--boot-protocol"] = [&vm](const std::string& v) {
     auto protocol = Choose<BootProtocol>("--boot-protocol", v,
@@ -172,7 +170,7 @@ void AddBootFlags(VmConfig& vm, FlagTable& t) {
                                           {"linux", BootProtocol::kLinux}});
     if (!protocol.ok()) return protocol.status();
     vm.boot.protocol = *protocol;
-    return Ok();
+    return absl::OkStatus();
   };
 }
 
@@ -184,13 +182,13 @@ void AddMachineFlags(VmConfig& vm, FlagTable& t) {
     if (!absl::SimpleAtoi(s, &vm.machine.mem_mib) || vm.machine.mem_mib > (uint64_t{1} << 32)) {
       return absl::InvalidArgumentError(absl::StrFormat("--mem: '%s' is not a size in MiB", v));
     }
-    return Ok();
+    return absl::OkStatus();
   };
   t["--vcpus"] = [&vm](const std::string& v) {
     if (!absl::SimpleAtoi(v, &vm.machine.vcpus)) {
       return absl::InvalidArgumentError(absl::StrFormat("--vcpus: '%s' is not a number", v));
     }
-    return Ok();
+    return absl::OkStatus();
   };
   t["--gic"] = [&vm](const std::string& v) {
     auto gic = Choose<int>("--gic", v, {{"auto", 0}, {"v2", 2}, {"v3", 3}});
@@ -199,7 +197,7 @@ void AddMachineFlags(VmConfig& vm, FlagTable& t) {
 #if !defined(__aarch64__)
     if (vm.machine.gic != 0) return absl::InvalidArgumentError("--gic: only aarch64 has a GIC");
 #endif
-    return Ok();
+    return absl::OkStatus();
   };
   t["--serial"] = [&vm](const std::string& v) {
     if (v == "stdio") {
@@ -213,7 +211,7 @@ void AddMachineFlags(VmConfig& vm, FlagTable& t) {
       return absl::InvalidArgumentError(
           absl::StrFormat("--serial: '%s' is not stdio, off or file:PATH", v));
     }
-    return Ok();
+    return absl::OkStatus();
   };
 }
 
@@ -224,17 +222,17 @@ void AddDeviceAndProcessFlags(RunOptions& opts, FlagTable& t) {
     auto d = ParseDriveSpec(v, vm.drives.size());
     if (!d.ok()) return d.status();
     vm.drives.push_back(std::move(*d));
-    return Ok();
+    return absl::OkStatus();
   };
   t["--net"] = [&vm](const std::string& v) {
     auto n = ParseNetSpec(v, vm.nets.size());
     if (!n.ok()) return n.status();
     vm.nets.push_back(std::move(*n));
-    return Ok();
+    return absl::OkStatus();
   };
   t["--id"] = [&vm](const std::string& v) {
     vm.id = v;
-    return Ok();
+    return absl::OkStatus();
   };
   t["--reboot-exit-code"] = [&vm](const std::string& v) {
     int code = 0;
@@ -243,7 +241,7 @@ void AddDeviceAndProcessFlags(RunOptions& opts, FlagTable& t) {
           absl::StrFormat("--reboot-exit-code: '%s' is not an exit status (0 to 255)", v));
     }
     vm.reboot_exit_code = code;
-    return Ok();
+    return absl::OkStatus();
   };
   t["--log-level"] = [&opts](const std::string& v) {
     static constexpr const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
@@ -251,7 +249,7 @@ void AddDeviceAndProcessFlags(RunOptions& opts, FlagTable& t) {
       return absl::InvalidArgumentError(absl::StrFormat("--log-level: unknown level '%s'", v));
     }
     opts.log_level = v;
-    return Ok();
+    return absl::OkStatus();
   };
 }
 

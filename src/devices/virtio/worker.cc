@@ -2,10 +2,6 @@
 
 #include <pthread.h>
 
-#include <cerrno>
-#include <cstring>
-
-#include "absl/strings/str_format.h"
 #include "src/base/errors.h"
 #include "src/base/log.h"
 
