@@ -146,7 +146,7 @@ absl::StatusOr<DemoVm> ParseDemo(const Json& j, const std::string& where) {
 }
 
 absl::StatusOr<VmEntry> ParseVm(const Json& j, const std::string& where, Stage stage) {
-  std::set<std::string> known = {"name", "restart", "config"};
+  std::set<std::string> known = {"name", "restart", "config", "memory_max_mib", "cpu_max_percent"};
   if (stage == Stage::kBuild) known.insert({"demo", "files"});
   EV_RETURN_IF_ERROR(CheckObject(j, where, known));
   VmEntry v;
@@ -164,6 +164,14 @@ absl::StatusOr<VmEntry> ParseVm(const Json& j, const std::string& where, Stage s
                absl::StrFormat("'%s' is not one of always, on-failure, never", restart));
   }
   EV_ASSIGN_OR_RETURN(v.config, GetString(j, where, "config", stage == Stage::kRuntime));
+  if (j.contains("memory_max_mib")) {
+    EV_ASSIGN_OR_RETURN(const uint64_t mib, GetUint(j, where, "memory_max_mib", 32, 1 << 20));
+    v.memory_max_mib = static_cast<int>(mib);
+  }
+  if (j.contains("cpu_max_percent")) {
+    EV_ASSIGN_OR_RETURN(const uint64_t pct, GetUint(j, where, "cpu_max_percent", 1, 12800));
+    v.cpu_max_percent = static_cast<int>(pct);
+  }
   if (j.contains("demo")) {
     EV_ASSIGN_OR_RETURN(v.demo, ParseDemo(j["demo"], Field(where, "demo")));
   }
@@ -340,7 +348,10 @@ absl::StatusOr<RenderOutput> Render(const ApplianceConfig& cfg, const std::strin
                                                       parsed.status().message()));
     }
     out.vm_configs[file] = text;
-    vms.push_back({{"name", v.name}, {"config", file}, {"restart", RestartName(v.restart)}});
+    Json entry = {{"name", v.name}, {"config", file}, {"restart", RestartName(v.restart)}};
+    if (v.memory_max_mib) entry["memory_max_mib"] = *v.memory_max_mib;
+    if (v.cpu_max_percent) entry["cpu_max_percent"] = *v.cpu_max_percent;
+    vms.push_back(entry);
   }
   out.appliance = {{"name", cfg.name}, {"vms", vms}};
   if (!network.empty()) out.appliance["network"] = network;

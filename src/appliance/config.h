@@ -49,6 +49,10 @@ struct VmEntry {
   std::string config;                        // Firecracker config file (relative path)
   std::optional<DemoVm> demo;                // build stage: instead of config
   std::map<std::string, std::string> files;  // build stage: data-partition name -> source
+  // The VM's cgroup (v2) limits, both stages; unset: none. memory.max covers the guest's RAM
+  // and the VMM's own memory; cpu.max is a share of one CPU in percent (150: one and a half).
+  std::optional<int> memory_max_mib;   // "memory_max_mib": 32 to 1048576
+  std::optional<int> cpu_max_percent;  // "cpu_max_percent": 1 to 12800
 };
 
 struct ApplianceConfig {

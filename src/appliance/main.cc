@@ -7,7 +7,7 @@
 //                                         on the appliance's first boot on a larger disk: grow
 //                                         the GPT partition "data" to the disk's end (gpt.h),
 //                                         tell the kernel, and grow its mounted ext4 online
-//   ev-appliance run [--config DIR] [--data DIR] [--edgevisor PATH]
+//   ev-appliance run [--config DIR] [--data DIR] [--edgevisor PATH] [--jailer PATH|""]
 //                                         on the appliance: set up the network, then supervise
 //                                         one edgevisor per VM (see supervisor.h)
 #include <fcntl.h>
@@ -34,6 +34,7 @@
 #include "absl/synchronization/mutex.h"
 #include "src/appliance/config.h"
 #include "src/appliance/gpt.h"
+#include "src/appliance/jail.h"
 #include "src/appliance/supervisor.h"
 #include "src/base/exit_codes.h"
 #include "src/base/fd.h"
@@ -51,7 +52,8 @@ int Usage() {
       "usage: ev-appliance check [--runtime] FILE\n"
       "       ev-appliance render FILE OUT_DIR\n"
       "       ev-appliance grow-data DISK MOUNTPOINT\n"
-      "       ev-appliance run [--config DIR] [--data DIR] [--edgevisor PATH]\n",
+      "       ev-appliance run [--config DIR] [--data DIR] [--edgevisor PATH] [--jailer "
+      "PATH|\"\"]\n",
       stderr);
   return kExitUsage;
 }
@@ -232,12 +234,14 @@ bool Run(Console& console, const std::vector<std::string>& argv) {
 }
 
 // A persistent TAP for a VM (edgevisor attaches to it by name), up, and on the VM bridge.
-void MakeTap(Console& console, const std::string& name, const std::string& bridge) {
+// OWNER (when not root) may attach to it without CAP_NET_ADMIN: the VM's jailed VMM.
+void MakeTap(Console& console, const std::string& name, const std::string& bridge, uid_t owner) {
   const int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
   ifreq ifr{};
   std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name.c_str());
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-  if (fd < 0 || ioctl(fd, TUNSETIFF, &ifr) != 0 || ioctl(fd, TUNSETPERSIST, 1) != 0) {
+  if (fd < 0 || ioctl(fd, TUNSETIFF, &ifr) != 0 || ioctl(fd, TUNSETPERSIST, 1) != 0 ||
+      (owner != 0 && (ioctl(fd, TUNSETOWNER, owner) != 0 || ioctl(fd, TUNSETGROUP, owner) != 0))) {
     console.Line(absl::StrFormat("ev-appliance: network: TAP %s: %s", name, strerror(errno)));
     if (fd >= 0) close(fd);
     return;
@@ -292,6 +296,8 @@ int RunAppliance(const std::vector<std::string>& args) {
       data = args[++i];
     } else if (args[i] == "--edgevisor") {
       opts.edgevisor = args[++i];
+    } else if (args[i] == "--jailer") {
+      opts.jailer = args[++i];  // "": edgevisor runs directly, as root
     } else {
       return Usage();
     }
@@ -310,7 +316,9 @@ int RunAppliance(const std::vector<std::string>& args) {
   console.Line(absl::StrFormat("ev-appliance: appliance %s, %zu VMs", cfg->name, cfg->vms.size()));
   SetUpNetwork(console, *cfg);
   std::vector<std::thread> threads;
-  for (const auto& vm : cfg->vms) {
+  for (size_t i = 0; i < cfg->vms.size(); ++i) {
+    const auto& vm = cfg->vms[i];
+    const uid_t uid = opts.jailer.empty() ? 0 : edgevisor::appliance::kUidBase + i;
     // The VM's TAPs, from its Firecracker config.
     auto text = edgevisor::ReadSmallFile(opts.config_dir + "/" + vm.config);
     auto fc = text.ok() ? edgevisor::ParseFirecrackerConfig(*text)
@@ -321,9 +329,9 @@ int RunAppliance(const std::vector<std::string>& args) {
       continue;
     }
     for (const auto& net : fc->resources.nets) {
-      MakeTap(console, net.host_dev_name, cfg->bridge ? cfg->bridge->name : "");
+      MakeTap(console, net.host_dev_name, cfg->bridge ? cfg->bridge->name : "", uid);
     }
-    threads.emplace_back([&opts, vm] { edgevisor::appliance::SuperviseVm(opts, vm); });
+    threads.emplace_back([&opts, vm, uid] { edgevisor::appliance::SuperviseVm(opts, vm, uid); });
   }
   for (auto& t : threads) t.join();
   console.Line("ev-appliance: every VM has stopped for good");

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "absl/strings/str_format.h"
+#include "src/appliance/jail.h"
 #include "src/base/exit_codes.h"
 #include "src/base/fd.h"
 
@@ -44,21 +45,45 @@ void AppendLog(const std::string& path, const std::string& line) {
   }
 }
 
-// Starts edgevisor on the VM's config with stdout+stderr on a pipe. Returns the pid, or -1.
-pid_t Start(const SupervisorOptions& opts, const VmEntry& vm, int* out_fd) {
+JailSpec SpecFor(const SupervisorOptions& opts, const VmEntry& vm, uid_t uid) {
+  JailSpec s;
+  s.jailer = opts.jailer;
+  s.edgevisor = opts.edgevisor;
+  s.base = opts.jail_base;
+  s.cgroup_root = opts.cgroup_root;
+  s.vm = vm.name;
+  s.config = opts.config_dir + "/" + vm.config;
+  s.uid = uid;
+  s.memory_max_mib = vm.memory_max_mib;
+  s.cpu_max_percent = vm.cpu_max_percent;
+  s.reboot_exit_code = kRebootExitCode;
+  return s;
+}
+
+// The command that runs the VM: through the jailer (its jail prepared), or edgevisor directly.
+absl::StatusOr<std::vector<std::string>> Command(const SupervisorOptions& opts, const VmEntry& vm,
+                                                 uid_t uid) {
+  if (!opts.jailer.empty()) return PrepareJail(SpecFor(opts, vm, uid));
+  return std::vector<std::string>{
+      opts.edgevisor, "--config-file",      opts.config_dir + "/" + vm.config, "--no-api", "--id",
+      vm.name,        "--reboot-exit-code", std::to_string(kRebootExitCode)};
+}
+
+// Starts ARGV with stdout+stderr on a pipe. Returns the pid, or -1.
+pid_t Start(const std::vector<std::string>& argv, int* out_fd) {
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) return -1;
-  const std::string config = opts.config_dir + "/" + vm.config;
-  const std::string code = std::to_string(kRebootExitCode);
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
   const pid_t pid = fork();
   if (pid == 0) {
     dup2(p[1], 1);
     dup2(p[1], 2);
     const int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0) dup2(devnull, 0);
-    execl(opts.edgevisor.c_str(), opts.edgevisor.c_str(), "--config-file", config.c_str(),
-          "--no-api", "--id", vm.name.c_str(), "--reboot-exit-code", code.c_str(), nullptr);
-    dprintf(2, "ev-appliance: cannot run %s: %s\n", opts.edgevisor.c_str(), strerror(errno));
+    execv(args[0], args.data());
+    dprintf(2, "ev-appliance: cannot run %s: %s\n", args[0], strerror(errno));
     _exit(127);
   }
   close(p[1]);
@@ -118,7 +143,30 @@ Decision Decide(Restart policy, Outcome outcome, seconds ran, milliseconds* back
   return {};
 }
 
-void SuperviseVm(const SupervisorOptions& opts, const VmEntry& vm) {
+// Copies the VM's output, line by line, to the console and its log until the VMM exits; after
+// the first line (the VMM is running by then), says what contains it.
+void PumpOutput(const SupervisorOptions& opts, const VmEntry& vm, pid_t pid, int fd,
+                const std::string& log, const std::function<void(const std::string&)>& say) {
+  FILE* in = fdopen(fd, "r");
+  char* buf = nullptr;
+  size_t cap = 0;
+  ssize_t n;
+  bool described = opts.jailer.empty();
+  while (in != nullptr && (n = getline(&buf, &cap, in)) >= 0) {
+    std::string line(buf, static_cast<size_t>(n));
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+    if (opts.console) opts.console("[" + vm.name + "] " + line);
+    AppendLog(log, line);
+    if (!described) {
+      say("contained: " + DescribeContainment(pid, opts.cgroup_root));
+      described = true;
+    }
+  }
+  free(buf);
+  if (in != nullptr) fclose(in);
+}
+
+void SuperviseVm(const SupervisorOptions& opts, const VmEntry& vm, uid_t uid) {
   const std::string log = opts.log_dir.empty() ? "" : opts.log_dir + "/" + vm.name + ".log";
   auto say = [&](const std::string& msg) {
     const std::string line = absl::StrFormat("ev-appliance: vm %s: %s", vm.name, msg);
@@ -129,28 +177,22 @@ void SuperviseVm(const SupervisorOptions& opts, const VmEntry& vm) {
   for (int starts = 1;; ++starts) {
     say(absl::StrFormat("starting (run %d, restart policy %s)", starts, RestartName(vm.restart)));
     const auto t0 = std::chrono::steady_clock::now();
+    auto argv = Command(opts, vm, uid);
+    if (!argv.ok()) {
+      say(absl::StrFormat("cannot prepare its jail: %s; not started", argv.status().message()));
+      return;
+    }
     int fd = -1;
-    const pid_t pid = Start(opts, vm, &fd);
+    const pid_t pid = Start(*argv, &fd);
     if (pid < 0) {
       say(absl::StrFormat("cannot start edgevisor: %s", strerror(errno)));
       return;
     }
-    // The VM's console and edgevisor's log, line by line.
-    FILE* in = fdopen(fd, "r");
-    char* buf = nullptr;
-    size_t cap = 0;
-    ssize_t n;
-    while (in != nullptr && (n = getline(&buf, &cap, in)) >= 0) {
-      std::string line(buf, static_cast<size_t>(n));
-      while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-      if (opts.console) opts.console("[" + vm.name + "] " + line);
-      AppendLog(log, line);
-    }
-    free(buf);
-    if (in != nullptr) fclose(in);
+    PumpOutput(opts, vm, pid, fd, log, say);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
+    if (!opts.jailer.empty()) CleanJail(SpecFor(opts, vm, uid));
     const auto ran = std::chrono::duration_cast<seconds>(std::chrono::steady_clock::now() - t0);
     const Decision d = Decide(vm.restart, Classify(status), ran, &backoff);
     say(absl::StrFormat("%s after %d s; %s", DescribeExit(status), ran.count(),

@@ -9,6 +9,8 @@
 //                                 from 1 s to 60 s, reset once a run lasted 10 minutes; never: done
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <functional>
 #include <optional>
@@ -47,9 +49,15 @@ struct SupervisorOptions {
   std::function<void(const std::string&)> console;
   // Stop after this many starts of each VM (tests); 0: forever.
   int max_starts = 0;
+  // Containment (jail.h): each VM through this jailer, as its own uid, in its own chroot and
+  // cgroup. Empty: edgevisor runs directly, as the supervisor's user (the unit tests).
+  std::string jailer = "/usr/bin/jailer";
+  std::string jail_base = "/run/jailer";
+  std::string cgroup_root = "/sys/fs/cgroup";
 };
 
-// Runs one VM until its policy says stop (or max_starts). Blocks.
-void SuperviseVm(const SupervisorOptions& opts, const VmEntry& vm);
+// Runs one VM until its policy says stop (or max_starts). Blocks. UID: the VM's own user when
+// it runs through the jailer.
+void SuperviseVm(const SupervisorOptions& opts, const VmEntry& vm, uid_t uid = 0);
 
 }  // namespace edgevisor::appliance

@@ -77,7 +77,7 @@ absl::Status CreateMachine(const VmConfig& cfg, VmParts& p) {
 absl::Status AddVirtioDevices(const VmConfig& cfg, VmParts& p, VirtioPlacement& placement) {
   for (size_t i = 0; i < cfg.drives.size(); ++i) {
     const DriveConfig& d = cfg.drives[i];
-    auto blk = block::VirtioBlock::Create(d, absl::StrFormat("blk%d", i));
+    auto blk = block::VirtioBlock::Create(d, absl::StrFormat("blk%d", i), p.filters.block);
     if (!blk.ok()) return Annotate(blk.status(), absl::StrFormat("--drive %s", d.id));
     spdlog::debug("drive {}: {} sectors, {} engine, {} queue(s)", d.id, (*blk)->capacity_sectors(),
                   (*blk)->engine_kind() == block::IoEngine::Kind::kUring ? "io_uring" : "sync",
@@ -88,7 +88,7 @@ absl::Status AddVirtioDevices(const VmConfig& cfg, VmParts& p, VirtioPlacement& 
   }
   for (size_t i = 0; i < cfg.nets.size(); ++i) {
     const NetConfig& n = cfg.nets[i];
-    auto net = net::VirtioNet::Create(n, absl::StrFormat("net%d", i));
+    auto net = net::VirtioNet::Create(n, absl::StrFormat("net%d", i), p.filters.net);
     if (!net.ok()) return Annotate(net.status(), absl::StrFormat("--net tap=%s", n.tap));
     p.counted.emplace_back(n.id.empty() ? absl::StrFormat("net%d", i) : n.id, net->get());
     EV_RETURN_IF_ERROR(placement.Place(std::move(*net), absl::StrFormat("virtio-net %s", n.tap)));
@@ -164,8 +164,10 @@ absl::StatusOr<int> OpenConsole(const SerialConfig& serial, VmParts& p) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock vmm_start) {
+absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock vmm_start,
+                                             const seccomp::ThreadFilters& filters) {
   VmParts p;
+  p.filters = filters;
   p.id = cfg.id;
   p.reboot_exit_code = cfg.reboot_exit_code;
   EV_RETURN_IF_ERROR(CreateMachine(cfg, p));
@@ -186,7 +188,8 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
       p.mmio->Insert(p.boot_timer, arch::BootTimerAddress(), BootTimer::kSize, "boot-timer"));
   EV_RETURN_IF_ERROR(arch::AddPlatformDevices({.console_out_fd = console_out,
                                                .debug_exit = cfg.debug_exit,
-                                               .reboot_exit_code = cfg.reboot_exit_code},
+                                               .reboot_exit_code = cfg.reboot_exit_code,
+                                               .rtc_filter = filters.rtc},
                                               p));
 
   spdlog::debug("built VM: {} vCPUs, {} MiB, kernel {}", cfg.machine.vcpus, cfg.machine.mem_mib,

@@ -12,6 +12,9 @@ namespace edgevisor {
 
 // Errors about the user's inputs (kernel file, sizes) are InvalidArgument; host failures keep
 // their errno-derived codes.
-absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock vmm_start);
+// FILTERS are the threads' seccomp filters (default: none); each thread the VM has installs
+// its own before it runs guest-controlled work (see seccomp/filters.h).
+absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock vmm_start,
+                                             const seccomp::ThreadFilters& filters = {});
 
 }  // namespace edgevisor

@@ -136,10 +136,11 @@ std::string RunUsage() {
          "                     [--drive path=F[,id=S][,ro=on][,direct=on][,queues=N]"
          "[,engine=uring|sync]]...\n"
          "                     [--net tap=NAME[,mac=M][,queues=N]]...\n"
-         "                     [--log-level trace|debug|info|warn|error|off]\n"
+         "                     [--log-level trace|debug|info|warn|error|off] [--no-seccomp]\n"
          "       edgevisor [--api-sock PATH | --no-api] [--config-file FILE] [--id ID]\n"
          "                 [--level Error|Warning|Info|Debug|Trace|Off] [--log-path FILE]\n"
          "                 [--show-level] [--metrics-path FILE] [--http-api-max-payload-size N]\n"
+         "                 [--no-seccomp]\n"
          "                 (Firecracker's command line; the REST API is in docs/API.md)\n";
 }
 
@@ -265,6 +266,7 @@ absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args,
   const std::map<std::string, std::function<void()>> switches = {
       {"--debug-exit", [&] { opts.vm.debug_exit = true; }},
       {"--no-virtio-mmio-cmdline", [&] { opts.vm.virtio_mmio_cmdline = false; }},
+      {"--no-seccomp", [&] { opts.seccomp = false; }},
   };
   for (size_t i = 0; i < args.size(); ++i) {
     std::string flag = args[i];
@@ -357,7 +359,7 @@ absl::StatusOr<FirecrackerArgs> ParseFirecrackerArgs(const std::vector<std::stri
       std::string ignored;  // the jailer's timing hints; MMDS does not exist here
       s = take(ignored);
     } else if (flag == "--no-seccomp") {
-      // edgevisor installs no seccomp filter yet, so there is nothing to turn off.
+      fa.seccomp = false;
     } else if (flag == "--seccomp-filter" || flag == "--show-log-origin" || flag == "--module" ||
                flag == "--describe-snapshot" || flag == "--enable-pci") {
       s = absl::InvalidArgumentError(absl::StrFormat("%s: not supported by edgevisor", flag));

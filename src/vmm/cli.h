@@ -13,6 +13,7 @@ namespace edgevisor {
 struct RunOptions {
   VmConfig vm;
   std::string log_level = "info";
+  bool seccomp = true;  // --no-seccomp turns the threads' filters off (with a warning)
 };
 
 // Parses the arguments after `run`. Errors are InvalidArgument and name the flag.
@@ -37,6 +38,7 @@ struct FirecrackerArgs {
   // Our extension (the appliance's supervisor tells a reboot from a power-off with it); with
   // --no-api only. Firecracker exits 0 on both.
   std::optional<int> reboot_exit_code;
+  bool seccomp = true;  // --no-seccomp
 };
 absl::StatusOr<FirecrackerArgs> ParseFirecrackerArgs(const std::vector<std::string>& args);
 

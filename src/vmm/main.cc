@@ -7,6 +7,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <cerrno>
 #include <csignal>
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -28,10 +30,17 @@
 #include "src/devices/net/tap.h"
 #include "src/vmm/api/api.h"
 #include "src/vmm/api/http_server.h"
+#include "src/vmm/api/request_queue.h"
 #include "src/vmm/builder.h"
 #include "src/vmm/cli.h"
 #include "src/vmm/config/fc_config.h"
 #include "src/vmm/metrics.h"
+
+#if defined(EV_SANITIZERS)
+// LeakSanitizer checks at exit by ptracing the process from a new thread and reading /proc,
+// all of which the threads' seccomp filters forbid. The unit tests keep the leak check.
+extern "C" const char* __asan_default_options() { return "detect_leaks=0"; }
+#endif
 
 namespace {
 
@@ -43,6 +52,7 @@ constexpr const char* kVersion = "0.1.0";
 // name is the VM id, so every line carries it.
 absl::Status SetUpLogging(const std::string& vm_id, const std::string& level,
                           const std::string& path = "", bool show_level = true) {
+  tzset();  // the timestamps' time zone, read now: no thread opens /etc/localtime later
   spdlog::sink_ptr sink;
   if (path.empty()) {
     sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
@@ -70,9 +80,28 @@ absl::Status SetUpLogging(const std::string& vm_id, const std::string& level,
   return absl::OkStatus();
 }
 
-int Boot(const edgevisor::VmConfig& vm, edgevisor::ProcessClock start,
+using edgevisor::seccomp::ThreadFilters;
+
+// The threads' seccomp filters, compiled once, and the violation reporter; none (with a
+// warning) for --no-seccomp.
+absl::StatusOr<ThreadFilters> SetUpSeccomp(bool on) {
+  if (!on) {
+    spdlog::warn("--no-seccomp: the VMM's threads run without seccomp filters");
+    return ThreadFilters{};
+  }
+  EV_ASSIGN_OR_RETURN(ThreadFilters filters, edgevisor::seccomp::BuildThreadFilters());
+  EV_RETURN_IF_ERROR(edgevisor::InstallSeccompReporter(edgevisor::seccomp::SyscallNameTable()));
+  return filters;
+}
+
+int Boot(const edgevisor::VmConfig& vm, edgevisor::ProcessClock start, bool seccomp,
          std::shared_ptr<edgevisor::MetricsWriter> metrics = nullptr) {
-  auto vmm = edgevisor::BuildVm(vm, start);
+  auto filters = SetUpSeccomp(seccomp);
+  if (!filters.ok()) {
+    spdlog::error("{}", filters.status().message());
+    return edgevisor::kExitVmmError;
+  }
+  auto vmm = edgevisor::BuildVm(vm, start, *filters);
   if (!vmm.ok()) {
     spdlog::error("{}", vmm.status().message());
     return edgevisor::IsUsageError(vmm.status()) ? edgevisor::kExitUsage : edgevisor::kExitVmmError;
@@ -138,36 +167,81 @@ struct Launch {
   edgevisor::EventFd started{edgevisor::UniqueFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))};
 };
 
-// Blocks until `started_fd` is signalled (true) or SIGINT/SIGTERM arrives (false).
-absl::StatusOr<bool> WaitForStart(int started_fd) {
+// Serves API requests on this (the main) thread until `started_fd` is signalled (true) or
+// SIGINT/SIGTERM arrives (false).
+absl::StatusOr<bool> WaitForStart(int started_fd, edgevisor::api::RequestQueue& queue,
+                                  edgevisor::api::ApiController& api) {
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
   edgevisor::UniqueFd sfd(signalfd(-1, &sigs, SFD_CLOEXEC));
   if (!sfd.valid()) return edgevisor::ErrnoError("signalfd");
-  pollfd fds[2] = {{sfd.get(), POLLIN, 0}, {started_fd, POLLIN, 0}};
-  while (poll(fds, 2, -1) < 0) {
-    if (errno != EINTR) return edgevisor::ErrnoError("poll for InstanceStart");
+  for (;;) {
+    pollfd fds[3] = {{sfd.get(), POLLIN, 0}, {started_fd, POLLIN, 0}, {queue.fd(), POLLIN, 0}};
+    if (poll(fds, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      return edgevisor::ErrnoError("poll for InstanceStart");
+    }
+    if (fds[2].revents & POLLIN) {
+      queue.Serve([&api](const edgevisor::api::HttpRequest& r) { return api.Handle(r); });
+      continue;  // InstanceStart may have been among them
+    }
+    if (fds[1].revents & POLLIN) return true;
+    if (fds[0].revents & POLLIN) break;
   }
-  if (fds[1].revents & POLLIN) return true;
   signalfd_siginfo si{};
   if (read(sfd.get(), &si, sizeof(si)) != sizeof(si)) return edgevisor::ErrnoError("signalfd");
   spdlog::info("stopped by signal {} before InstanceStart", strsignal(si.ssi_signo));
   return false;
 }
 
+// The --config-file resources and the --metrics-path, before the API serves; false (logged)
+// on an error.
+bool PresetResources(const edgevisor::FirecrackerArgs& fa,
+                     std::optional<edgevisor::VmResources> from_file,
+                     edgevisor::api::ApiController& api) {
+  if (from_file) {
+    std::optional<edgevisor::MetricsConfig> metrics = from_file->metrics;
+    from_file->metrics.reset();
+    api.SetResources(std::move(*from_file));
+    if (metrics) {
+      if (absl::Status s = api.SetMetrics(*metrics); !s.ok()) {
+        spdlog::error("--config-file {}: {}", fa.config_file, s.message());
+        return false;
+      }
+    }
+  }
+  if (!fa.metrics_path.empty()) {
+    if (absl::Status s = api.SetMetrics(MetricsAt(fa.metrics_path)); !s.ok()) {
+      spdlog::error("--metrics-path: {}", s.message());
+      return false;
+    }
+  }
+  return true;
+}
+
 // `edgevisor --api-sock PATH [--config-file F]`: serve Firecracker's API until the VM stops.
+// Requests run on the main thread (api/request_queue.h): hooks.start builds and starts the VM
+// here, under no filter yet; Start installs the main thread's.
 int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
             std::optional<edgevisor::VmResources> from_file, edgevisor::ProcessClock start) {
+  auto filters = SetUpSeccomp(fa.seccomp);
+  auto queue = edgevisor::api::RequestQueue::Create();
+  if (!filters.ok() || !queue.ok()) {
+    spdlog::error("{}", (filters.ok() ? queue.status() : filters.status()).message());
+    return edgevisor::kExitVmmError;
+  }
   Launch launch;
   edgevisor::api::ApiHooks hooks;
+  std::function<void()> serve;  // set once `api` exists
   hooks.start = [&](const edgevisor::VmConfig& cfg,
                     std::shared_ptr<edgevisor::MetricsWriter> metrics)
       -> absl::StatusOr<edgevisor::api::RunningVm*> {
-    auto vmm = edgevisor::BuildVm(cfg, start);
+    auto vmm = edgevisor::BuildVm(cfg, start, *filters);
     if (!vmm.ok()) return vmm.status();  // the controller puts it in the API's terms
     (*vmm)->SetMetrics(std::move(metrics));
+    (*vmm)->SetRequestSource((*queue)->fd(), serve);
     EV_RETURN_IF_ERROR((*vmm)->Start());
     absl::MutexLock lock(&launch.mu);
     launch.vmm = std::move(*vmm);
@@ -182,34 +256,25 @@ int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
   };
   edgevisor::api::ApiController api(vm_id, kVersion, edgevisor::HostLimits::Detect(),
                                     std::move(hooks));
-  if (from_file) {
-    std::optional<edgevisor::MetricsConfig> metrics = from_file->metrics;
-    from_file->metrics.reset();
-    api.SetResources(std::move(*from_file));
-    if (metrics) {
-      if (absl::Status s = api.SetMetrics(*metrics); !s.ok()) {
-        spdlog::error("--config-file {}: {}", fa.config_file, s.message());
-        return edgevisor::kExitUsage;
-      }
-    }
-  }
-  if (!fa.metrics_path.empty()) {
-    if (absl::Status s = api.SetMetrics(MetricsAt(fa.metrics_path)); !s.ok()) {
-      spdlog::error("--metrics-path: {}", s.message());
-      return edgevisor::kExitUsage;
-    }
-  }
+  if (!PresetResources(fa, std::move(from_file), api)) return edgevisor::kExitUsage;
 
+  serve = [&api, q = queue->get()] {
+    q->Serve([&api](const edgevisor::api::HttpRequest& r) { return api.Handle(r); });
+  };
   auto server = edgevisor::api::HttpServer::Start(
       fa.api_sock, fa.max_payload,
-      [&api](const edgevisor::api::HttpRequest& r) { return api.Handle(r); });
+      [q = queue->get()](const edgevisor::api::HttpRequest& r) { return q->Submit(r); },
+      filters->api);
   if (!server.ok()) {
     spdlog::error("{}", server.status().message());
     return edgevisor::IsUsageError(server.status()) ? edgevisor::kExitUsage
                                                     : edgevisor::kExitVmmError;
   }
+  // Before the server goes (first: declared last), whatever path leaves this function: its
+  // thread may wait in Submit, and MHD_stop_daemon waits for its thread.
+  absl::Cleanup close_queue = [q = queue->get()] { q->Close(); };
   spdlog::info("API server listening on {}", fa.api_sock);
-  if (from_file) {  // Firecracker boots a --config-file VM at once, API or not
+  if (!fa.config_file.empty()) {  // Firecracker boots a --config-file VM at once, API or not
     if (absl::Status s = api.StartFromResources(); !s.ok()) {
       spdlog::error("--config-file {}: {}", fa.config_file, s.message());
       return edgevisor::kExitUsage;
@@ -217,7 +282,7 @@ int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
   }
 
   // Wait for InstanceStart, or a signal.
-  auto started = WaitForStart(launch.started.fd());
+  auto started = WaitForStart(launch.started.fd(), **queue, api);
   if (!started.ok()) {
     spdlog::error("{}", started.status().message());
     return edgevisor::kExitVmmError;
@@ -229,7 +294,8 @@ int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
     vmm = launch.vmm.get();
   }
   const int code = vmm->Run();
-  server->reset();  // no request may reach the VM while it is torn down
+  std::move(close_queue).Invoke();  // what still waits gets a 503: nobody serves the queue
+  server->reset();                  // no request may reach the VM while it is torn down
   return code;
 }
 
@@ -294,7 +360,7 @@ int FirecrackerMain(const std::vector<std::string>& args, edgevisor::ProcessCloc
     }
     metrics = std::move(*w);
   }
-  return Boot(cfg->vm, start, std::move(metrics));
+  return Boot(cfg->vm, start, fa->seccomp, std::move(metrics));
 }
 
 }  // namespace
@@ -327,5 +393,5 @@ int main(int argc, char** argv) {
     return edgevisor::kExitUsage;
   }
   (void)SetUpLogging(opts->vm.id, opts->log_level);
-  return Boot(opts->vm, start);
+  return Boot(opts->vm, start, opts->seccomp);
 }

@@ -55,6 +55,7 @@ struct PlatformInputs {
   int console_out_fd = -1;  // the 16550's output; -1: discarded
   bool debug_exit = false;  // add the debug-exit device
   int reboot_exit_code = 0;
+  std::shared_ptr<const ThreadFilter> rtc_filter;  // the PL031 alarm thread's (aarch64)
 };
 
 // Adds this architecture's platform devices to `parts`: the 16550 console (COM1 on x86_64, an

@@ -68,6 +68,7 @@ std::string HostKvmHint() {
 
 Vmm::Vmm(VmParts parts)
     : p_(std::move(parts)),
+      kvm_hint_(HostKvmHint()),  // now: a vCPU's filter has no access(2)
       counters_(new VcpuCounters[p_.vcpus.size()]),
       parked_(new std::atomic<bool>[p_.vcpus.size()]) {
   for (size_t i = 0; i < p_.vcpus.size(); ++i) parked_[i] = false;
@@ -114,7 +115,14 @@ absl::Status Vmm::Start() {
   for (size_t i = 0; i < p_.vcpus.size(); ++i) {
     threads_.emplace_back([this, i] { VcpuThread(i); });
   }
-  return absl::OkStatus();
+  absl::Status s = InstallThreadFilter(p_.filters.main.get());
+  if (!s.ok()) {
+    p_.stop->Request(StopReason::kVmmError, kExitVmmError, std::string(s.message()));
+  } else if (p_.filters.main) {
+    spdlog::debug("seccomp filters installed: main, {} vCPU(s)", p_.vcpus.size());
+  }
+  go_.Notify();  // with a stop requested, the vCPUs exit without entering the guest
+  return s;
 }
 
 absl::Status Vmm::Pause() {
@@ -205,7 +213,14 @@ Json Vmm::Counters() const {
 namespace {
 
 // What wakes the main thread.
-enum class MainEvent : uint32_t { kSignal, kParkTick, kMetricsTick, kStop, kConsoleInput };
+enum class MainEvent : uint32_t {
+  kSignal,
+  kParkTick,
+  kMetricsTick,
+  kStop,
+  kConsoleInput,
+  kRequest
+};
 
 // A timerfd that fires every `period`.
 absl::StatusOr<UniqueFd> PeriodicTimer(timespec period, const char* what) {
@@ -243,6 +258,9 @@ absl::Status Vmm::SetUpMainLoop(MainLoop& loop) {
   EV_RETURN_IF_ERROR(
       loop.events.Watch(loop.metrics_tick.get(), EventId::Of(MainEvent::kMetricsTick)));
   EV_RETURN_IF_ERROR(loop.events.Watch(p_.stop->event_fd(), EventId::Of(MainEvent::kStop)));
+  if (request_fd_ >= 0) {
+    EV_RETURN_IF_ERROR(loop.events.Watch(request_fd_, EventId::Of(MainEvent::kRequest)));
+  }
   if (!p_.uart) p_.serial_input_fd = -1;
   if (p_.serial_input_fd >= 0) {
     absl::Status s = loop.events.Watch(p_.serial_input_fd, EventId::Of(MainEvent::kConsoleInput));
@@ -280,6 +298,8 @@ void Vmm::OnMainEvent(MainLoop& loop, EventId id) {
     }
   } else if (id.Is(MainEvent::kConsoleInput)) {
     OnConsoleInput(loop);
+  } else if (id.Is(MainEvent::kRequest)) {
+    on_request_();
   }  // kStop: the loop condition sees it
 }
 
@@ -359,6 +379,10 @@ int Vmm::Finish() {
 void Vmm::VcpuThread(size_t index) {
   Vcpu& vcpu = *p_.vcpus[index];
   pthread_setname_np(pthread_self(), absl::StrFormat("vcpu%d", index).c_str());
+  if (absl::Status s = InstallThreadFilter(p_.filters.vcpu.get()); !s.ok()) {
+    p_.stop->Request(StopReason::kVmmError, kExitVmmError, std::string(s.message()));
+  }
+  go_.WaitForNotification();
   sigset_t kick;
   sigemptyset(&kick);
   sigaddset(&kick, KickSignal());
@@ -408,7 +432,7 @@ void Vmm::Crash(Vcpu& vcpu, const std::string& what, bool emulator_limit) {
 #endif
   p_.stop->Request(StopReason::kGuestCrash, kExitGuestCrash,
                    absl::StrFormat("vcpu%d: %s%s.%s", vcpu.index(), what, where,
-                                   emulator_limit ? HostKvmHint() : ""));
+                                   emulator_limit ? kvm_hint_ : ""));
 }
 
 #if defined(__x86_64__)

@@ -3,12 +3,14 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "nlohmann/json_fwd.hpp"
 #include "src/base/event_set.h"
 #include "src/devices/block/virtio_block.h"
@@ -23,6 +25,7 @@
 #include "src/platform/vcpu.h"
 #include "src/vmm/arch/arch.h"
 #include "src/vmm/metrics.h"
+#include "src/vmm/seccomp/filters.h"
 #include "src/vmm/stop_controller.h"
 
 namespace edgevisor {
@@ -50,6 +53,9 @@ struct VmParts {
   // Every virtio device model by id, for the metrics: each reports its own counters.
   std::vector<std::pair<std::string, const virtio::VirtioDevice*>> counted;
   std::vector<std::unique_ptr<Vcpu>> vcpus;
+  // The threads' seccomp filters (all null: seccomp off). The device threads have theirs
+  // already; Start installs the vCPUs' and the calling (main) thread's.
+  seccomp::ThreadFilters filters;
 };
 
 class Vmm {
@@ -58,7 +64,9 @@ class Vmm {
   ~Vmm();
 
   // Starts the vCPU threads (idempotent). The API's InstanceStart calls it so that its 204
-  // means the guest is running; Run() calls it otherwise.
+  // means the guest is running; Run() calls it otherwise. Call it on the main thread: with
+  // seccomp on, each vCPU thread installs its filter, then this thread installs the main
+  // filter, and only then does any vCPU enter the guest.
   absl::Status Start();
 
   // Runs the VM until it stops; returns the process exit code. Call from the thread that
@@ -79,6 +87,12 @@ class Vmm {
   Json Counters() const;
   // Metrics flushed every MetricsWriter::kPeriodSeconds and when the VM stops. Before Run().
   void SetMetrics(std::shared_ptr<MetricsWriter> m) { metrics_ = std::move(m); }
+  // One more fd for the main loop and what to run when it is readable: the API's request
+  // queue, whose requests execute on the main thread. Before Run().
+  void SetRequestSource(int fd, std::function<void()> on_ready) {
+    request_fd_ = fd;
+    on_request_ = std::move(on_ready);
+  }
   StopController& stop() { return *p_.stop; }
 
   const VmParts& parts() const { return p_; }
@@ -111,10 +125,14 @@ class Vmm {
   };
 
   VmParts p_;
+  std::string kvm_hint_;  // HostKvmHint(), for Crash
   std::shared_ptr<MetricsWriter> metrics_;
+  int request_fd_ = -1;
+  std::function<void()> on_request_;
   std::unique_ptr<VcpuCounters[]> counters_;
   absl::Mutex start_mu_;
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(start_mu_);
+  absl::Notification go_;  // every filter is in place: the vCPUs may enter the guest
 
   // Pause protocol: the API thread sets pause_requested_ and kicks; each vCPU thread, before
   // re-entering KVM_RUN, counts itself in paused_count_ and waits until it is cleared.

@@ -459,6 +459,103 @@ TEST(ApiTest, PatchDriveSwapsTheBackingFileUnderTheGuest) {
   EXPECT_EQ(GetWord(a, 512), 0u) << "and not to the old one";
 }
 
+// ---- seccomp and the image lock ----------------------------------------------------------------
+
+// Every thread of PID: its name and its "Seccomp:" mode (0 off, 2 filtered).
+std::vector<std::pair<std::string, std::string>> ThreadSeccompModes(pid_t pid) {
+  std::vector<std::pair<std::string, std::string>> out;
+  const auto [rc, list] = Sh("ls /proc/" + std::to_string(pid) + "/task");
+  std::istringstream tids(list);
+  for (std::string tid; tids >> tid;) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/task/" + tid + "/status");
+    std::string line, name, mode;
+    while (std::getline(f, line)) {
+      if (line.rfind("Name:\t", 0) == 0) name = line.substr(6);
+      if (line.rfind("Seccomp:\t", 0) == 0) mode = line.substr(9);
+    }
+    out.emplace_back(name, mode);
+  }
+  return out;
+}
+
+// A VM waiting for Ctrl+Alt+Del (the crash payload), with one drive on IMAGE.
+void StartWaitingVm(ApiVm& vm, const std::string& image) {
+  ASSERT_TRUE(vm.ready());
+  ASSERT_EQ(vm.BootSource(Payload("crash"), "ctrl-alt-del"), 204);
+  ASSERT_EQ(vm.Drive("disk", image), 204);
+  ASSERT_EQ(vm.Start(), 204);
+  ASSERT_TRUE(vm.proc().WaitFor("waiting for ctrl-alt-del", 20000)) << vm.proc().out();
+}
+
+void StopWaitingVm(ApiVm& vm) {
+  EXPECT_EQ(vm.Put("/actions", R"({"action_type": "SendCtrlAltDel"})").status, 204);
+  auto res = vm.proc().Finish(20000);
+  EXPECT_EQ(res.exit_code, 0) << res.out << res.err;
+}
+
+TEST(ApiTest, EveryThreadRunsUnderItsSeccompFilter) {
+  ApiVm vm("seccomp");
+  StartWaitingVm(vm, MakeImage("seccomp.img", 1 << 20));
+  auto threads = ThreadSeccompModes(vm.proc().pid());
+  std::vector<std::string> names;
+  for (const auto& [name, mode] : threads) {
+    names.push_back(name);
+    EXPECT_EQ(mode, "2") << "thread " << name << " runs without a seccomp filter";
+  }
+  // The main thread, the API's, the vCPU and the drive's worker at least.
+  EXPECT_THAT(names, ::testing::IsSupersetOf({"edgevisor", "vcpu0", "blk0"}));
+  EXPECT_GE(threads.size(), 4u);
+  StopWaitingVm(vm);
+}
+
+TEST(ApiTest, NoSeccompRunsUnfilteredWithAWarning) {
+  ApiVm vm("noseccomp", {"--no-seccomp"});
+  StartWaitingVm(vm, MakeImage("noseccomp.img", 1 << 20));
+  for (const auto& [name, mode] : ThreadSeccompModes(vm.proc().pid())) {
+    EXPECT_EQ(mode, "0") << name;
+  }
+  StopWaitingVm(vm);
+  EXPECT_THAT(vm.proc().err(), HasSubstr("--no-seccomp: the VMM's threads run without seccomp"));
+}
+
+ProcessResult RunHelloWithDrive(const std::string& drive_spec) {
+  return RunProcess({EdgevisorBin(), "run", "--kernel", Payload("hello"), "--debug-exit",
+                     "--serial", "off", "--drive", drive_spec});
+}
+
+TEST(ApiTest, ASecondWriterOfARunningVmsImageIsRefused) {
+  const std::string image = MakeImage("locked.img", 1 << 20);
+  {
+    ApiVm vm("lock");
+    StartWaitingVm(vm, image);
+    const std::string holder = "process " + std::to_string(vm.proc().pid());
+    for (const std::string& spec : {"path=" + image, "path=" + image + ",ro=on"}) {
+      ProcessResult r = RunHelloWithDrive(spec);
+      EXPECT_EQ(r.exit_code, 2) << spec << ": " << r.err;
+      EXPECT_THAT(r.err, HasSubstr("path=" + image + ": the image is in use: " + holder)) << spec;
+    }
+    StopWaitingVm(vm);
+  }
+  EXPECT_EQ(RunHelloWithDrive("path=" + image).exit_code, 1) << "the lock went with the VM";
+}
+
+TEST(ApiTest, ReadOnlyDrivesShareAnImage) {
+  const std::string image = MakeImage("shared.img", 1 << 20);
+  ApiVm vm("shared");
+  ASSERT_TRUE(vm.ready());
+  ASSERT_EQ(vm.BootSource(Payload("crash"), "ctrl-alt-del"), 204);
+  ASSERT_EQ(vm.Put("/drives/disk", R"({"drive_id": "disk", "path_on_host": ")" + image +
+                                       R"(", "is_root_device": false, "is_read_only": true})")
+                .status,
+            204);
+  ASSERT_EQ(vm.Start(), 204);
+  ASSERT_TRUE(vm.proc().WaitFor("waiting for ctrl-alt-del", 20000)) << vm.proc().out();
+  ProcessResult r = RunHelloWithDrive("path=" + image + ",ro=on");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(RunHelloWithDrive("path=" + image).exit_code, 2) << "but no writer beside a reader";
+  StopWaitingVm(vm);
+}
+
 // ---- SendCtrlAltDel ----------------------------------------------------------------------------
 
 TEST(ApiTest, SendCtrlAltDelReachesTheGuestKeyboard) {

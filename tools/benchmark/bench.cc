@@ -129,41 +129,62 @@ std::string Arg(std::map<std::string, std::string>& opts, const std::string& k,
   return it == opts.end() ? def : it->second;
 }
 
-int Startup(std::map<std::string, std::string> opts) {
-  const int runs = std::stoi(Arg(opts, "--runs", "20"));
-  const uint64_t mem = std::stoull(Arg(opts, "--mem", "64"));
-  const std::string ev = Arg(opts, "--edgevisor", "build/src/edgevisor");
-  const std::string qemu = Arg(opts, "--qemu", "/usr/bin/qemu-system-x86_64");
-  const std::string payload = Arg(opts, "--payload", "build/firmware/hello.elf");
-  const std::string cmdline = "bench";
-  const std::string mem_s = std::to_string(mem);
+struct Peer {
+  std::string name;
+  std::vector<std::string> argv;
+  int want_exit;  // 1: the debug-exit port's (v << 1) | 1; 0: halted (no debug-exit device)
+  std::vector<Sample> samples;
+};
 
-  struct Peer {
-    std::string name;
-    std::vector<std::string> argv;
-    std::vector<Sample> samples;
-  };
-  std::vector<Peer> peers = {
-      {"edgevisor",
-       {ev, "run", "--kernel", payload, "--cmdline", cmdline, "--mem", mem_s, "--debug-exit",
-        "--log-level", "warn"},
-       {}},
-      {"qemu-microvm", QemuMicrovm(qemu, payload, cmdline, mem_s), {}},
-  };
-  for (Peer& p : peers) RunOnce(p.argv, mem);  // warm the page cache; not counted
-  for (int i = 0; i < runs; ++i) {
-    for (size_t k = 0; k < peers.size(); ++k) {
-      Peer& p = peers[(i + k) % peers.size()];  // alternate who goes first
-      Sample s = RunOnce(p.argv, mem);
-      if (s.exit_code != 1) {
-        std::fprintf(stderr, "%s exited with %d (expected 1 from the debug-exit port)\n",
-                     p.name.c_str(), s.exit_code);
-        return 1;
-      }
-      p.samples.push_back(s);
+// For --jailer: a jail at BASE/edgevisor/bench/root with the payload and a Firecracker config
+// that boots it, as a fleet manager prepares one. Returns the jailer's command line.
+std::vector<std::string> JailedPeer(const std::string& jailer, const std::string& ev,
+                                    const std::string& payload, const std::string& cmdline,
+                                    const std::string& mem_s) {
+  const std::string base = "/tmp/edgevisor-bench-jail";
+  const std::string root = base + "/edgevisor/bench/root";
+  std::system(("rm -rf " + base + " && mkdir -p " + root).c_str());
+  std::system(("cp " + payload + " " + root + "/payload.elf && chmod 0644 " + root + "/payload.elf")
+                  .c_str());
+  std::ofstream(root + "/config.json")
+      << "{\"boot-source\": {\"kernel_image_path\": \"/payload.elf\", \"boot_args\": \"" << cmdline
+      << "\"}, \"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": " << mem_s
+      << "}, \"logger\": {\"level\": \"Warning\"}}\n";
+  return {jailer,  "--id",  "bench",         "--exec-file",  ev,
+          "--uid", "65534", "--gid",         "65534",        "--chroot-base-dir",
+          base,    "--",    "--config-file", "/config.json", "--no-api"};
+}
+
+// The isolation table: what seccomp adds to a plain run, and what the jailer adds to a
+// config-file run, per metric (medians).
+void IsolationTable(const std::vector<Peer>& peers, std::ostringstream& md) {
+  auto median = [&](const std::string& name, double Sample::*f) {
+    for (const Peer& p : peers) {
+      if (p.name != name) continue;
+      std::vector<double> v;
+      for (const Sample& s : p.samples) v.push_back(s.*f);
+      return Summarize(v).median;
     }
+    return -1.0;
+  };
+  md << "\n| metric | --no-seccomp | seccomp (default) | seccomp cost | --config-file | "
+        "jailer + --config-file | jailer cost |\n|---|---|---|---|---|---|---|\n";
+  const std::pair<const char*, double Sample::*> rows[] = {
+      {"wall ms", &Sample::wall_ms}, {"CPU ms", &Sample::cpu_ms}, {"RSS MiB", &Sample::rss_mib}};
+  for (const auto& [label, f] : rows) {
+    const double off = median("edgevisor --no-seccomp", f), on = median("edgevisor", f);
+    const double cf = median("edgevisor --config-file", f), j = median("jailer", f);
+    char row[256];
+    std::snprintf(row, sizeof(row), "| %s | %.2f | %.2f | %+.2f | %.2f | %.2f | %+.2f |\n", label,
+                  off, on, on - off, cf, j, j - cf);
+    md << row;
   }
+}
 
+// The tables (markdown) and the JSON of a startup run: edgevisor against QEMU, and with
+// --isolation the cost of seccomp and of the jailer.
+int StartupReport(std::map<std::string, std::string>& opts, const std::vector<Peer>& peers,
+                  int runs, uint64_t mem, const std::string& payload) {
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
   char date[32];
@@ -213,11 +234,56 @@ int Startup(std::map<std::string, std::string> opts) {
                   sb.median > 0 ? sa.median / sb.median : 0.0);
     md << row;
   }
+  if (peers.size() > 2) IsolationTable(peers, md);
   std::fputs(md.str().c_str(), stdout);
   std::fputs(js.str().c_str(), stdout);
   if (opts.count("--json")) std::ofstream(opts["--json"]) << js.str();
   if (opts.count("--markdown")) std::ofstream(opts["--markdown"]) << md.str();
   return 0;
+}
+
+int Startup(std::map<std::string, std::string> opts) {
+  const int runs = std::stoi(Arg(opts, "--runs", "20"));
+  const uint64_t mem = std::stoull(Arg(opts, "--mem", "64"));
+  const std::string ev = Arg(opts, "--edgevisor", "build/src/edgevisor");
+  const std::string qemu = Arg(opts, "--qemu", "/usr/bin/qemu-system-x86_64");
+  const std::string payload = Arg(opts, "--payload", "build/firmware/hello.elf");
+  const std::string cmdline = "bench";
+  const std::string mem_s = std::to_string(mem);
+  const std::vector<std::string> run = {ev,      "run",   "--kernel", payload,        "--cmdline",
+                                        cmdline, "--mem", mem_s,      "--debug-exit", "--log-level",
+                                        "warn"};
+  std::vector<Peer> peers = {{"edgevisor", run, 1, {}},
+                             {"qemu-microvm", QemuMicrovm(qemu, payload, cmdline, mem_s), 1, {}}};
+  if (opts.count("--isolation")) {
+    // What seccomp and the jailer cost (docs/isolation.md): the same run without the filters,
+    // and a --config-file run directly and through the jailer.
+    std::vector<std::string> off = run;
+    off.push_back("--no-seccomp");
+    peers.push_back({"edgevisor --no-seccomp", off, 1, {}});
+    const std::string cfg = "/tmp/edgevisor-bench-config.json";
+    std::ofstream(cfg) << "{\"boot-source\": {\"kernel_image_path\": \"" << payload
+                       << "\", \"boot_args\": \"" << cmdline
+                       << "\"}, \"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": " << mem_s
+                       << "}, \"logger\": {\"level\": \"Warning\"}}\n";
+    peers.push_back({"edgevisor --config-file", {ev, "--config-file", cfg, "--no-api"}, 0, {}});
+    peers.push_back(
+        {"jailer", JailedPeer(opts["--isolation"], ev, payload, cmdline, mem_s), 0, {}});
+  }
+  for (Peer& p : peers) RunOnce(p.argv, mem);  // warm the page cache; not counted
+  for (int i = 0; i < runs; ++i) {
+    for (size_t k = 0; k < peers.size(); ++k) {
+      Peer& p = peers[(i + k) % peers.size()];  // alternate who goes first
+      Sample s = RunOnce(p.argv, mem);
+      if (s.exit_code != p.want_exit) {
+        std::fprintf(stderr, "%s exited with %d (expected %d)\n", p.name.c_str(), s.exit_code,
+                     p.want_exit);
+        return 1;
+      }
+      p.samples.push_back(s);
+    }
+  }
+  return StartupReport(opts, peers, runs, mem, payload);
 }
 
 // ---- blk: the blk_bench payload on edgevisor and QEMU, plus host fio ---------------------------

@@ -14,6 +14,7 @@
 #include "src/base/errors.h"
 #include "src/base/event_fd.h"
 #include "src/base/log.h"
+#include "src/devices/block/disk_lock.h"
 #include "src/devices/virtio/virtio_spec.h"
 
 namespace edgevisor::block {
@@ -21,8 +22,34 @@ namespace edgevisor::block {
 using namespace virtio_blk;  // NOLINT(build/namespaces): spec constants
 using virtio::Bit;
 
+namespace {
+
+bool SameFile(int a, int b) {
+  struct stat sa {
+  }, sb{};
+  return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
+
+}  // namespace
+
+// The image's lock for a new backing B: the current one when B is the same file (PATCH
+// /drives to the same path after a resize), else a fresh lock on B's own file description.
+absl::Status VirtioBlock::TakeLock(Backing& b, const std::string& path, bool read_only,
+                                   int current_lock_fd) {
+  if (current_lock_fd >= 0 && SameFile(current_lock_fd, b.fd.get())) {
+    b.lock_fd.Reset(fcntl(current_lock_fd, F_DUPFD_CLOEXEC, 0));
+  } else {
+    EV_RETURN_IF_ERROR(LockDisk(b.fd.get(), path, read_only));
+    b.lock_fd.Reset(fcntl(b.fd.get(), F_DUPFD_CLOEXEC, 0));
+  }
+  if (!b.lock_fd.valid()) return ErrnoError(absl::StrFormat("path=%s: dup", path));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<VirtioBlock::Backing> VirtioBlock::OpenBacking(const DriveConfig& cfg,
-                                                              const std::string& path) {
+                                                              const std::string& path,
+                                                              int current_lock_fd) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) {
     return UsageError(absl::StrFormat("path=%s: %s", path, strerror(errno)));
@@ -43,6 +70,7 @@ absl::StatusOr<VirtioBlock::Backing> VirtioBlock::OpenBacking(const DriveConfig&
     return UsageError(absl::StrFormat("path=%s: %s%s", path, strerror(err),
                                       err == EACCES || err == EROFS ? " (try ro=on)" : ""));
   }
+  EV_RETURN_IF_ERROR(TakeLock(b, path, cfg.read_only, current_lock_fd));
   uint64_t size = static_cast<uint64_t>(st.st_size);
   if (S_ISBLK(st.st_mode) && ioctl(b.fd.get(), BLKGETSIZE64, &size) != 0) {
     return ErrnoError(absl::StrFormat("path=%s: BLKGETSIZE64", path));
@@ -54,8 +82,8 @@ absl::StatusOr<VirtioBlock::Backing> VirtioBlock::OpenBacking(const DriveConfig&
   return b;
 }
 
-absl::StatusOr<std::unique_ptr<VirtioBlock>> VirtioBlock::Create(const DriveConfig& cfg,
-                                                                 std::string thread_name) {
+absl::StatusOr<std::unique_ptr<VirtioBlock>> VirtioBlock::Create(
+    const DriveConfig& cfg, std::string thread_name, std::shared_ptr<const ThreadFilter> filter) {
   if (cfg.queues == 0 || cfg.queues > 16) {
     return UsageError(absl::StrFormat("queues=%d: must be 1 to 16", cfg.queues));
   }
@@ -63,6 +91,7 @@ absl::StatusOr<std::unique_ptr<VirtioBlock>> VirtioBlock::Create(const DriveConf
   auto backing = OpenBacking(cfg, cfg.path);
   if (!backing.ok()) return backing.status();
   b->disk_fd_ = std::move(backing->fd);
+  b->lock_fd_ = std::move(backing->lock_fd);
   b->limits_.capacity_sectors = backing->capacity_sectors;
   b->limits_.read_only = cfg.read_only;
   b->limits_.seg_max = kQueueSize - 2;
@@ -94,6 +123,7 @@ absl::StatusOr<std::unique_ptr<VirtioBlock>> VirtioBlock::Create(const DriveConf
   c.max_write_zeroes_sectors = b->limits_.max_write_zeroes_sectors;
   c.max_write_zeroes_seg = b->limits_.max_write_zeroes_seg;
   c.write_zeroes_may_unmap = 1;
+  EV_RETURN_IF_ERROR(b->thread_.Prepare(b->thread_name_, std::move(filter)));
   return b;
 }
 
@@ -106,15 +136,16 @@ uint64_t VirtioBlock::capacity_sectors() const {
 
 void VirtioBlock::InstallBacking(Backing b) {
   disk_fd_ = std::move(b.fd);
+  lock_fd_ = std::move(b.lock_fd);
   limits_.capacity_sectors = b.capacity_sectors;
   absl::MutexLock lock(&config_mu_);
   config_.capacity = b.capacity_sectors;
 }
 
 absl::Status VirtioBlock::ReplaceBacking(const std::string& path) {
-  auto b = OpenBacking(cfg_, path);
-  if (!b.ok()) return b.status();
   absl::MutexLock swap_lock(&swap_mu_);
+  auto b = OpenBacking(cfg_, path, lock_fd_.get());
+  if (!b.ok()) return b.status();
   if (!running_.load()) {  // not activated: nothing in flight, nobody to tell
     InstallBacking(std::move(*b));
     spdlog::info("{}: now backed by {}", thread_name_, path);

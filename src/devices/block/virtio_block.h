@@ -33,8 +33,10 @@ class VirtioBlock : public virtio::VirtioDevice {
 
   // Opens the backing file. Errors name the drive and the problem (missing, directory,
   // permission, O_DIRECT unsupported).
-  static absl::StatusOr<std::unique_ptr<VirtioBlock>> Create(const DriveConfig& cfg,
-                                                             std::string thread_name);
+  // The device thread is started here, parked, and installs FILTER (when not null) first.
+  static absl::StatusOr<std::unique_ptr<VirtioBlock>> Create(
+      const DriveConfig& cfg, std::string thread_name,
+      std::shared_ptr<const ThreadFilter> filter = nullptr);
   ~VirtioBlock() override;
 
   uint32_t device_id() const override;
@@ -68,9 +70,15 @@ class VirtioBlock : public virtio::VirtioDevice {
 
   struct Backing {
     UniqueFd fd;
+    UniqueFd lock_fd;  // an fd whose open file description holds the image's lock (disk_lock.h)
     uint64_t capacity_sectors = 0;
   };
-  static absl::StatusOr<Backing> OpenBacking(const DriveConfig& cfg, const std::string& path);
+  // Opens and locks PATH. CURRENT_LOCK_FD, when valid, is the lock of the file in use: a swap to
+  // the same file keeps that lock instead of conflicting with it.
+  static absl::StatusOr<Backing> OpenBacking(const DriveConfig& cfg, const std::string& path,
+                                             int current_lock_fd = -1);
+  static absl::Status TakeLock(Backing& b, const std::string& path, bool read_only,
+                               int current_lock_fd);
   // Installs `b` as the backing file: fd, limits and config space. Device thread, or no
   // device thread running.
   void InstallBacking(Backing b);
@@ -78,6 +86,7 @@ class VirtioBlock : public virtio::VirtioDevice {
   DriveConfig cfg_;
   std::string thread_name_;
   UniqueFd disk_fd_;
+  UniqueFd lock_fd_;  // see Backing::lock_fd
   DiskLimits limits_;
   mutable absl::Mutex config_mu_;  // config_ is read by vCPU threads, changed by a swap
   virtio_blk::Config config_ ABSL_GUARDED_BY(config_mu_){};

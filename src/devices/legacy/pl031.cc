@@ -1,6 +1,7 @@
 #include "src/devices/legacy/pl031.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "src/base/event_fd.h"
+#include "src/base/log.h"
 
 namespace edgevisor {
 namespace {
@@ -18,12 +20,21 @@ constexpr uint8_t kIds[8] = {0x31, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1};
 
 }  // namespace
 
-Pl031::Pl031(std::function<uint64_t()> now, std::function<void(bool)> set_irq, bool timer)
+Pl031::Pl031(std::function<uint64_t()> now, std::function<void(bool)> set_irq, bool timer,
+             std::shared_ptr<const ThreadFilter> filter)
     : now_(std::move(now)), set_irq_(std::move(set_irq)) {
   if (!timer) return;
   timer_fd_.Reset(timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK));
   wake_fd_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (timer_fd_.valid() && wake_fd_.valid()) timer_ = std::thread([this] { TimerLoop(); });
+  if (!timer_fd_.valid() || !wake_fd_.valid()) return;
+  timer_ = std::thread([this, filter = std::move(filter)] {
+    pthread_setname_np(pthread_self(), "rtc");
+    if (absl::Status s = InstallThreadFilter(filter.get()); !s.ok()) {
+      spdlog::error("pl031: {}; the RTC alarm is off", s.message());
+      return;
+    }
+    TimerLoop();
+  });
 }
 
 Pl031::~Pl031() {

@@ -9,11 +9,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
 
 #include "src/base/fd.h"
+#include "src/base/thread_filter.h"
 #include "src/platform/bus.h"
 
 namespace edgevisor {
@@ -35,7 +37,9 @@ class Pl031 : public BusDevice {
   // `set_irq` drives the interrupt line (level); it is called only when the level changes.
   // With `timer` false no thread is started and only Poll() and register accesses notice a
   // match (tests with a fake clock).
-  Pl031(std::function<uint64_t()> now, std::function<void(bool level)> set_irq, bool timer = true);
+  // With TIMER, the alarm thread starts here and installs FILTER (when not null) first.
+  Pl031(std::function<uint64_t()> now, std::function<void(bool level)> set_irq, bool timer = true,
+        std::shared_ptr<const ThreadFilter> filter = nullptr);
   ~Pl031() override;
   Pl031(const Pl031&) = delete;
   Pl031& operator=(const Pl031&) = delete;

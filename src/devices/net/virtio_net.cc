@@ -21,8 +21,8 @@ using virtio::Bit;
 VirtioNet::VirtioNet(NetConfig cfg, Tap tap, std::string thread_name)
     : cfg_(std::move(cfg)), tap_(std::move(tap)), thread_name_(std::move(thread_name)) {}
 
-absl::StatusOr<std::unique_ptr<VirtioNet>> VirtioNet::Create(const NetConfig& cfg,
-                                                             std::string thread_name) {
+absl::StatusOr<std::unique_ptr<VirtioNet>> VirtioNet::Create(
+    const NetConfig& cfg, std::string thread_name, std::shared_ptr<const ThreadFilter> filter) {
   if (cfg.queues == 0 || cfg.queues > 8) return UsageError("queues must be 1 to 8");
   auto tap = Tap::Open(cfg.tap, cfg.queues);
   if (!tap.ok()) return tap.status();
@@ -46,6 +46,7 @@ absl::StatusOr<std::unique_ptr<VirtioNet>> VirtioNet::Create(const NetConfig& cf
     n->rx_.push_back(std::make_unique<QueueCounters>());
     n->tx_.push_back(std::make_unique<QueueCounters>());
   }
+  EV_RETURN_IF_ERROR(n->thread_.Prepare(n->thread_name_, std::move(filter)));
   return n;
 }
 

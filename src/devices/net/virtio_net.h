@@ -29,8 +29,10 @@ class VirtioNet : public virtio::VirtioDevice {
  public:
   static constexpr uint16_t kQueueSize = 256;
 
-  static absl::StatusOr<std::unique_ptr<VirtioNet>> Create(const NetConfig& cfg,
-                                                           std::string thread_name);
+  // Opens the TAP; the device thread is started here, parked, and installs FILTER first.
+  static absl::StatusOr<std::unique_ptr<VirtioNet>> Create(
+      const NetConfig& cfg, std::string thread_name,
+      std::shared_ptr<const ThreadFilter> filter = nullptr);
   ~VirtioNet() override;
 
   uint32_t device_id() const override;

@@ -10,8 +10,10 @@
 #include <thread>
 
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "src/base/event_fd.h"
 #include "src/base/event_set.h"
+#include "src/base/thread_filter.h"
 
 namespace edgevisor::virtio {
 
@@ -49,25 +51,41 @@ class Worker {
   EventSet events_;
 };
 
-// A device's worker thread: started on DRIVER_OK, stopped (joined, the worker destroyed) on a
-// reset or when the device goes away.
+// A device's worker thread. The thread itself lives as long as the device: Prepare starts it
+// (at build time, on the main thread) and it installs its seccomp filter before anything else,
+// so that no thread is ever created once the guest runs and a filter never has to allow clone.
+// Each worker runs on it from DRIVER_OK (Start) to a reset (Stop).
 class WorkerThread {
  public:
   WorkerThread() = default;
-  ~WorkerThread() { Stop(); }
+  ~WorkerThread();
   WorkerThread(const WorkerThread&) = delete;
   WorkerThread& operator=(const WorkerThread&) = delete;
 
-  // Runs WORKER on a thread called NAME (cut to the kernel's 15 characters).
+  // Starts the thread, called NAME (cut to the kernel's 15 characters), parked until Start;
+  // it installs FILTER first (none when null) and the error, if any, is returned here.
+  absl::Status Prepare(const std::string& name, std::shared_ptr<const ThreadFilter> filter);
+  // Runs WORKER on the thread (Prepare-ing an unfiltered one first if there is none).
   absl::Status Start(const std::string& name, std::unique_ptr<Worker> worker);
-  // Signals the stop event and joins; the worker's OnStop has run when this returns. Safe to
-  // call when not started.
+  // Signals the stop event and waits for the worker's OnStop; the thread parks again. Safe to
+  // call when nothing runs.
   void Stop();
-  bool running() const { return thread_.joinable(); }
+  bool running() const {
+    absl::MutexLock lock(&mu_);
+    return busy_;
+  }
 
  private:
+  void Main(std::shared_ptr<const ThreadFilter> filter);  // the thread's body
+
   EventFd stop_;
-  std::unique_ptr<Worker> worker_;
+  std::unique_ptr<Worker> worker_;  // the worker that runs, or ran last
+  mutable absl::Mutex mu_;
+  Worker* current_ ABSL_GUARDED_BY(mu_) = nullptr;  // handed to the thread by Start
+  bool busy_ ABSL_GUARDED_BY(mu_) = false;          // from Start until the worker's OnStop ran
+  bool quit_ ABSL_GUARDED_BY(mu_) = false;
+  bool ready_ ABSL_GUARDED_BY(mu_) = false;  // the filter is installed (or failed)
+  absl::Status filter_status_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
 

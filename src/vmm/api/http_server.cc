@@ -1,12 +1,14 @@
 #include "src/vmm/api/http_server.h"
 
 #include <microhttpd.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdarg>
 #include <cstring>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
@@ -101,6 +103,19 @@ void OnLog(void*, const char* fmt, va_list ap) {
 
 }  // namespace
 
+namespace {
+
+MHD_Daemon* StartDaemon(HttpServer::Impl* impl) {
+  return MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, nullptr, nullptr,
+                          &OnRequest, impl, MHD_OPTION_LISTEN_SOCKET,
+                          static_cast<MHD_socket>(impl->listen_fd.get()),
+                          MHD_OPTION_NOTIFY_COMPLETED, &OnCompleted, nullptr,
+                          MHD_OPTION_EXTERNAL_LOGGER, &OnLog, nullptr, MHD_OPTION_CONNECTION_LIMIT,
+                          32u, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+}
+
+}  // namespace
+
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 HttpServer::~HttpServer() {
@@ -108,8 +123,9 @@ HttpServer::~HttpServer() {
   unlink(impl_->socket_path.c_str());
 }
 
-absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& socket_path,
-                                                              size_t max_body, Handler handler) {
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
+    const std::string& socket_path, size_t max_body, Handler handler,
+    std::shared_ptr<const ThreadFilter> filter) {
   auto impl = std::make_unique<Impl>();
   impl->socket_path = socket_path;
   impl->max_body = max_body;
@@ -134,13 +150,17 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string&
     unlink(socket_path.c_str());
     return ErrnoError(absl::StrFormat("listen on %s", socket_path));
   }
-  Impl* raw = impl.get();
-  impl->daemon = MHD_start_daemon(
-      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, nullptr, nullptr, &OnRequest, raw,
-      MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(impl->listen_fd.get()),
-      MHD_OPTION_NOTIFY_COMPLETED, &OnCompleted, nullptr, MHD_OPTION_EXTERNAL_LOGGER, &OnLog,
-      nullptr, MHD_OPTION_CONNECTION_LIMIT, 32u, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-      MHD_OPTION_END);
+  absl::Status filtered = absl::OkStatus();
+  std::thread spawner([&impl, &filtered, &filter] {
+    pthread_setname_np(pthread_self(), "api");  // the library's thread inherits the name
+    filtered = InstallThreadFilter(filter.get());
+    if (filtered.ok()) impl->daemon = StartDaemon(impl.get());
+  });
+  spawner.join();
+  if (!filtered.ok()) {
+    unlink(socket_path.c_str());
+    return filtered;
+  }
   if (impl->daemon == nullptr) {
     unlink(socket_path.c_str());
     return absl::InternalError(absl::StrFormat("cannot start the API server on %s", socket_path));

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
+#include "src/base/thread_filter.h"
 
 struct MHD_Daemon;
 
@@ -39,9 +40,13 @@ class HttpServer {
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
   static constexpr size_t kDefaultMaxBody = 51200;
 
-  // Fails (naming the path) when the socket exists already or cannot be bound.
-  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const std::string& socket_path,
-                                                           size_t max_body, Handler handler);
+  // Fails (naming the path) when the socket exists already or cannot be bound. With FILTER,
+  // the server's thread (named "api") runs under that seccomp filter from its first
+  // instruction: a short-lived thread installs it and starts the library's thread, which
+  // inherits it.
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(
+      const std::string& socket_path, size_t max_body, Handler handler,
+      std::shared_ptr<const ThreadFilter> filter = nullptr);
   // Stops serving (waits for the request in progress) and removes the socket file.
   ~HttpServer();
 

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_join.h"
+#include "src/appliance/jail.h"
 #include "src/appliance/supervisor.h"
 #include "tests/unit/tool_text.h"
 
@@ -231,6 +233,7 @@ TEST(SupervisorTest, RestartsACrashingVmAndLogsItsLines) {
   std::vector<std::string> lines;
   SupervisorOptions opts;
   opts.edgevisor = fake;
+  opts.jailer = "";  // run the fake directly
   opts.config_dir = "/config";
   opts.log_dir = dir.File("log");
   opts.console = [&](const std::string& l) { lines.push_back(l); };
@@ -252,5 +255,67 @@ TEST(SupervisorTest, RestartsACrashingVmAndLogsItsLines) {
   EXPECT_THAT(dir.Read("log/demo.log"), HasSubstr("args: --config-file"));
 }
 
+// ---- the jail (jail.h) ------------------------------------------------------------------------
+
+TEST(Jail, ConfigPathsBecomeJailRelativeAndEveryFileIsListed) {
+  const std::string fc = R"({"boot-source": {"kernel_image_path": "/usr/share/k",
+    "initrd_path": "/usr/share/i", "boot_args": "console=ttyS0"},
+    "drives": [{"drive_id": "root", "path_on_host": "/data/vms/a/root.ext4",
+                "is_root_device": true, "is_read_only": false},
+               {"drive_id": "seed", "path_on_host": "/data/vms/a/seed.img",
+                "is_root_device": false, "is_read_only": true}]})";
+  std::vector<std::tuple<std::string, std::string, bool>> files;
+  auto out = JailConfig(fc, &files);
+  ASSERT_TRUE(out.ok()) << out.status();
+  const auto j = nlohmann::json::parse(*out);
+  EXPECT_EQ(j["boot-source"]["kernel_image_path"], "/kernel");
+  EXPECT_EQ(j["boot-source"]["initrd_path"], "/initrd");
+  EXPECT_EQ(j["boot-source"]["boot_args"], "console=ttyS0");
+  EXPECT_EQ(j["drives"][0]["path_on_host"], "/drive0");
+  EXPECT_EQ(j["drives"][1]["path_on_host"], "/drive1");
+  using F = std::tuple<std::string, std::string, bool>;
+  EXPECT_THAT(files, ::testing::ElementsAre(F{"/usr/share/k", "kernel", false},
+                                            F{"/usr/share/i", "initrd", false},
+                                            F{"/data/vms/a/root.ext4", "drive0", true},
+                                            F{"/data/vms/a/seed.img", "drive1", false}));
+  EXPECT_FALSE(JailConfig("[1, 2]", &files).ok());
+}
+
+TEST(Jail, JailerCommandCarriesTheUidTheLimitsAndTheVmmFlags) {
+  JailSpec s;
+  s.jailer = "/usr/bin/jailer";
+  s.edgevisor = "/usr/bin/edgevisor";
+  s.vm = "demo";
+  s.uid = 10001;
+  s.memory_max_mib = 384;
+  s.cpu_max_percent = 150;
+  s.reboot_exit_code = 75;
+  EXPECT_EQ(absl::StrJoin(JailerArgv(s), " "),
+            "/usr/bin/jailer --id demo --exec-file /usr/bin/edgevisor --uid 10001 --gid 10001 "
+            "--chroot-base-dir /run/jailer --cgroup-version 2 --cgroup memory.max=402653184 "
+            "--cgroup cpu.max=150000 100000 -- --config-file /config.json --no-api "
+            "--reboot-exit-code 75");
+  EXPECT_EQ(JailRoot(s), "/run/jailer/edgevisor/demo/root");
+  s.memory_max_mib.reset();
+  s.cpu_max_percent.reset();
+  const std::string unlimited = absl::StrJoin(JailerArgv(s), " ");
+  EXPECT_THAT(unlimited, HasSubstr("--cgroup memory.max=max --cgroup cpu.max=max 100000"));
+}
+
+TEST(Jail, LimitsAreParsedAndRenderedWithTheirFieldNames) {
+  auto bad = ParseApplianceConfig(
+      R"({"name": "x", "vms": [{"name": "a", "demo": {}, "memory_max_mib": 8}]})", Stage::kBuild);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("vms[0].memory_max_mib"));
+  auto ok = ParseApplianceConfig(
+      R"({"name": "x", "vms": [{"name": "a", "config": "vms/a.json", "memory_max_mib": 512,
+          "cpu_max_percent": 50}]})",
+      Stage::kRuntime);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->vms[0].memory_max_mib, 512);
+  EXPECT_EQ(ok->vms[0].cpu_max_percent, 50);
+}
+
 }  // namespace
+
 }  // namespace edgevisor::appliance

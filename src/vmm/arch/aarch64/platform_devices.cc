@@ -17,7 +17,8 @@ absl::Status AddPlatformDevices(const PlatformInputs& in, VmParts& p) {
   EV_RETURN_IF_ERROR(p.mmio->Insert(p.uart, aarch64::kUartBase, 8, "uart"));
 
   auto rtc = std::make_shared<Pl031>([] { return static_cast<uint64_t>(time(nullptr)); },
-                                     LevelIrq(p.vm.fd(), aarch64::kRtcSpi, "pl031"));
+                                     LevelIrq(p.vm.fd(), aarch64::kRtcSpi, "pl031"),
+                                     /*timer=*/true, in.rtc_filter);
   EV_RETURN_IF_ERROR(p.mmio->Insert(rtc, aarch64::kRtcBase, Pl031::kSize, "pl031"));
 
   if (in.debug_exit) {

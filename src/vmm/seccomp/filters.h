@@ -1,0 +1,30 @@
+// The seccomp allowlists of each kind of thread in the VMM, compiled with libseccomp into the
+// BPF programs that base/thread_filter.h installs. One filter per role:
+//   main   signals, the API's requests (executed here), teardown, PATCH /drives's open
+//   vcpu   KVM_RUN and the few vCPU/VM ioctls an exit needs; device activation (io_uring and
+//          eventfd set-up, TAP offloads, irqfd/ioeventfd) happens on this thread
+//   api    libmicrohttpd's thread: accept, read, write, poll; nothing else
+//   block  a virtio-blk worker: io_uring_enter or positional reads/writes, eventfds
+//   net    a virtio-net worker: readv/writev on the TAP, eventfds
+//   rtc    the PL031's alarm thread (aarch64): its timerfd and the IRQ line
+// Everything else traps (SECCOMP_RET_TRAP) and is reported by the thread_filter reporter.
+#pragma once
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "src/base/thread_filter.h"
+
+namespace edgevisor::seccomp {
+
+struct ThreadFilters {
+  std::shared_ptr<const ThreadFilter> main, vcpu, api, block, net, rtc;
+};
+
+// Compiles every role's filter for this process (tgkill is limited to its own thread group).
+absl::StatusOr<ThreadFilters> BuildThreadFilters();
+
+// The syscall names of this architecture, by number, for the violation report.
+std::shared_ptr<const SyscallNames> SyscallNameTable();
+
+}  // namespace edgevisor::seccomp
