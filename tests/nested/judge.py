@@ -103,6 +103,8 @@ def judge(text, arch, gic=3, job="test", forms=(), payloads=(), disks=None):
               inner(rf"^RIG_READY form={re.escape(form)} vmm=edgevisor "))
         check(f"{form}.clean", f"{form}: the guest and VMM reported no failure",
               blk and not grep(blk, INNER_FAIL.pattern))
+        check(f"{form}.seccomp", f"{form}: the VMM's threads ran under their seccomp filters",
+              inner(r"seccomp filters installed: main, 2 vCPU\(s\)"))
         check(f"{form}.exit", f"{form}: VMM exit status 0",
               inner(rf"^RIG_INNER_DONE form={re.escape(form)} vmm=edgevisor rc=0 "))
         if arch == "arm64":

@@ -65,6 +65,7 @@ BREAK = {
     "ready": ("form", drop(r"^RIG_READY ")),
     "clean": ("form", after(r"EDGEVISOR_GUEST_READY", "EV_INSMOD_FAILED virtio_net")),
     "exit": ("form", sub(r"^(RIG_INNER_DONE .* rc=)[0-9]+ ", r"\g<1>3 ")),
+    "seccomp": ("form", drop(r"seccomp filters installed")),
     "poweroff": ("form", drop(r"guest powered off")),
     "entry": ("form", drop(r"entry at")),
     "cpus": ("form", sub(r"cpus=2 ", "cpus=1 ")),

@@ -1,7 +1,7 @@
 // edgevisor-bench: side-by-side benchmarks of edgevisor against a peer VMM on the same machine.
 //
 //   edgevisor-bench startup [--runs N] [--mem MiB] [--edgevisor PATH] [--qemu PATH]
-//                           [--payload PATH] [--json FILE] [--markdown FILE]
+//                           [--payload PATH] [--json FILE] [--markdown FILE] [--isolation JAILER]
 //
 // Each run is exec -> exit of one VMM booting the same PVH payload, alternating the VMMs so that
 // machine noise hits both. It reports wall time, CPU time (wait4 rusage), and the VMM's own
@@ -716,6 +716,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: edgevisor-bench startup [--runs N] [--mem MiB] [--edgevisor PATH] "
                  "[--qemu PATH] [--payload PATH] [--json FILE] [--markdown FILE]\n"
+                 "                               [--isolation JAILER]  (also: --no-seccomp, "
+                 "and --config-file with and without the jailer)\n"
                  "       edgevisor-bench blk [--runs N] [--ops N] [--file PATH] [--edgevisor PATH]"
                  " [--qemu PATH] [--payload PATH] [--fio PATH] [--markdown FILE]\n"
                  "       edgevisor-bench net [--runs N] [--size BYTES] [--seconds N] "
@@ -726,7 +728,8 @@ int main(int argc, char** argv) {
   // otherwise be ignored and the run measure something else than asked.
   const std::map<std::string, std::vector<std::string>> known = {
       {"startup",
-       {"--runs", "--mem", "--edgevisor", "--qemu", "--payload", "--json", "--markdown"}},
+       {"--runs", "--mem", "--edgevisor", "--qemu", "--payload", "--json", "--markdown",
+        "--isolation"}},
       {"blk",
        {"--runs", "--ops", "--file", "--edgevisor", "--qemu", "--payload", "--fio", "--markdown"}},
       {"net",
