@@ -13,6 +13,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -167,10 +168,10 @@ struct Launch {
   edgevisor::EventFd started{edgevisor::UniqueFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))};
 };
 
-// Serves API requests on this (the main) thread until `started_fd` is signalled (true) or
-// SIGINT/SIGTERM arrives (false).
-absl::StatusOr<bool> WaitForStart(int started_fd, edgevisor::api::RequestQueue& queue,
-                                  edgevisor::api::ApiController& api) {
+// Serves API requests on this (the main) thread (SERVE, when QUEUE_FD is readable) until
+// `started_fd` is signalled (true) or SIGINT/SIGTERM arrives (false).
+absl::StatusOr<bool> WaitForStart(int started_fd, int queue_fd,
+                                  const std::function<void()>& serve) {
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
@@ -178,13 +179,13 @@ absl::StatusOr<bool> WaitForStart(int started_fd, edgevisor::api::RequestQueue& 
   edgevisor::UniqueFd sfd(signalfd(-1, &sigs, SFD_CLOEXEC));
   if (!sfd.valid()) return edgevisor::ErrnoError("signalfd");
   for (;;) {
-    pollfd fds[3] = {{sfd.get(), POLLIN, 0}, {started_fd, POLLIN, 0}, {queue.fd(), POLLIN, 0}};
+    pollfd fds[3] = {{sfd.get(), POLLIN, 0}, {started_fd, POLLIN, 0}, {queue_fd, POLLIN, 0}};
     if (poll(fds, 3, -1) < 0) {
       if (errno == EINTR) continue;
       return edgevisor::ErrnoError("poll for InstanceStart");
     }
     if (fds[2].revents & POLLIN) {
-      queue.Serve([&api](const edgevisor::api::HttpRequest& r) { return api.Handle(r); });
+      serve();
       continue;  // InstanceStart may have been among them
     }
     if (fds[1].revents & POLLIN) return true;
@@ -282,7 +283,7 @@ int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
   }
 
   // Wait for InstanceStart, or a signal.
-  auto started = WaitForStart(launch.started.fd(), **queue, api);
+  auto started = WaitForStart(launch.started.fd(), (*queue)->fd(), serve);
   if (!started.ok()) {
     spdlog::error("{}", started.status().message());
     return edgevisor::kExitVmmError;
