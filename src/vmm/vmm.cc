@@ -21,9 +21,15 @@ namespace {
 int KickSignal() { return SIGRTMIN; }
 void NoopHandler(int) {}
 
-// How often the main thread checks whether every vCPU has parked (halted with interrupts off).
-// The in-kernel LAPIC handles HLT without an exit, so this is the only way to see it.
-constexpr long kParkCheckNs = 50'000'000;  // NOLINT(runtime/int)
+// When the main thread checks whether every vCPU has parked (halted with interrupts off). The
+// in-kernel LAPIC handles HLT without an exit, so only a look at each vCPU (a kick, then its MP
+// state and flags) tells. A vCPU can only park by running guest code, so the checks follow the
+// guest's exits to the VMM: 50 ms after the last one, then 4x further apart each time, and none
+// after the one at 51.2 s (68 s after the last exit). The next exit starts them again. An idle
+// guest therefore costs no wake-ups at all once its checks have run out.
+constexpr int64_t kParkCheckFirstNs = 50'000'000;
+constexpr int64_t kParkCheckLastNs = 51'200'000'000;
+constexpr int kParkCheckBackoff = 4;
 
 const char* ExitReasonName(uint32_t r) {
   switch (r) {
@@ -72,6 +78,13 @@ Vmm::Vmm(VmParts parts)
       counters_(new VcpuCounters[p_.vcpus.size()]),
       parked_(new std::atomic<bool>[p_.vcpus.size()]) {
   for (size_t i = 0; i < p_.vcpus.size(); ++i) parked_[i] = false;
+  absl::StatusOr<EventFd> activity = EventFd::Create("guest activity");
+  if (activity.ok()) {
+    activity_ = *std::move(activity);
+  } else {
+    spdlog::warn("{}; checks for a halted guest stop after its first minute",
+                 activity.status().message());
+  }
 }
 
 Vmm::~Vmm() {
@@ -215,19 +228,24 @@ namespace {
 // What wakes the main thread.
 enum class MainEvent : uint32_t {
   kSignal,
-  kParkTick,
+  kParkCheck,
+  kActivity,
   kMetricsTick,
   kStop,
   kConsoleInput,
+  kConsoleRoom,
   kRequest
 };
 
-// A timerfd that fires every `period`.
-absl::StatusOr<UniqueFd> PeriodicTimer(timespec period, const char* what) {
+// A timer: first expiry after `first` ns, then every `period` ns (0: once).
+absl::StatusOr<UniqueFd> Timer(int64_t first, int64_t period, const char* what) {
   UniqueFd fd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
   if (!fd.valid()) return ErrnoError(absl::StrCat("timerfd for ", what));
   itimerspec its{};
-  its.it_interval = its.it_value = period;
+  its.it_value = {static_cast<time_t>(first / 1'000'000'000),
+                  static_cast<long>(first % 1'000'000'000)};  // NOLINT(runtime/int)
+  its.it_interval = {static_cast<time_t>(period / 1'000'000'000),
+                     static_cast<long>(period % 1'000'000'000)};  // NOLINT(runtime/int)
   if (timerfd_settime(fd.get(), 0, &its, nullptr) != 0) {
     return ErrnoError(absl::StrCat("timerfd_settime for ", what));
   }
@@ -239,9 +257,38 @@ absl::StatusOr<UniqueFd> PeriodicTimer(timespec period, const char* what) {
 // The main thread's wait set and what it owns.
 struct Vmm::MainLoop {
   EventSet events;
-  UniqueFd signals, park_tick, metrics_tick;
-  bool input_on = false;  // console input is in `events`
+  UniqueFd signals, park_check, metrics_tick;
+  EventFd console_room;       // the guest made room in a full console FIFO
+  int64_t park_delay_ns = 0;  // the park check's current delay; 0: not armed
+  bool input_on = false;      // console input is in `events`
 };
+
+void Vmm::ArmParkCheck(MainLoop& loop, int64_t delay_ns) {
+  if (delay_ns > kParkCheckFirstNs) {
+    // Backing off: the next exit must bring the checks back. Announce that before looking at
+    // activity_seen_ (both sequentially consistent, as the vCPU's side): an exit either sees
+    // the request or is seen here.
+    wake_on_activity_.store(true);
+    if (activity_seen_.exchange(false)) delay_ns = kParkCheckFirstNs;
+  }
+  if (delay_ns > kParkCheckLastNs) {
+    delay_ns = 0;  // the checks have run out until the guest's next exit
+  }
+  loop.park_delay_ns = delay_ns;
+  itimerspec its{};
+  its.it_value = {static_cast<time_t>(delay_ns / 1'000'000'000),
+                  static_cast<long>(delay_ns % 1'000'000'000)};  // NOLINT(runtime/int)
+  if (timerfd_settime(loop.park_check.get(), 0, &its, nullptr) != 0) {
+    spdlog::warn("the halted-guest check: timerfd_settime: {}", strerror(errno));
+  }
+}
+
+void Vmm::NoteActivity() {
+  activity_seen_.store(true);
+  if (wake_on_activity_.load() && wake_on_activity_.exchange(false) && activity_.valid()) {
+    activity_.Signal();
+  }
+}
 
 absl::Status Vmm::SetUpMainLoop(MainLoop& loop) {
   sigset_t sigs;
@@ -250,13 +297,19 @@ absl::Status Vmm::SetUpMainLoop(MainLoop& loop) {
   sigaddset(&sigs, SIGTERM);
   loop.signals.Reset(signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!loop.signals.valid()) return ErrnoError("signalfd");
-  EV_ASSIGN_OR_RETURN(loop.park_tick, PeriodicTimer({0, kParkCheckNs}, "the park check"));
-  EV_ASSIGN_OR_RETURN(loop.metrics_tick,
-                      PeriodicTimer({MetricsWriter::kPeriodSeconds, 0}, "the metrics"));
   EV_RETURN_IF_ERROR(loop.events.Watch(loop.signals.get(), EventId::Of(MainEvent::kSignal)));
-  EV_RETURN_IF_ERROR(loop.events.Watch(loop.park_tick.get(), EventId::Of(MainEvent::kParkTick)));
-  EV_RETURN_IF_ERROR(
-      loop.events.Watch(loop.metrics_tick.get(), EventId::Of(MainEvent::kMetricsTick)));
+  EV_ASSIGN_OR_RETURN(loop.park_check, Timer(0, 0, "the halted-guest check"));
+  EV_RETURN_IF_ERROR(loop.events.Watch(loop.park_check.get(), EventId::Of(MainEvent::kParkCheck)));
+  if (activity_.valid()) {
+    EV_RETURN_IF_ERROR(loop.events.Watch(activity_.fd(), EventId::Of(MainEvent::kActivity)));
+  }
+  ArmParkCheck(loop, kParkCheckFirstNs);
+  if (metrics_) {  // nothing else wakes an idle VMM
+    const int64_t period = int64_t{MetricsWriter::kPeriodSeconds} * 1'000'000'000;
+    EV_ASSIGN_OR_RETURN(loop.metrics_tick, Timer(period, period, "the metrics"));
+    EV_RETURN_IF_ERROR(
+        loop.events.Watch(loop.metrics_tick.get(), EventId::Of(MainEvent::kMetricsTick)));
+  }
   EV_RETURN_IF_ERROR(loop.events.Watch(p_.stop->event_fd(), EventId::Of(MainEvent::kStop)));
   if (request_fd_ >= 0) {
     EV_RETURN_IF_ERROR(loop.events.Watch(request_fd_, EventId::Of(MainEvent::kRequest)));
@@ -271,6 +324,13 @@ absl::Status Vmm::SetUpMainLoop(MainLoop& loop) {
       p_.serial_input_fd = -1;
     }
   }
+  if (p_.serial_input_fd >= 0) {
+    // Input stops while the guest's FIFO is full, and goes on when the UART says it has room.
+    EV_ASSIGN_OR_RETURN(loop.console_room, EventFd::Create("console room"));
+    EV_RETURN_IF_ERROR(
+        loop.events.Watch(loop.console_room.fd(), EventId::Of(MainEvent::kConsoleRoom)));
+    p_.uart->SetOnRoom([fd = loop.console_room.fd()] { SignalEventFd(fd); });
+  }
   return absl::OkStatus();
 }
 
@@ -281,12 +341,19 @@ void Vmm::OnMainEvent(MainLoop& loop, EventId id) {
       p_.stop->Request(StopReason::kSignal, kExitOk,
                        absl::StrFormat("stopped by signal %s", strsignal(si.ssi_signo)));
     }
-  } else if (id.Is(MainEvent::kParkTick)) {
-    DrainEventFd(loop.park_tick.get());  // a timerfd reads like an eventfd: its expiry count
+  } else if (id.Is(MainEvent::kParkCheck)) {
+    DrainEventFd(loop.park_check.get());  // a timerfd reads like an eventfd: its expiry count
     {
       absl::MutexLock lock(&start_mu_);
       KickAll();  // each vCPU re-checks whether it is parked
     }
+    const bool active = activity_seen_.exchange(false);
+    ArmParkCheck(loop, active ? kParkCheckFirstNs : loop.park_delay_ns * kParkCheckBackoff);
+  } else if (id.Is(MainEvent::kActivity)) {
+    activity_.Drain();
+    if (loop.park_delay_ns != kParkCheckFirstNs) ArmParkCheck(loop, kParkCheckFirstNs);
+  } else if (id.Is(MainEvent::kConsoleRoom)) {
+    loop.console_room.Drain();
     if (!loop.input_on && p_.serial_input_fd >= 0 && p_.uart->InputSpace() > 0) {
       loop.input_on =
           loop.events.Watch(p_.serial_input_fd, EventId::Of(MainEvent::kConsoleInput)).ok();
@@ -306,7 +373,7 @@ void Vmm::OnMainEvent(MainLoop& loop, EventId id) {
 void Vmm::OnConsoleInput(MainLoop& loop) {
   uint8_t buf[Uart16550::kRxFifoSize];
   const size_t space = p_.uart->InputSpace();
-  if (space == 0) {  // the guest is not draining; resume on a later tick
+  if (space == 0) {  // the guest is not draining; go on when it makes room (kConsoleRoom)
     if (absl::Status s = loop.events.Unwatch(p_.serial_input_fd); !s.ok()) {
       spdlog::warn("console input: {}", s.message());
     }
@@ -349,6 +416,7 @@ int Vmm::Run() {
 }
 
 int Vmm::Finish() {
+  if (p_.uart) p_.uart->SetOnRoom(nullptr);  // its eventfd belongs to the main loop
   {
     absl::MutexLock lock(&pause_mu_);  // on release, paused vCPUs see the stop and exit
   }
@@ -477,6 +545,7 @@ bool Vmm::HandleExit(Vcpu& vcpu) {
       return true;
 #if defined(__x86_64__)
     case KVM_EXIT_IO:
+      NoteActivity();
       HandleIo(vcpu);
       return true;
     case KVM_EXIT_HLT: {
@@ -491,6 +560,7 @@ bool Vmm::HandleExit(Vcpu& vcpu) {
     }
 #endif
     case KVM_EXIT_MMIO:
+      NoteActivity();
       HandleMmio(vcpu);
       return true;
     case KVM_EXIT_SYSTEM_EVENT:

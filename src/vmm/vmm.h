@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "nlohmann/json_fwd.hpp"
+#include "src/base/event_fd.h"
 #include "src/base/event_set.h"
 #include "src/devices/block/virtio_block.h"
 #include "src/devices/legacy/boot_timer.h"
@@ -115,6 +116,12 @@ class Vmm {
   void HandleIo(Vcpu& vcpu);  // x86 port I/O
   void HandleMmio(Vcpu& vcpu);
   void CheckParked(Vcpu& vcpu);
+  // The halted-guest check (see kParkCheckFirstNs): arms it `delay_ns` from now, or not at all
+  // past the last delay.
+  void ArmParkCheck(MainLoop& loop, int64_t delay_ns);
+  // On every exit to the VMM: brings the checks back if they had backed off. Two atomic
+  // operations when nobody waits; one eventfd write the first time after a quiet spell.
+  void NoteActivity();
   void KickAll() ABSL_EXCLUSIVE_LOCKS_REQUIRED(start_mu_);
   // Stops the VM as crashed, naming the vCPU and RIP. `emulator_limit` adds the hint about
   // software-virtualized hosts, for the exits that such hosts cause.
@@ -144,6 +151,11 @@ class Vmm {
   bool ResumedOrStopping() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(pause_mu_);
   // One flag per vCPU: halted with interrupts off, or never started (APs before SIPI).
   std::unique_ptr<std::atomic<bool>[]> parked_;
+  // The guest exited to the VMM since the last park check; the main thread has backed off and
+  // wants `activity_` signalled at the next exit.
+  std::atomic<bool> activity_seen_{false};
+  std::atomic<bool> wake_on_activity_{false};
+  EventFd activity_;
 };
 
 }  // namespace edgevisor

@@ -111,6 +111,63 @@ TEST_F(PayloadTest, ConsoleInputByInterrupt) {
   EXPECT_THAT(r.out, HasSubstr("echo: via irq\n"));
 }
 
+TEST_F(PayloadTest, ConsoleInputLongerThanTheFifoArrivesWhole) {
+  // 400 bytes against a 64-byte receive FIFO: input stops when it is full, and goes on when the
+  // guest makes room (the UART's room event, not a timer).
+  std::string input;
+  for (int i = 0; i < 40; ++i) input += "line " + std::to_string(100 + i) + "\n";
+  auto r = RunProcess(VmmArgs({"--kernel", Payload("console"), "--debug-exit"}), input + "exit\n");
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("echo: line 100\n"));
+  EXPECT_THAT(r.out, HasSubstr("echo: line 139\n"));
+}
+
+// What the VMM's threads have been scheduled in (schedstat's third field), summed: each count
+// is one wake-up.
+uint64_t TimesScheduled(pid_t pid) {
+  uint64_t total = 0;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  auto [rc, tids] = Sh("ls " + dir);
+  std::istringstream in(tids);
+  for (std::string tid; in >> tid;) {
+    std::istringstream st(ReadFile(dir + "/" + tid + "/schedstat"));
+    uint64_t cpu = 0, wait = 0, runs = 0;
+    st >> cpu >> wait >> runs;
+    total += runs;
+  }
+  return total;
+}
+
+TEST_F(PayloadTest, AnIdleGuestCostsNoWakeups) {
+  // The idle payload halts with interrupts enabled after its ready line; nothing is programmed
+  // to interrupt it. The halted-guest checks run at 0.05, 0.25, 1.05, 4.25 and 17.05 s after
+  // the guest's last exit: from 5 s to 12 s nothing may run at all (a 50 ms poll would run
+  // 280 times).
+  Spawned vm(VmmArgs({"--kernel", Payload("idle"), "--mem", "32"}));
+  ASSERT_TRUE(vm.WaitFor("idle: ready", 10000)) << vm.out() << vm.err();
+  usleep(5'000'000);
+  const uint64_t before = TimesScheduled(vm.pid());
+  usleep(7'000'000);
+  const uint64_t after = TimesScheduled(vm.pid());
+  EXPECT_EQ(after - before, 0u) << "the VMM's threads woke while its guest idled";
+  kill(vm.pid(), SIGTERM);
+  ProcessResult r = vm.Finish(10000);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST_F(PayloadTest, ASilentHaltAfterAQuietSpellIsStillNoticed) {
+  // 1.5 s without a single exit, then cli; hlt: the checks have backed off by then, and the one
+  // at 4.25 s after the last exit must still see it.
+  auto start = std::chrono::steady_clock::now();
+  auto r = RunProcess(
+      VmmArgs({"--kernel", Payload("idle"), "--mem", "32", "--cmdline", "halt_after=1500"}));
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("guest halted with interrupts disabled"));
+  EXPECT_LT(secs, 10.0);
+}
+
 TEST_F(PayloadTest, SigtermStopsRunningGuest) {
   for (int sig : {SIGTERM, SIGINT}) {
     auto r = RunProcess(

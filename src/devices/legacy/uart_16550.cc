@@ -40,6 +40,7 @@ uint8_t Uart16550::ReadReg(uint64_t reg) {
       if (dlab) return dll_;
       if (rx_.empty()) return 0;
       uint8_t b = rx_.front();
+      if (rx_.size() == kRxFifoSize && on_room_) on_room_();
       rx_.pop_front();
       return b;
     }
@@ -100,7 +101,10 @@ void Uart16550::WriteReg(uint64_t reg, uint8_t v) {
       break;
     case kIirFcr:
       fifo_enabled_ = v & 0x01;
-      if (v & 0x02) rx_.clear();
+      if ((v & 0x02) && !rx_.empty()) {
+        if (rx_.size() == kRxFifoSize && on_room_) on_room_();
+        rx_.clear();
+      }
       break;
     case kLcr:
       lcr_ = v;
@@ -151,6 +155,11 @@ size_t Uart16550::EnqueueInput(absl::Span<const uint8_t> bytes) {
 size_t Uart16550::InputSpace() const {
   absl::MutexLock lock(&mu_);
   return kRxFifoSize - rx_.size();
+}
+
+void Uart16550::SetOnRoom(std::function<void()> on_room) {
+  absl::MutexLock lock(&mu_);
+  on_room_ = std::move(on_room);
 }
 
 uint64_t Uart16550::output_errors() const {

@@ -24,6 +24,10 @@ class Uart16550 : public BusDevice {
   // Queues host input for the guest. Returns how many bytes fit in the receive FIFO.
   size_t EnqueueInput(absl::Span<const uint8_t> bytes);
   size_t InputSpace() const;
+  // Called (on the thread of the guest's access, under the UART's lock: keep it to a wake-up)
+  // when the guest makes room in a receive FIFO that was full, so that a caller who stopped
+  // reading host input at a full FIFO knows when to go on without polling.
+  void SetOnRoom(std::function<void()> on_room);
   uint64_t output_errors() const;
 
  private:
@@ -37,6 +41,7 @@ class Uart16550 : public BusDevice {
   const std::function<void(bool)> set_irq_;
   mutable absl::Mutex mu_;
   std::deque<uint8_t> rx_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> on_room_ ABSL_GUARDED_BY(mu_);
   uint8_t ier_ ABSL_GUARDED_BY(mu_) = 0;
   uint8_t lcr_ ABSL_GUARDED_BY(mu_) = 0;
   uint8_t mcr_ ABSL_GUARDED_BY(mu_) = 0;

@@ -86,6 +86,25 @@ TEST_F(UartTest, FifoIsBounded) {
   EXPECT_EQ(uart_->InputSpace(), 1u);
 }
 
+TEST_F(UartTest, OnRoomFiresWhenTheGuestDrainsAFullFifo) {
+  int calls = 0;
+  uart_->SetOnRoom([&calls] { ++calls; });
+  std::vector<uint8_t> two(2, 'a');
+  uart_->EnqueueInput(two);
+  In(0);
+  EXPECT_EQ(calls, 0) << "the FIFO was not full: nobody is waiting for room";
+  std::vector<uint8_t> lots(1000, 'q');
+  uart_->EnqueueInput(lots);
+  In(0);
+  EXPECT_EQ(calls, 1);
+  In(0);
+  EXPECT_EQ(calls, 1) << "only the first byte taken from a full FIFO makes room";
+  uart_->EnqueueInput(lots);
+  Out(2, 0x03);  // FCR: enable and clear the receive FIFO
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(uart_->InputSpace(), Uart16550::kRxFifoSize);
+}
+
 TEST_F(UartTest, LoopbackEchoesIntoReceiver) {
   Out(4, 0x10);
   Out(0, 'L');
