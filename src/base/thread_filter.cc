@@ -91,6 +91,7 @@ absl::Status InstallSeccompReporter(std::shared_ptr<const SyscallNames> names) {
 
 absl::Status InstallThreadFilter(const ThreadFilter* filter) {
   if (filter == nullptr) return absl::OkStatus();
+  if (filter->prerequisite.valid()) filter->prerequisite.wait();
   std::snprintf(role_name, sizeof(role_name), "%s", filter->role.c_str());
   if (prctl(PR_GET_NAME, thread_name) != 0) thread_name[0] = '\0';
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return ErrnoError("prctl(PR_SET_NO_NEW_PRIVS)");

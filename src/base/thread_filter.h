@@ -9,6 +9,7 @@
 
 #include <linux/filter.h>
 
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +21,9 @@ namespace edgevisor {
 struct ThreadFilter {
   std::string role;                  // "vcpu", "api", "block", ...: named in the report
   std::vector<sock_filter> program;  // classic BPF, as seccomp(2) takes it
+  // Start-up work, running on a thread of its own, that must finish before any thread is
+  // filtered because it may do what the filters forbid (open files). Installing waits for it.
+  std::shared_future<void> prerequisite;
 };
 
 // Installs FILTER on the calling thread (and sets no_new_privs, which seccomp needs without

@@ -129,6 +129,25 @@ absl::StatusOr<ElfImage> ParseElf64(absl::Span<const uint8_t> file, uint16_t exp
   return img;
 }
 
+namespace {
+
+// Zeroes `dst` without touching what already reads as zero. Guest RAM starts as untouched
+// anonymous memory, which reads as zeros and costs the host nothing until it is written; a plain
+// memset of a payload's .bss (its boot stack, say) would make the host allocate every page of it.
+void ZeroUntouched(absl::Span<uint8_t> dst) {
+  constexpr size_t kChunk = 4096;
+  size_t i = 0;
+  while (i < dst.size()) {
+    const size_t n =
+        std::min(kChunk - reinterpret_cast<uintptr_t>(dst.data() + i) % kChunk, dst.size() - i);
+    uint8_t* p = dst.data() + i;
+    if (std::any_of(p, p + n, [](uint8_t b) { return b != 0; })) std::memset(p, 0, n);
+    i += n;
+  }
+}
+
+}  // namespace
+
 absl::Status LoadElfSegments(const ElfImage& image, absl::Span<const uint8_t> file,
                              const GuestMemory& mem) {
   // Check every segment first so that a bad image leaves guest memory untouched.
@@ -142,7 +161,7 @@ absl::Status LoadElfSegments(const ElfImage& image, absl::Span<const uint8_t> fi
   for (const ElfSegment& seg : image.loads) {
     absl::Span<uint8_t> dst = *mem.Translate(seg.paddr, seg.memsz);
     std::memcpy(dst.data(), file.data() + seg.file_offset, seg.filesz);
-    std::memset(dst.data() + seg.filesz, 0, seg.memsz - seg.filesz);
+    ZeroUntouched(dst.subspan(seg.filesz));
   }
   return absl::OkStatus();
 }

@@ -76,6 +76,9 @@ class SeccompTest : public ::testing::Test {
     auto f = BuildThreadFilters();
     ASSERT_TRUE(f.ok()) << f.status();
     filters_ = *f;
+    // The start-up work runs on a thread of its own, which a fork()ed child does not have:
+    // let it finish here, or the child's install would wait for it for ever.
+    filters_.main->prerequisite.wait();
   }
   void ExpectKilled(const ThreadFilter& f, const std::function<void()>& body,
                     const std::string& syscall) {
