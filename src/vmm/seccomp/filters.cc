@@ -17,6 +17,7 @@
 #include <future>
 #include <initializer_list>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/internal/sysinfo.h"
@@ -233,17 +234,21 @@ absl::StatusOr<std::shared_ptr<const ThreadFilter>> Build(
   return f.Compile();
 }
 
+absl::StatusOr<ThreadFilters> CompileAll(const std::shared_future<void>& prerequisite) {
+  ThreadFilters t;
+  EV_ASSIGN_OR_RETURN(t.main, Build("main", {kWait, kMain}, MainIoctls(), prerequisite));
+  EV_ASSIGN_OR_RETURN(t.vcpu, Build("vcpu", {kWait, kVcpu}, VcpuIoctls(), prerequisite));
+  EV_ASSIGN_OR_RETURN(
+      t.api, Build("api", {kWait, kApi}, {}, prerequisite, {.threads = true, .set_name = true}));
+  EV_ASSIGN_OR_RETURN(t.block, Build("block", {kWait, kBlock}, {}, prerequisite));
+  EV_ASSIGN_OR_RETURN(t.net, Build("net", {kWait, kNet}, {}, prerequisite));
+  EV_ASSIGN_OR_RETURN(t.rtc, Build("rtc", {kWait, kRtc}, RtcIoctls(), prerequisite));
+  return t;
+}
+
 }  // namespace
 
 absl::StatusOr<ThreadFilters> BuildThreadFilters() {
-  // Abseil reads the CPU count and frequency from /sys and /proc the first time a Mutex waits,
-  // on whichever thread that is; read them now, while every thread may still open files.
-  // Without /sys/.../tsc_freq_khz the frequency is measured against two sleeps (3.3 ms): on a
-  // thread of its own, so that it overlaps the VM's set-up; the first filter waits for it.
-  (void)absl::base_internal::NumCPUs();
-  const std::shared_future<void> frequency = std::async(std::launch::async, [] {
-                                               (void)absl::base_internal::NominalCPUFrequency();
-                                             }).share();
   // glibc's malloc counts the CPUs (opening /sys/devices/system/cpu/online) when a thread first
   // needs an arena beyond the eighth; with a fixed limit it never asks. Four arenas also keep
   // the per-thread heaps of a VM with many queues small.
@@ -253,15 +258,26 @@ absl::StatusOr<ThreadFilters> BuildThreadFilters() {
   // 128 KiB stay separate mappings, returned to the system when freed.
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
   mallopt(M_MMAP_THRESHOLD, 128 << 10);
-  ThreadFilters t;
-  EV_ASSIGN_OR_RETURN(t.main, Build("main", {kWait, kMain}, MainIoctls(), frequency));
-  EV_ASSIGN_OR_RETURN(t.vcpu, Build("vcpu", {kWait, kVcpu}, VcpuIoctls(), frequency));
-  EV_ASSIGN_OR_RETURN(
-      t.api, Build("api", {kWait, kApi}, {}, frequency, {.threads = true, .set_name = true}));
-  EV_ASSIGN_OR_RETURN(t.block, Build("block", {kWait, kBlock}, {}, frequency));
-  EV_ASSIGN_OR_RETURN(t.net, Build("net", {kWait, kNet}, {}, frequency));
-  EV_ASSIGN_OR_RETURN(t.rtc, Build("rtc", {kWait, kRtc}, RtcIoctls(), frequency));
-  return t;
+  // Abseil reads the CPU count and frequency from /sys and /proc the first time a Mutex waits,
+  // on whichever thread that is; read them now, while every thread may still open files.
+  (void)absl::base_internal::NumCPUs();
+  // The rest happens on a short-lived thread of its own:
+  //  - compiling the filters, whose many small temporary allocations then land in that
+  //    thread's malloc arena instead of fragmenting the main heap for the VM's whole life
+  //    (60 KiB per VM);
+  //  - then Abseil's TSC frequency, which without /sys/.../tsc_freq_khz is measured against
+  //    two sleeps (3.3 ms), overlapping the VM's set-up. Installing any filter waits for it.
+  std::promise<absl::StatusOr<ThreadFilters>> compiled;
+  std::future<absl::StatusOr<ThreadFilters>> result = compiled.get_future();
+  std::promise<void> measured;
+  std::shared_future<void> frequency = measured.get_future().share();
+  std::thread([compiled = std::move(compiled), measured = std::move(measured),
+               frequency]() mutable {
+    compiled.set_value(CompileAll(frequency));
+    (void)absl::base_internal::NominalCPUFrequency();
+    measured.set_value();
+  }).detach();
+  return result.get();
 }
 
 std::shared_ptr<const SyscallNames> SyscallNameTable() {
