@@ -75,6 +75,12 @@ absl::Status CreateMachine(const VmConfig& cfg, VmParts& p) {
 
 // The drives and network interfaces, in the order given: that order is their slot order.
 absl::Status AddVirtioDevices(const VmConfig& cfg, VmParts& p, VirtioPlacement& placement) {
+  // With seccomp on, a role compiled out (seccomp::FilterRoles) must not become an unfiltered
+  // thread.
+  if (p.filters.main &&
+      ((!cfg.drives.empty() && !p.filters.block) || (!cfg.nets.empty() && !p.filters.net))) {
+    return absl::InternalError("a device thread's seccomp filter was not compiled");
+  }
   for (size_t i = 0; i < cfg.drives.size(); ++i) {
     const DriveConfig& d = cfg.drives[i];
     auto blk = block::VirtioBlock::Create(d, absl::StrFormat("blk%d", i), p.filters.block);

@@ -85,19 +85,20 @@ using edgevisor::seccomp::ThreadFilters;
 
 // The threads' seccomp filters, compiled once, and the violation reporter; none (with a
 // warning) for --no-seccomp.
-absl::StatusOr<ThreadFilters> SetUpSeccomp(bool on) {
+absl::StatusOr<ThreadFilters> SetUpSeccomp(bool on, edgevisor::seccomp::FilterRoles roles = {}) {
   if (!on) {
     spdlog::warn("--no-seccomp: the VMM's threads run without seccomp filters");
     return ThreadFilters{};
   }
-  EV_ASSIGN_OR_RETURN(ThreadFilters filters, edgevisor::seccomp::BuildThreadFilters());
+  EV_ASSIGN_OR_RETURN(ThreadFilters filters, edgevisor::seccomp::BuildThreadFilters(roles));
   EV_RETURN_IF_ERROR(edgevisor::InstallSeccompReporter(edgevisor::seccomp::SyscallNameTable()));
   return filters;
 }
 
 int Boot(const edgevisor::VmConfig& vm, edgevisor::ProcessClock start, bool seccomp,
          std::shared_ptr<edgevisor::MetricsWriter> metrics = nullptr) {
-  auto filters = SetUpSeccomp(seccomp);
+  auto filters =
+      SetUpSeccomp(seccomp, {.api = false, .block = !vm.drives.empty(), .net = !vm.nets.empty()});
   if (!filters.ok()) {
     spdlog::error("{}", filters.status().message());
     return edgevisor::kExitVmmError;

@@ -125,7 +125,7 @@ Requests MainIoctls() {
   return {KVM_IRQ_LINE, KVM_IRQFD, KVM_IOEVENTFD, 0x80081272 /* BLKGETSIZE64 */};
 }
 
-Requests RtcIoctls() { return {KVM_IRQ_LINE}; }
+[[maybe_unused]] Requests RtcIoctls() { return {KVM_IRQ_LINE}; }
 
 // One comparison of syscall argument ARG (libseccomp's SCMP_A* macros, spelt out in full).
 scmp_arg_cmp Arg(unsigned arg, scmp_compare op, scmp_datum_t a, scmp_datum_t b = 0) {
@@ -234,21 +234,30 @@ absl::StatusOr<std::shared_ptr<const ThreadFilter>> Build(
   return f.Compile();
 }
 
-absl::StatusOr<ThreadFilters> CompileAll(const std::shared_future<void>& prerequisite) {
+absl::StatusOr<ThreadFilters> CompileAll(const FilterRoles& roles,
+                                         const std::shared_future<void>& prerequisite) {
   ThreadFilters t;
   EV_ASSIGN_OR_RETURN(t.main, Build("main", {kWait, kMain}, MainIoctls(), prerequisite));
   EV_ASSIGN_OR_RETURN(t.vcpu, Build("vcpu", {kWait, kVcpu}, VcpuIoctls(), prerequisite));
-  EV_ASSIGN_OR_RETURN(
-      t.api, Build("api", {kWait, kApi}, {}, prerequisite, {.threads = true, .set_name = true}));
-  EV_ASSIGN_OR_RETURN(t.block, Build("block", {kWait, kBlock}, {}, prerequisite));
-  EV_ASSIGN_OR_RETURN(t.net, Build("net", {kWait, kNet}, {}, prerequisite));
+  if (roles.api) {
+    EV_ASSIGN_OR_RETURN(
+        t.api, Build("api", {kWait, kApi}, {}, prerequisite, {.threads = true, .set_name = true}));
+  }
+  if (roles.block) {
+    EV_ASSIGN_OR_RETURN(t.block, Build("block", {kWait, kBlock}, {}, prerequisite));
+  }
+  if (roles.net) {
+    EV_ASSIGN_OR_RETURN(t.net, Build("net", {kWait, kNet}, {}, prerequisite));
+  }
+#if defined(__aarch64__)  // the PL031 is the only user
   EV_ASSIGN_OR_RETURN(t.rtc, Build("rtc", {kWait, kRtc}, RtcIoctls(), prerequisite));
+#endif
   return t;
 }
 
 }  // namespace
 
-absl::StatusOr<ThreadFilters> BuildThreadFilters() {
+absl::StatusOr<ThreadFilters> BuildThreadFilters(FilterRoles roles) {
   // glibc's malloc counts the CPUs (opening /sys/devices/system/cpu/online) when a thread first
   // needs an arena beyond the eighth; with a fixed limit it never asks. Four arenas also keep
   // the per-thread heaps of a VM with many queues small.
@@ -271,9 +280,9 @@ absl::StatusOr<ThreadFilters> BuildThreadFilters() {
   std::future<absl::StatusOr<ThreadFilters>> result = compiled.get_future();
   std::promise<void> measured;
   std::shared_future<void> frequency = measured.get_future().share();
-  std::thread([compiled = std::move(compiled), measured = std::move(measured),
+  std::thread([roles, compiled = std::move(compiled), measured = std::move(measured),
                frequency]() mutable {
-    compiled.set_value(CompileAll(frequency));
+    compiled.set_value(CompileAll(roles, frequency));
     (void)absl::base_internal::NominalCPUFrequency();
     measured.set_value();
   }).detach();

@@ -21,8 +21,18 @@ struct ThreadFilters {
   std::shared_ptr<const ThreadFilter> main, vcpu, api, block, net, rtc;
 };
 
-// Compiles every role's filter for this process (tgkill is limited to its own thread group).
-absl::StatusOr<ThreadFilters> BuildThreadFilters();
+// The roles besides main and vcpu that a process needs filters for. A VM whose devices are known
+// up front (the `run` command line, a config file without the API) skips the others: each one
+// costs ~80 us of start-up CPU. The API's VM may get any device later: it needs all.
+struct FilterRoles {
+  bool api = true;
+  bool block = true;
+  bool net = true;
+};
+
+// Compiles the filters of main, vcpu and `roles` (and rtc on aarch64) for this process (tgkill
+// is limited to its own thread group). The others stay null: no thread of that role may start.
+absl::StatusOr<ThreadFilters> BuildThreadFilters(FilterRoles roles = {});
 
 // The syscall names of this architecture, by number, for the violation report.
 std::shared_ptr<const SyscallNames> SyscallNameTable();
