@@ -103,7 +103,7 @@ constexpr Names kBlock = {"io_uring_enter", "io_uring_setup", "io_uring_register
 
 constexpr Names kNet = {"readv", "writev", "eventfd2"};
 
-constexpr Names kRtc = {"timerfd_settime", "timerfd_gettime"};
+[[maybe_unused]] constexpr Names kRtc = {"timerfd_settime", "timerfd_gettime"};
 
 // ioctl requests, by role (the third argument of each rule: the request, compared as the
 // 32-bit unsigned int the kernel reads).
