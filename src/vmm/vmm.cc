@@ -129,6 +129,10 @@ absl::Status Vmm::Start() {
   for (size_t i = 0; i < p_.vcpus.size(); ++i) {
     threads_.emplace_back([this, i] { VcpuThread(i); });
   }
+  // What building the VM allocated and freed goes back to the host now instead of staying in
+  // the heap for the VM's whole life. Before the filter: a first call may initialize malloc
+  // (getrandom), as it does under the sanitizers, whose allocator leaves glibc's unused.
+  malloc_trim(0);
   absl::Status s = InstallThreadFilter(p_.filters.main.get());
   if (!s.ok()) {
     p_.stop->Request(StopReason::kVmmError, kExitVmmError, std::string(s.message()));
@@ -399,9 +403,6 @@ int Vmm::Run() {
     spdlog::error("{}", s.message());
     return kExitVmmError;
   }
-  // What building the VM allocated and freed (the kernel image, the config, the filters' build)
-  // goes back to the host now instead of staying in the heap for the VM's whole life.
-  malloc_trim(0);
   MainLoop loop;
   if (absl::Status s = SetUpMainLoop(loop); !s.ok()) {
     p_.stop->Request(StopReason::kVmmError, kExitVmmError,
