@@ -242,15 +242,18 @@ enum class MainEvent : uint32_t {
   kRequest
 };
 
+timespec Nanoseconds(int64_t ns) {
+  return {static_cast<time_t>(ns / 1'000'000'000),
+          static_cast<long>(ns % 1'000'000'000)};  // NOLINT(runtime/int)
+}
+
 // A timer: first expiry after `first` ns, then every `period` ns (0: once).
 absl::StatusOr<UniqueFd> Timer(int64_t first, int64_t period, const char* what) {
   UniqueFd fd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
   if (!fd.valid()) return ErrnoError(absl::StrCat("timerfd for ", what));
   itimerspec its{};
-  its.it_value = {static_cast<time_t>(first / 1'000'000'000),
-                  static_cast<long>(first % 1'000'000'000)};  // NOLINT(runtime/int)
-  its.it_interval = {static_cast<time_t>(period / 1'000'000'000),
-                     static_cast<long>(period % 1'000'000'000)};  // NOLINT(runtime/int)
+  its.it_value = Nanoseconds(first);
+  its.it_interval = Nanoseconds(period);
   if (timerfd_settime(fd.get(), 0, &its, nullptr) != 0) {
     return ErrnoError(absl::StrCat("timerfd_settime for ", what));
   }
@@ -281,8 +284,7 @@ void Vmm::ArmParkCheck(MainLoop& loop, int64_t delay_ns) {
   }
   loop.park_delay_ns = delay_ns;
   itimerspec its{};
-  its.it_value = {static_cast<time_t>(delay_ns / 1'000'000'000),
-                  static_cast<long>(delay_ns % 1'000'000'000)};  // NOLINT(runtime/int)
+  its.it_value = Nanoseconds(delay_ns);
   if (timerfd_settime(loop.park_check.get(), 0, &its, nullptr) != 0) {
     spdlog::warn("the halted-guest check: timerfd_settime: {}", strerror(errno));
   }
