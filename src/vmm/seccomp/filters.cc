@@ -4,13 +4,11 @@
 #include <linux/kvm.h>
 #include <malloc.h>
 #include <seccomp.h>
-
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <unistd.h>
-#include <future>
 
 #include <cerrno>
 #include <cstring>
