@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -65,6 +66,24 @@ inline absl::StatusOr<uint64_t> GetUint(const Json& obj, const std::string& wher
     return Bad(Field(where, key), absl::StrFormat("%d is outside [%d, %d]", v, min, max));
   }
   return v;
+}
+
+// An array of at most MAX_LEN bytes (numbers 0-255), as device state stores a FIFO's contents.
+inline absl::StatusOr<std::vector<uint8_t>> GetBytes(const Json& obj, const std::string& where,
+                                                     const std::string& key, size_t max_len) {
+  if (!obj.contains(key)) return Bad(Field(where, key), "missing required field");
+  const Json& a = obj[key];
+  if (!a.is_array() || a.size() > max_len) {
+    return Bad(Field(where, key), absl::StrFormat("must be an array of at most %d bytes", max_len));
+  }
+  std::vector<uint8_t> out;
+  for (const Json& b : a) {
+    if (!b.is_number_unsigned() || b.get<uint64_t>() > 0xff) {
+      return Bad(Field(where, key), "must hold numbers from 0 to 255");
+    }
+    out.push_back(static_cast<uint8_t>(b.get<uint64_t>()));
+  }
+  return out;
 }
 
 }  // namespace edgevisor::json_fields

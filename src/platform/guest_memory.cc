@@ -11,10 +11,12 @@
 
 namespace edgevisor {
 
-absl::StatusOr<GuestMemory> GuestMemory::Create(const std::vector<GuestRange>& layout) {
+absl::StatusOr<GuestMemory> GuestMemory::Create(const std::vector<GuestRange>& layout,
+                                                int backing_fd) {
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   GuestMemory mem;
   uint64_t prev_end = 0;
+  uint64_t file_offset = 0;  // the regions lie back to back in a backing file
   for (size_t i = 0; i < layout.size(); ++i) {
     const GuestRange& r = layout[i];
     if (r.size == 0 || r.start % page != 0 || r.size % page != 0) {
@@ -27,11 +29,17 @@ absl::StatusOr<GuestMemory> GuestMemory::Create(const std::vector<GuestRange>& l
     }
     prev_end = r.start + r.size;
     // MAP_NORESERVE: a 4 GiB guest that touches 64 MiB costs 64 MiB, and no swap is reserved.
-    void* p = mmap(nullptr, r.size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    // From a file: MAP_PRIVATE, so every VM restored from one memory file shares its page cache
+    // until it writes a page (copy-on-write), and none writes to the file.
+    void* p = backing_fd < 0 ? mmap(nullptr, r.size, PROT_READ | PROT_WRITE,
+                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+                             : mmap(nullptr, r.size, PROT_READ | PROT_WRITE,
+                                    MAP_PRIVATE | MAP_NORESERVE, backing_fd,
+                                    static_cast<off_t>(file_offset));
     if (p == MAP_FAILED) {
       return ErrnoError(absl::StrFormat("mmap of %d MiB guest RAM", r.size >> 20));
     }
+    file_offset += r.size;
     mem.regions_.push_back({r.start, r.size, static_cast<uint8_t*>(p)});
     // Guest RAM is never inherited by a child (nothing we fork needs it), and the distinct VMA
     // flag keeps the kernel from merging it with neighbouring anonymous mappings, so tools see

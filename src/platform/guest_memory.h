@@ -33,8 +33,11 @@ struct GuestRegion {
 class GuestMemory {
  public:
   // Maps one anonymous MAP_NORESERVE region per range. Ranges must be page aligned, non-empty,
-  // sorted and non-overlapping.
-  static absl::StatusOr<GuestMemory> Create(const std::vector<GuestRange>& layout);
+  // sorted and non-overlapping. With BACKING_FD (a snapshot's memory file, at least as long as
+  // the ranges together), the regions map that file privately instead, back to back from
+  // offset 0.
+  static absl::StatusOr<GuestMemory> Create(const std::vector<GuestRange>& layout,
+                                            int backing_fd = -1);
 
   GuestMemory() = default;
   ~GuestMemory();

@@ -24,6 +24,8 @@ class Kvm {
 #if defined(__x86_64__)
   // KVM_GET_SUPPORTED_CPUID, fetched once.
   absl::StatusOr<std::vector<kvm_cpuid_entry2>> SupportedCpuid() const;
+  // KVM_GET_MSR_INDEX_LIST: the MSRs KVM can save and restore for a guest.
+  absl::StatusOr<std::vector<uint32_t>> MsrIndexList() const;
 #endif
 
  private:
@@ -46,6 +48,17 @@ class Vm {
   absl::Status AddIoeventfd(int fd, uint64_t addr, uint32_t len, uint64_t datamatch) const;
   // Writing to `fd` injects an edge on `gsi` through the in-kernel irqchip.
   absl::Status AddIrqfd(int fd, uint32_t gsi) const;
+
+#if defined(__x86_64__)
+  // The in-kernel irqchip (PIC master, PIC slave, IOAPIC), PIT and kvmclock, for snapshots.
+  struct IrqchipState {
+    kvm_irqchip pic_master{}, pic_slave{}, ioapic{};
+    kvm_pit_state2 pit{};
+    kvm_clock_data clock{};
+  };
+  absl::StatusOr<IrqchipState> SaveIrqchip() const;
+  absl::Status RestoreIrqchip(const IrqchipState& s) const;
+#endif
 
  private:
   UniqueFd fd_;

@@ -25,4 +25,29 @@ inline constexpr unsigned long kSetCpuid2 = _IOW(KVMIO, 0x90, Cpuid2Header);  //
 static_assert(kGetSupportedCpuid == 0xc008ae05);
 static_assert(kSetCpuid2 == 0x4008ae90);
 
+#if defined(__x86_64__)
+struct MsrsHeader {  // struct kvm_msrs without its entries
+  uint32_t nmsrs;
+  uint32_t pad;
+};
+struct MsrListHeader {  // struct kvm_msr_list without its indices
+  uint32_t nmsrs;
+};
+struct XsaveRegion {  // struct kvm_xsave without `extra` (KVM_GET_XSAVE2 may write past it)
+  uint32_t region[1024];
+};
+inline constexpr unsigned long kGetMsrIndexList = _IOWR(KVMIO, 0x02, MsrListHeader);  // NOLINT
+inline constexpr unsigned long kGetMsrs = _IOWR(KVMIO, 0x88, MsrsHeader);             // NOLINT
+inline constexpr unsigned long kSetMsrs = _IOW(KVMIO, 0x89, MsrsHeader);              // NOLINT
+inline constexpr unsigned long kGetXsave = _IOR(KVMIO, 0xa4, XsaveRegion);            // NOLINT
+inline constexpr unsigned long kSetXsave = _IOW(KVMIO, 0xa5, XsaveRegion);            // NOLINT
+inline constexpr unsigned long kGetXsave2 = _IOR(KVMIO, 0xcf, XsaveRegion);           // NOLINT
+static_assert(kGetMsrIndexList == 0xc004ae02);
+static_assert(kGetMsrs == 0xc008ae88);
+static_assert(kSetMsrs == 0x4008ae89);
+static_assert(kGetXsave == 0x9000aea4);
+static_assert(kSetXsave == 0x5000aea5);
+static_assert(kGetXsave2 == 0x9000aecf);
+#endif
+
 }  // namespace edgevisor::kvm_abi

@@ -14,6 +14,24 @@
 
 namespace edgevisor {
 
+#if defined(__x86_64__)
+// Everything KVM holds for one x86_64 vCPU, as a snapshot records it. The structures are KVM's
+// own; xsave is as long as KVM_CAP_XSAVE2 says (at least 4096 bytes).
+struct VcpuState {
+  std::vector<kvm_cpuid_entry2> cpuid;  // what the guest was given (KVM_SET_CPUID2)
+  kvm_mp_state mp_state{};
+  kvm_regs regs{};
+  kvm_sregs sregs{};
+  std::vector<uint8_t> xsave;
+  kvm_xcrs xcrs{};
+  kvm_lapic_state lapic{};
+  std::vector<kvm_msr_entry> msrs;
+  kvm_vcpu_events events{};
+  kvm_debugregs debugregs{};
+  uint32_t tsc_khz = 0;  // 0: unknown
+};
+#endif
+
 class Vcpu {
  public:
   static absl::StatusOr<std::unique_ptr<Vcpu>> Create(const Kvm& kvm, const Vm& vm, int index);
@@ -38,6 +56,16 @@ class Vcpu {
   absl::StatusOr<kvm_sregs> GetSregs() const;
   absl::Status SetSregs(const kvm_sregs& sregs) const;
   absl::Status SetCpuid(const std::vector<kvm_cpuid_entry2>& entries) const;
+
+  // The MSRs of CANDIDATES (KVM's index list) that this vCPU can read: KVM lists MSRs of
+  // features the guest's CPUID may lack, and KVM_GET_MSRS stops at the first of those.
+  absl::StatusOr<std::vector<uint32_t>> ReadableMsrs(std::vector<uint32_t> candidates) const;
+  // The whole vCPU (the thread running it must be out of KVM_RUN, e.g. paused) but its CPUID,
+  // which the caller knows (KVM_GET_CPUID2 may report more than was set). MSRS are the indexes
+  // to save (ReadableMsrs). XSAVE_SIZE: KVM_CAP_XSAVE2's answer (4096 or more).
+  absl::StatusOr<VcpuState> SaveState(const std::vector<uint32_t>& msrs, size_t xsave_size) const;
+  // Restores a saved vCPU on a freshly created one, CPUID first. Errors name what KVM refused.
+  absl::Status RestoreState(const VcpuState& s) const;
 #endif
 
  private:

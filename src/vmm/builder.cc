@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "src/base/errors.h"
 #include "src/base/log.h"
 #include "src/devices/block/virtio_block.h"
@@ -53,8 +54,9 @@ class MappedFile {
   size_t size_ = 0;
 };
 
-// The KVM VM, guest RAM and the architecture's VM-wide state (the in-kernel irqchip).
-absl::Status CreateMachine(const VmConfig& cfg, VmParts& p) {
+// The KVM VM, guest RAM and the architecture's VM-wide state (the in-kernel irqchip). RAM maps
+// MEM_FD privately when given (a snapshot's memory file), else anonymous memory.
+absl::Status CreateMachine(const VmConfig& cfg, VmParts& p, int mem_fd = -1) {
   EV_ASSIGN_OR_RETURN(p.kvm, Kvm::Open());
   if (cfg.machine.vcpus > p.kvm.max_vcpus()) {
     return UsageError(absl::StrFormat("--vcpus: %d is more than KVM's limit of %d",
@@ -63,7 +65,7 @@ absl::Status CreateMachine(const VmConfig& cfg, VmParts& p) {
   EV_ASSIGN_OR_RETURN(p.vm, Vm::Create(p.kvm));
   EV_ASSIGN_OR_RETURN(p.stop, StopController::Create());
   EV_ASSIGN_OR_RETURN(GuestMemory mem,
-                      GuestMemory::Create(arch::RamLayout(cfg.machine.mem_mib << 20)));
+                      GuestMemory::Create(arch::RamLayout(cfg.machine.mem_mib << 20), mem_fd));
   p.mem = std::make_unique<GuestMemory>(std::move(mem));
   uint32_t slot = 0;
   for (const GuestRegion& r : p.mem->regions()) {
@@ -168,6 +170,20 @@ absl::StatusOr<int> OpenConsole(const SerialConfig& serial, VmParts& p) {
   return -1;
 }
 
+// The platform devices: the boot timer (at Firecracker's address on both architectures), then
+// the console and the rest, per architecture.
+absl::Status AddPlatform(const VmConfig& cfg, ProcessClock vmm_start, VmParts& p) {
+  EV_ASSIGN_OR_RETURN(const int console_out, OpenConsole(cfg.serial, p));
+  p.boot_timer = std::make_shared<BootTimer>(vmm_start);
+  EV_RETURN_IF_ERROR(
+      p.mmio->Insert(p.boot_timer, arch::BootTimerAddress(), BootTimer::kSize, "boot-timer"));
+  return arch::AddPlatformDevices({.console_out_fd = console_out,
+                                   .debug_exit = cfg.debug_exit,
+                                   .reboot_exit_code = cfg.reboot_exit_code,
+                                   .rtc_filter = p.filters.rtc},
+                                  p);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock vmm_start,
@@ -175,6 +191,7 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
   VmParts p;
   p.filters = filters;
   p.id = cfg.id;
+  p.config = cfg;
   p.reboot_exit_code = cfg.reboot_exit_code;
   EV_RETURN_IF_ERROR(CreateMachine(cfg, p));
 
@@ -186,21 +203,68 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
   EV_ASSIGN_OR_RETURN(arch::BootEntry boot, LoadKernel(cfg.boot, cmdline, *p.mem));
   EV_RETURN_IF_ERROR(PrepareBoot(cfg, boot, placement, p));
 
-  // The platform devices: the boot timer (at Firecracker's address on both architectures),
-  // then the console and the rest, per architecture.
-  EV_ASSIGN_OR_RETURN(const int console_out, OpenConsole(cfg.serial, p));
-  p.boot_timer = std::make_shared<BootTimer>(vmm_start);
-  EV_RETURN_IF_ERROR(
-      p.mmio->Insert(p.boot_timer, arch::BootTimerAddress(), BootTimer::kSize, "boot-timer"));
-  EV_RETURN_IF_ERROR(arch::AddPlatformDevices({.console_out_fd = console_out,
-                                               .debug_exit = cfg.debug_exit,
-                                               .reboot_exit_code = cfg.reboot_exit_code,
-                                               .rtc_filter = filters.rtc},
-                                              p));
+  EV_RETURN_IF_ERROR(AddPlatform(cfg, vmm_start, p));
 
   spdlog::debug("built VM: {} vCPUs, {} MiB, kernel {}", cfg.machine.vcpus, cfg.machine.mem_mib,
                 cfg.boot.kernel_path);
   return std::make_unique<Vmm>(std::move(p));
+}
+
+absl::StatusOr<std::unique_ptr<Vmm>> RestoreVm(const snapshot::VmState& state,
+                                               const RestoreOptions& opts, ProcessClock vmm_start,
+                                               const seccomp::ThreadFilters& filters) {
+#if !defined(__x86_64__)
+  return absl::UnimplementedError("snapshots of aarch64 VMs are not supported yet");
+#else
+  UniqueFd mem(open(opts.mem_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!mem.valid()) return ErrnoError(absl::StrFormat("mem_file_path: %s", opts.mem_path));
+  struct stat st {};
+  if (fstat(mem.get(), &st) != 0 || !S_ISREG(st.st_mode) ||
+      static_cast<uint64_t>(st.st_size) < state.mem_bytes) {
+    return UsageError(absl::StrFormat(
+        "mem_file_path: %s is %d bytes, but the snapshot's guest has %d bytes of RAM",
+        opts.mem_path, static_cast<int64_t>(st.st_size), state.mem_bytes));
+  }
+  VmConfig cfg = state.config;
+  cfg.id = opts.id;
+  cfg.serial = opts.serial;
+  VmParts p;
+  p.filters = filters;
+  p.id = cfg.id;
+  p.config = cfg;
+  p.reboot_exit_code = cfg.reboot_exit_code;
+  p.start_paused = !opts.resume;
+  EV_RETURN_IF_ERROR(CreateMachine(cfg, p, mem.get()));
+  // The guest keeps the CPU it saw: this host's KVM must be able to give it every feature.
+  EV_ASSIGN_OR_RETURN(std::vector<kvm_cpuid_entry2> host, p.kvm.SupportedCpuid());
+  std::vector<std::string> missing = snapshot::MissingCpuFeatures(state.vcpus[0].cpuid, host);
+  if (!missing.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the snapshot's guest saw CPU features this host's KVM cannot give: ",
+        absl::StrJoin(missing, "; ")));
+  }
+  VirtioPlacement placement(p, nullptr);
+  EV_RETURN_IF_ERROR(AddVirtioDevices(cfg, p, placement));
+  EV_RETURN_IF_ERROR(Annotate(p.vm.RestoreIrqchip(state.irqchip), "snapshot: irqchip"));
+  for (int i = 0; i < cfg.machine.vcpus; ++i) {
+    EV_ASSIGN_OR_RETURN(std::unique_ptr<Vcpu> vcpu, Vcpu::Create(p.kvm, p.vm, i));
+    EV_RETURN_IF_ERROR(Annotate(vcpu->RestoreState(state.vcpus[i]),
+                                absl::StrFormat("snapshot: vcpus[%d]", i)));
+    p.vcpus.push_back(std::move(vcpu));
+  }
+  EV_RETURN_IF_ERROR(arch::FinishVm(p.vm, p.arch));
+  EV_RETURN_IF_ERROR(placement.ConnectInterrupts());
+  EV_RETURN_IF_ERROR(AddPlatform(cfg, vmm_start, p));
+  EV_RETURN_IF_ERROR(Annotate(p.uart->LoadState(state.uart), "snapshot: uart"));
+  if (p.i8042) EV_RETURN_IF_ERROR(Annotate(p.i8042->LoadState(state.i8042), "snapshot: i8042"));
+  for (size_t i = 0; i < p.virtio_devices.size(); ++i) {
+    EV_RETURN_IF_ERROR(Annotate(p.virtio_devices[i]->LoadState(state.virtio[i]),
+                                absl::StrFormat("snapshot: virtio[%d]", i)));
+  }
+  spdlog::info("restored VM: {} vCPUs, {} MiB from {}{}", cfg.machine.vcpus, cfg.machine.mem_mib,
+               opts.mem_path, opts.resume ? "" : " (paused)");
+  return std::make_unique<Vmm>(std::move(p));
+#endif
 }
 
 }  // namespace edgevisor

@@ -36,6 +36,8 @@
 #include "src/vmm/cli.h"
 #include "src/vmm/config/fc_config.h"
 #include "src/vmm/metrics.h"
+#include "src/vmm/snapshot/file.h"
+#include "src/vmm/snapshot/vm_state.h"
 
 #if defined(EV_SANITIZERS)
 // LeakSanitizer checks at exit by ptracing the process from a new thread and reading /proc,
@@ -156,10 +158,31 @@ class VmmHandle : public edgevisor::api::RunningVm {
   absl::Status ReplaceDriveBacking(const std::string& id, const std::string& path) override {
     return vmm_->ReplaceDriveBacking(id, path);
   }
+  absl::Status CreateSnapshot(const std::string& state, const std::string& mem) override {
+    return vmm_->CreateSnapshot(state, mem, kVersion);
+  }
 
  private:
   edgevisor::Vmm* vmm_;
 };
+
+// A snapshot state file, read, checked and parsed (snapshot/file.h, vm_state.h). Errors name
+// the path or the field.
+absl::StatusOr<edgevisor::snapshot::VmState> ReadSnapshot(const std::string& path) {
+  auto bytes = edgevisor::ReadSmallFile(path, edgevisor::snapshot::kHeaderSize +
+                                                  edgevisor::snapshot::kMaxStateBytes);
+  if (!bytes.ok()) return edgevisor::Annotate(bytes.status(), "snapshot_path");
+  auto decoded = edgevisor::snapshot::Decode(absl::MakeConstSpan(
+      reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()));
+  if (!decoded.ok()) return decoded.status();
+  if (decoded->vmm_version != kVersion) {
+    spdlog::info("snapshot {} was written by edgevisor {}; this is {}", path,
+                 decoded->vmm_version, kVersion);
+  }
+  auto state = edgevisor::snapshot::Parse(decoded->state);
+  if (!state.ok()) return edgevisor::Annotate(state.status(), "snapshot: state");
+  return state;
+}
 
 // Hands the VM that InstanceStart built (on the API thread) to the main thread, which runs it.
 struct Launch {
@@ -250,6 +273,25 @@ int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
     launch.handle = std::make_unique<VmmHandle>(launch.vmm.get());
     launch.started.Signal();
     return launch.handle.get();
+  };
+  hooks.load_snapshot = [&](const edgevisor::api::SnapshotLoad& load,
+                            std::shared_ptr<edgevisor::MetricsWriter> metrics)
+      -> absl::StatusOr<edgevisor::api::LoadedVm> {
+    EV_ASSIGN_OR_RETURN(edgevisor::snapshot::VmState state, ReadSnapshot(load.snapshot_path));
+    edgevisor::RestoreOptions opts;
+    opts.mem_path = load.mem_path;
+    opts.resume = load.resume;
+    opts.id = vm_id;
+    auto vmm = edgevisor::RestoreVm(state, opts, start, *filters);
+    if (!vmm.ok()) return vmm.status();
+    (*vmm)->SetMetrics(std::move(metrics));
+    (*vmm)->SetRequestSource((*queue)->fd(), serve);
+    EV_RETURN_IF_ERROR((*vmm)->Start());
+    absl::MutexLock lock(&launch.mu);
+    launch.vmm = std::move(*vmm);
+    launch.handle = std::make_unique<VmmHandle>(launch.vmm.get());
+    launch.started.Signal();
+    return edgevisor::api::LoadedVm{launch.handle.get(), state.config};
   };
   hooks.check_drive = CheckDrive;
   hooks.check_net = CheckNet;

@@ -79,6 +79,7 @@ Vmm::Vmm(VmParts parts)
       counters_(new VcpuCounters[p_.vcpus.size()]),
       parked_(new std::atomic<bool>[p_.vcpus.size()]) {
   for (size_t i = 0; i < p_.vcpus.size(); ++i) parked_[i] = false;
+  if (p_.start_paused) pause_requested_ = true;
   absl::StatusOr<EventFd> activity = EventFd::Create("guest activity");
   if (activity.ok()) {
     activity_ = *std::move(activity);

@@ -25,6 +25,7 @@
 #include "src/platform/kvm.h"
 #include "src/platform/vcpu.h"
 #include "src/vmm/arch/arch.h"
+#include "src/vmm/config/vm_config.h"
 #include "src/vmm/metrics.h"
 #include "src/vmm/seccomp/filters.h"
 #include "src/vmm/stop_controller.h"
@@ -34,6 +35,8 @@ namespace edgevisor {
 // Everything the builder assembles. Members are destroyed in reverse order: vCPUs before memory.
 struct VmParts {
   std::string id;
+  VmConfig config;            // what the VM was built from (a snapshot records it)
+  bool start_paused = false;  // the vCPUs wait for Resume() before they first run (a restore)
   Kvm kvm;
   Vm vm;
   arch::ArchVm arch;  // the irqchip device (aarch64) and other per-architecture state
@@ -84,6 +87,11 @@ class Vmm {
   absl::Status ReplaceDriveBacking(const std::string& id, const std::string& path);
   // Presses Ctrl+Alt+Del on the i8042 keyboard (x86).
   absl::Status SendCtrlAltDel();
+  // Writes a full snapshot of the paused VM: its state to STATE_PATH (snapshot/file.h, stamped
+  // with VMM_VERSION) and guest RAM to MEM_PATH (sparse: zero pages are holes). The devices
+  // finish their I/O in flight first; the VM stays paused and goes on after Resume().
+  absl::Status CreateSnapshot(const std::string& state_path, const std::string& mem_path,
+                              const std::string& vmm_version);
   // Cumulative counters: vCPU exits, and per-device block and net counters.
   Json Counters() const;
   // Metrics flushed every MetricsWriter::kPeriodSeconds and when the VM stops. Before Run().

@@ -210,6 +210,7 @@ class VirtioBlock::Worker : public virtio::Worker {
          std::vector<std::unique_ptr<virtio::Virtqueue>> vqs,
          std::vector<std::unique_ptr<IoEngine>> engines);
   absl::Status WatchAll();
+  std::vector<virtio::QueueState> QueueStates() override;
 
  protected:
   void OnEvent(virtio::EventId id) override;
@@ -457,16 +458,31 @@ absl::Status VirtioBlock::Worker::SwitchEngines(int fd) {
   return absl::OkStatus();
 }
 
-// Reset or teardown: wait for the host I/O that still points into guest memory. A swap that
-// raced with the reset finds nothing in flight any more, so it is installed here.
+// Reset or teardown: wait for the host I/O that still points into guest memory (a quiesce
+// completes it). A swap that raced with the reset finds nothing in flight any more, so it is
+// installed here.
 void VirtioBlock::Worker::OnStop() {
-  Drain(/*finish=*/false);
+  Drain(/*finish=*/finish_on_stop());
   absl::MutexLock lock(&dev_.pending_mu_);
   if (dev_.pending_) {
     dev_.InstallBacking(std::move(*dev_.pending_));
     dev_.pending_.reset();
     dev_.pending_result_ = absl::OkStatus();
   }
+}
+
+std::vector<virtio::QueueState> VirtioBlock::Worker::QueueStates() {
+  std::vector<virtio::QueueState> out;
+  for (const Queue& q : queues_) out.push_back(q.vq ? q.vq->state() : virtio::QueueState{});
+  return out;
+}
+
+absl::StatusOr<std::vector<virtio::QueueState>> VirtioBlock::Quiesce() {
+  absl::MutexLock swap_lock(&swap_mu_);
+  std::unique_ptr<virtio::Worker> w = thread_.Quiesce();
+  running_ = false;
+  if (!w) return absl::FailedPreconditionError(thread_name_ + ": not active");
+  return w->QueueStates();
 }
 
 absl::Status VirtioBlock::Activate(virtio::ActivateArgs args) {

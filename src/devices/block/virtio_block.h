@@ -47,6 +47,7 @@ class VirtioBlock : public virtio::VirtioDevice {
   void WriteConfig(uint64_t, absl::Span<const uint8_t>) override {}  // all fields read-only
   absl::Status Activate(virtio::ActivateArgs args) override;
   void Reset() override;
+  absl::StatusOr<std::vector<virtio::QueueState>> Quiesce() override;
   std::string counter_group() const override { return "block"; }
   CounterList Counters() const override;
 

@@ -1,5 +1,7 @@
 #include "src/devices/legacy/i8042.h"
 #include "absl/synchronization/mutex.h"
+#include "src/base/errors.h"
+#include "src/base/json_fields.h"
 
 namespace edgevisor {
 
@@ -88,6 +90,33 @@ void I8042::PulseIfEnabled() {
     enabled = (ctr_ & kCtrKbdInterrupt) != 0;
   }
   if (enabled && pulse_irq1_) pulse_irq1_();
+}
+
+nlohmann::json I8042::SaveState() {
+  absl::MutexLock lock(&mu_);
+  return {{"out", std::vector<uint8_t>(out_.begin(), out_.end())},
+          {"ctr", ctr_},
+          {"out_port", out_port_},
+          {"pending_cmd", pending_cmd_},
+          {"last_was_command", last_was_command_}};
+}
+
+absl::Status I8042::LoadState(const nlohmann::json& j) {
+  using namespace json_fields;  // NOLINT(build/namespaces): the field readers
+  EV_RETURN_IF_ERROR(
+      CheckObject(j, "", {"out", "ctr", "out_port", "pending_cmd", "last_was_command"}));
+  EV_ASSIGN_OR_RETURN(std::vector<uint8_t> out, GetBytes(j, "", "out", kBufferSize));
+  EV_ASSIGN_OR_RETURN(uint64_t ctr, GetUint(j, "", "ctr", 0, 0xff));
+  EV_ASSIGN_OR_RETURN(uint64_t out_port, GetUint(j, "", "out_port", 0, 0xff));
+  EV_ASSIGN_OR_RETURN(uint64_t pending, GetUint(j, "", "pending_cmd", 0, 0xff));
+  EV_ASSIGN_OR_RETURN(bool last_cmd, GetBool(j, "", "last_was_command", true, false));
+  absl::MutexLock lock(&mu_);
+  out_.assign(out.begin(), out.end());
+  ctr_ = static_cast<uint8_t>(ctr);
+  out_port_ = static_cast<uint8_t>(out_port);
+  pending_cmd_ = static_cast<uint8_t>(pending);
+  last_was_command_ = last_cmd;
+  return absl::OkStatus();
 }
 
 }  // namespace edgevisor

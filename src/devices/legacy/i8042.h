@@ -12,7 +12,9 @@
 #include <deque>
 #include <functional>
 
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "nlohmann/json.hpp"
 
 #include "src/platform/bus.h"
 
@@ -56,6 +58,10 @@ class I8042 : public BusDevice {
   // Queues Ctrl, Alt, Del (make codes, set 2) and interrupts the guest. False when the buffer
   // has no room (the guest is not reading its keyboard).
   bool SendCtrlAltDel();
+
+  // Snapshots: the controller's registers and its output buffer. Errors name the field.
+  nlohmann::json SaveState();
+  absl::Status LoadState(const nlohmann::json& j);
 
  private:
   bool PushLocked(std::initializer_list<uint8_t> bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include "absl/synchronization/mutex.h"
+#include "src/base/errors.h"
+#include "src/base/json_fields.h"
 #include "src/base/log.h"
 
 namespace edgevisor {
@@ -165,6 +167,47 @@ void Uart16550::SetOnRoom(std::function<void()> on_room) {
 uint64_t Uart16550::output_errors() const {
   absl::MutexLock lock(&mu_);
   return output_errors_;
+}
+
+nlohmann::json Uart16550::SaveState() const {
+  absl::MutexLock lock(&mu_);
+  return {{"rx", std::vector<uint8_t>(rx_.begin(), rx_.end())},
+          {"ier", ier_},
+          {"lcr", lcr_},
+          {"mcr", mcr_},
+          {"scr", scr_},
+          {"dll", dll_},
+          {"dlm", dlm_},
+          {"fifo_enabled", fifo_enabled_},
+          {"thre_pending", thre_pending_}};
+}
+
+absl::Status Uart16550::LoadState(const nlohmann::json& j) {
+  using namespace json_fields;  // NOLINT(build/namespaces): the field readers
+  EV_RETURN_IF_ERROR(CheckObject(
+      j, "", {"rx", "ier", "lcr", "mcr", "scr", "dll", "dlm", "fifo_enabled", "thre_pending"}));
+  EV_ASSIGN_OR_RETURN(std::vector<uint8_t> rx, GetBytes(j, "", "rx", kRxFifoSize));
+  uint8_t regs[6];
+  const char* names[6] = {"ier", "lcr", "mcr", "scr", "dll", "dlm"};
+  for (int i = 0; i < 6; ++i) {
+    EV_ASSIGN_OR_RETURN(uint64_t v, GetUint(j, "", names[i], 0, 0xff));
+    regs[i] = static_cast<uint8_t>(v);
+  }
+  EV_ASSIGN_OR_RETURN(bool fifo, GetBool(j, "", "fifo_enabled", true, false));
+  EV_ASSIGN_OR_RETURN(bool thre, GetBool(j, "", "thre_pending", true, false));
+  absl::MutexLock lock(&mu_);
+  rx_.assign(rx.begin(), rx.end());
+  ier_ = regs[0];
+  lcr_ = regs[1];
+  mcr_ = regs[2];
+  scr_ = regs[3];
+  dll_ = regs[4];
+  dlm_ = regs[5];
+  fifo_enabled_ = fifo;
+  thre_pending_ = thre;
+  irq_level_ = IrqLevel();
+  if (set_irq_) set_irq_(irq_level_);
+  return absl::OkStatus();
 }
 
 }  // namespace edgevisor

@@ -6,7 +6,9 @@
 #include <deque>
 #include <functional>
 
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "nlohmann/json.hpp"
 
 #include "src/platform/bus.h"
 
@@ -29,6 +31,11 @@ class Uart16550 : public BusDevice {
   // reading host input at a full FIFO knows when to go on without polling.
   void SetOnRoom(std::function<void()> on_room);
   uint64_t output_errors() const;
+
+  // Snapshots: the registers and the receive FIFO. LoadState checks every field (errors name
+  // it) and drives the interrupt line to the loaded level.
+  nlohmann::json SaveState() const;
+  absl::Status LoadState(const nlohmann::json& j);
 
  private:
   uint8_t ReadReg(uint64_t reg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

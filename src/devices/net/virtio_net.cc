@@ -132,6 +132,7 @@ class VirtioNet::Worker : public virtio::Worker {
   Worker(VirtioNet& dev, const virtio::ActivateArgs& args,
          std::vector<std::unique_ptr<virtio::Virtqueue>> vqs);
   absl::Status WatchAll();
+  std::vector<virtio::QueueState> QueueStates() override;
 
  protected:
   void OnStart() override;
@@ -445,5 +446,29 @@ absl::Status VirtioNet::Activate(virtio::ActivateArgs args) {
 }
 
 void VirtioNet::Reset() { thread_.Stop(); }
+
+// RX chains popped for a frame that never came are given back; a frame waiting for buffers is
+// dropped (as a link would).
+std::vector<virtio::QueueState> VirtioNet::Worker::QueueStates() {
+  std::vector<virtio::QueueState> out;
+  for (size_t q = 0; q < vqs_.size(); ++q) {
+    if (!vqs_[q]) {
+      out.emplace_back();
+      continue;
+    }
+    virtio::QueueState s = vqs_[q]->state();
+    if (q % 2 == 0 && q / 2 < pairs_.size()) {
+      s.next_avail = static_cast<uint16_t>(s.next_avail - pairs_[q / 2].rx_chains.size());
+    }
+    out.push_back(s);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<virtio::QueueState>> VirtioNet::Quiesce() {
+  std::unique_ptr<virtio::Worker> w = thread_.Quiesce();
+  if (!w) return absl::FailedPreconditionError(thread_name_ + ": not active");
+  return w->QueueStates();
+}
 
 }  // namespace edgevisor::net

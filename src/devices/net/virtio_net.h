@@ -43,6 +43,7 @@ class VirtioNet : public virtio::VirtioDevice {
   void WriteConfig(uint64_t, absl::Span<const uint8_t>) override {}  // MAC is read-only here
   absl::Status Activate(virtio::ActivateArgs args) override;
   void Reset() override;
+  absl::StatusOr<std::vector<virtio::QueueState>> Quiesce() override;
   std::string counter_group() const override { return "net"; }
   CounterList Counters() const override;
 

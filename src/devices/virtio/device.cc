@@ -14,6 +14,7 @@ absl::StatusOr<std::vector<std::unique_ptr<Virtqueue>>> MakeQueues(const Activat
     if (!args.queues[i].ready) continue;
     vqs[i] = std::make_unique<Virtqueue>(args.mem, args.queues[i], event_idx, indirect);
     EV_RETURN_IF_ERROR(Annotate(vqs[i]->Validate(), absl::StrFormat("queue %d", i)));
+    if (i < args.resume.size()) vqs[i]->Restore(args.resume[i]);
   }
   return vqs;
 }

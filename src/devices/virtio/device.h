@@ -33,6 +33,9 @@ struct ActivateArgs {
   std::vector<QueueConfig> queues;
   std::vector<int> notify_fds;  // eventfd per queue, written on QueueNotify (ioeventfd)
   InterruptSink* interrupt = nullptr;
+  // Where each queue starts: empty for a fresh activation (all at 0), or the positions a
+  // snapshot or a quiesce recorded (one per queue).
+  std::vector<QueueState> resume;
 };
 
 class VirtioDevice {
@@ -49,6 +52,12 @@ class VirtioDevice {
   virtual absl::Status Activate(ActivateArgs args) = 0;
   // Stops processing and drops all queue state. Safe to call when not active.
   virtual void Reset() = 0;
+  // Snapshots, with the vCPUs paused: stops an active device once the requests in flight have
+  // completed (used and interrupted as usual), so that neither it nor guest memory changes any
+  // more, and returns each queue's position. Activate with `resume` set starts it again.
+  virtual absl::StatusOr<std::vector<QueueState>> Quiesce() {
+    return absl::UnimplementedError("this device cannot be snapshotted");
+  }
 
   // The device's cumulative counters under the names the metrics use (Firecracker's), and the
   // group the VMM sums them under ("block", "net"). The VMM knows none of the names.

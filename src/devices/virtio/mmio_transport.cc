@@ -217,25 +217,31 @@ void MmioTransport::WriteStatus(uint32_t v) {
   }
   status_ = v;
   if ((added & kStatusDriverOk) && (status_ & kStatusFeaturesOk) && !active_) {
-    ActivateArgs args;
-    args.mem = mem_;
-    args.features = driver_features_;
-    args.queues = queues_;
-    for (const UniqueFd& fd : notify_fds_) args.notify_fds.push_back(fd.get());
-    args.interrupt = this;
-    absl::Status s = dev_->Activate(std::move(args));
+    absl::Status s = ActivateLocked({});
     if (!s.ok()) {
       spdlog::warn("virtio-mmio: device {} not activated: {}", dev_->device_id(), s.message());
       needs_reset_ = true;
-      return;
     }
-    active_ = true;
   }
+}
+
+absl::Status MmioTransport::ActivateLocked(std::vector<QueueState> resume) {
+  ActivateArgs args;
+  args.mem = mem_;
+  args.features = driver_features_;
+  args.queues = queues_;
+  for (const UniqueFd& fd : notify_fds_) args.notify_fds.push_back(fd.get());
+  args.interrupt = this;
+  args.resume = std::move(resume);
+  EV_RETURN_IF_ERROR(dev_->Activate(std::move(args)));
+  active_ = true;
+  return absl::OkStatus();
 }
 
 void MmioTransport::ResetLocked() {
   dev_->Reset();
   active_ = false;
+  quiesced_.reset();
   status_ = 0;
   driver_features_ = 0;
   device_features_sel_ = driver_features_sel_ = queue_sel_ = 0;

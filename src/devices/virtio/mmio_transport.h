@@ -5,15 +5,19 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "nlohmann/json.hpp"
 #include "src/base/fd.h"
 #include "src/devices/virtio/device.h"
 #include "src/platform/bus.h"
 
 namespace edgevisor::virtio {
+
+using Json = nlohmann::json;
 
 class MmioTransport : public BusDevice, public InterruptSink {
  public:
@@ -32,6 +36,15 @@ class MmioTransport : public BusDevice, public InterruptSink {
   void Signal(uint32_t bits) override;
   void NeedsReset() override;
 
+  // Snapshots. SaveState (vCPUs paused): the registers, the queues' addresses and positions and
+  // the interrupt state, after quiescing an active device (VirtioDevice::Quiesce). Unquiesce
+  // starts it again where it stopped, when the VM goes on in this process. LoadState puts a
+  // fresh transport (same device type and queues) into a saved state and activates the device
+  // at the saved positions; errors name the field.
+  absl::StatusOr<Json> SaveState();
+  absl::Status Unquiesce();
+  absl::Status LoadState(const Json& state);
+
   // For KVM_IRQFD (one per device) and KVM_IOEVENTFD (one per queue, datamatch = index).
   int irq_fd() const { return irq_fd_.get(); }
   const std::vector<UniqueFd>& notify_fds() const { return notify_fds_; }
@@ -45,6 +58,8 @@ class MmioTransport : public BusDevice, public InterruptSink {
   void WriteStatus(uint32_t value) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ResetLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   QueueConfig* SelectedQueue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Activates the device with the negotiated features and the queues (at RESUME's positions).
+  absl::Status ActivateLocked(std::vector<QueueState> resume) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::unique_ptr<VirtioDevice> dev_;
   const GuestMemory* mem_;
@@ -59,6 +74,8 @@ class MmioTransport : public BusDevice, public InterruptSink {
   uint32_t queue_sel_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<QueueConfig> queues_ ABSL_GUARDED_BY(mu_);
   bool active_ ABSL_GUARDED_BY(mu_) = false;
+  // Quiesced for a snapshot: the positions to start from again.
+  std::optional<std::vector<QueueState>> quiesced_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint32_t> interrupt_status_{0};
   std::atomic<bool> needs_reset_{false};
   std::atomic<uint32_t> config_generation_{0};  // bumped with every config-change interrupt

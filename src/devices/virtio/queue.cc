@@ -40,6 +40,13 @@ absl::Status Virtqueue::Validate() const {
   return absl::OkStatus();
 }
 
+void Virtqueue::Restore(const QueueState& s) {
+  last_avail_ = s.next_avail;
+  used_idx_ = s.next_used;
+  signalled_used_ = s.signalled_used;
+  suppressed_ = s.notify_suppressed;
+}
+
 uint16_t Virtqueue::ReadAvailIdx() const { return LoadU16(*mem_, cfg_.avail + 2); }
 
 absl::StatusOr<std::optional<uint16_t>> Virtqueue::PopHead() {

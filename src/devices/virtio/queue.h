@@ -22,6 +22,14 @@ struct QueueConfig {
   uint64_t used = 0;
 };
 
+// Where the device stands in a queue: what a snapshot keeps of it besides guest memory.
+struct QueueState {
+  uint16_t next_avail = 0;      // the next avail ring entry to pop
+  uint16_t next_used = 0;       // the next used ring entry to fill (= used->idx)
+  uint16_t signalled_used = 0;  // used idx at the last interrupt decision
+  bool notify_suppressed = false;
+};
+
 class Virtqueue {
  public:
   Virtqueue(const GuestMemory* mem, const QueueConfig& cfg, bool event_idx, bool indirect);
@@ -54,6 +62,10 @@ class Virtqueue {
   void ArmNotification();
 
   uint16_t size() const { return cfg_.size; }
+
+  // Snapshots. `state` reports the positions; Restore puts a new queue at saved ones.
+  QueueState state() const { return {last_avail_, used_idx_, signalled_used_, suppressed_}; }
+  void Restore(const QueueState& s);
 
  private:
   uint16_t ReadAvailIdx() const;

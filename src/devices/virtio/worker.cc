@@ -91,18 +91,21 @@ absl::Status WorkerThread::Start(const std::string& name, std::unique_ptr<Worker
   return absl::OkStatus();
 }
 
-void WorkerThread::Stop() {
+void WorkerThread::Stop() { Quiesce(/*finish=*/false).reset(); }
+
+std::unique_ptr<Worker> WorkerThread::Quiesce(bool finish) {
   {
     absl::MutexLock lock(&mu_);
-    if (!busy_) return;
+    if (!busy_) return nullptr;
   }
+  worker_->set_finish_on_stop(finish);  // read by the thread after the stop event, below
   stop_.Signal();
   {
     absl::MutexLock lock(&mu_);
     auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !busy_; };
     mu_.Await(absl::Condition(&idle));
   }
-  worker_.reset();
+  return std::move(worker_);
 }
 
 }  // namespace edgevisor::virtio

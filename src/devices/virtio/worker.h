@@ -4,16 +4,19 @@
 // to do for its own events.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "src/base/event_fd.h"
 #include "src/base/event_set.h"
 #include "src/base/thread_filter.h"
+#include "src/devices/virtio/queue.h"
 
 namespace edgevisor::virtio {
 
@@ -36,6 +39,12 @@ class Worker {
   // The kind of the stop event, which WorkerThread registers; devices use their own kinds.
   static constexpr uint32_t kStopKind = ~0u;
 
+  // After the worker stopped for a quiesce: each queue's position (see VirtioDevice::Quiesce),
+  // with heads it popped but never used given back.
+  virtual std::vector<QueueState> QueueStates() { return {}; }
+  // Set before a stop that must complete what is in flight instead of dropping it.
+  void set_finish_on_stop(bool on) { finish_on_stop_ = on; }
+
  protected:
   // On the worker thread before the first wait (work that needs no event, such as reading what
   // already waits on a TAP).
@@ -44,11 +53,14 @@ class Worker {
   virtual void OnEvent(EventId id) = 0;
   // After each batch of events, before waiting again (one interrupt for a batch).
   virtual void AfterEvents() {}
-  // On the worker thread after the loop ended: finish or drop what is in flight.
+  // On the worker thread after the loop ended: finish (finish_on_stop()) or drop what is in
+  // flight.
   virtual void OnStop() {}
+  bool finish_on_stop() const { return finish_on_stop_; }
 
  private:
   EventSet events_;
+  std::atomic<bool> finish_on_stop_{false};
 };
 
 // A device's worker thread. The thread itself lives as long as the device: Prepare starts it
@@ -70,6 +82,9 @@ class WorkerThread {
   // Signals the stop event and waits for the worker's OnStop; the thread parks again. Safe to
   // call when nothing runs.
   void Stop();
+  // Stop, but the worker completes its requests in flight first, and is handed back (null when
+  // none ran) so the device can read its queue positions.
+  std::unique_ptr<Worker> Quiesce(bool finish = true);
   bool running() const {
     absl::MutexLock lock(&mu_);
     return busy_;

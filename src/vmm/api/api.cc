@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
+#include "src/base/json_fields.h"
 #include "src/base/log.h"
 
 namespace edgevisor::api {
@@ -41,7 +42,7 @@ absl::StatusOr<Json> ParseBody(const HttpRequest& req) {
 // Firecracker's endpoints that edgevisor does not implement.
 bool IsUnsupportedPath(const std::string& path) {
   static const char* kPrefixes[] = {"/balloon", "/cpu-config", "/pmem/",     "/mmds", "/entropy",
-                                    "/serial",  "/hotplug/",   "/snapshot/", "/vsock"};
+                                    "/serial",  "/hotplug/",   "/vsock"};
   for (const char* p : kPrefixes) {
     if (absl::StartsWith(path, p)) return true;
   }
@@ -191,7 +192,8 @@ HttpResponse ApiController::Route(const HttpRequest& req) {
   auto is_known = [&] {
     if (m == "PUT") {
       return path == "/actions" || path == "/boot-source" || path == "/machine-config" ||
-             path == "/logger" || path == "/metrics" || absl::StartsWith(path, "/drives/") ||
+             path == "/logger" || path == "/metrics" || path == "/snapshot/create" ||
+             path == "/snapshot/load" || absl::StartsWith(path, "/drives/") ||
              absl::StartsWith(path, "/network-interfaces/");
     }
     return path == "/machine-config" || path == "/vm" || absl::StartsWith(path, "/drives/") ||
@@ -208,6 +210,7 @@ HttpResponse ApiController::Route(const HttpRequest& req) {
   if (path == "/boot-source") return OnBootSource(what, body);
   if (path == "/logger") return OnLogger(what, body);
   if (path == "/metrics") return OnMetrics(what, body);
+  if (absl::StartsWith(path, "/snapshot/")) return OnSnapshot(what, path, body);
   if (auto id = IdFromPath(path, "/drives/")) return OnDrive(m, what, *id, body);
   if (auto id = IdFromPath(path, "/network-interfaces/")) {
     return OnNetworkInterface(m, what, *id, body);
@@ -251,6 +254,7 @@ HttpResponse ApiController::OnMachineConfig(const std::string& m, const std::str
                                  host_.max_vcpus));
   }
   resources_.machine = *mc;
+  configured_ = true;
   return NoContent();
 }
 
@@ -268,6 +272,7 @@ HttpResponse ApiController::OnBootSource(const std::string& what, const Json& bo
         absl::StrFormat("initrd_path: cannot read %s: %s", b->initrd_path, strerror(errno)));
   }
   resources_.boot_source = *b;
+  configured_ = true;
   return NoContent();
 }
 
@@ -329,6 +334,7 @@ HttpResponse ApiController::OnDrive(const std::string& m, const std::string& wha
     if (absl::Status s = hooks_.check_drive(*d); !s.ok()) return Fault(s);
   }
   absl::Status s = resources_.PutDrive(*d);
+  if (s.ok()) configured_ = true;
   return s.ok() ? NoContent() : Fault(s);
 }
 
@@ -361,7 +367,120 @@ HttpResponse ApiController::OnNetworkInterface(const std::string& m, const std::
     if (absl::Status s = hooks_.check_net(*n); !s.ok()) return Fault(s);
   }
   absl::Status s = resources_.PutNet(*n);
+  if (s.ok()) configured_ = true;
   return s.ok() ? NoContent() : Fault(s);
+}
+
+HttpResponse ApiController::OnSnapshot(const std::string& what, const std::string& path,
+                                       const Json& body) {
+  using namespace json_fields;  // NOLINT(build/namespaces): the field readers
+  if (path == "/snapshot/load") return LoadSnapshot(body);
+  if (vm_ == nullptr) return Fault(absl::StrCat(what, " ", kBeforeBoot));
+  if (absl::Status s =
+          CheckObject(body, "", {"snapshot_type", "snapshot_path", "mem_file_path", "version"});
+      !s.ok()) {
+    return Fault(s);
+  }
+  auto type = GetString(body, "", "snapshot_type", false);
+  auto state_path = GetString(body, "", "snapshot_path", true);
+  auto mem_path = GetString(body, "", "mem_file_path", true);
+  auto version = GetString(body, "", "version", false);  // Firecracker's, deprecated: ignored
+  for (const auto* r : {&type, &state_path, &mem_path, &version}) {
+    if (!r->ok()) return Fault(r->status());
+  }
+  if (*type == "Diff") {
+    return Fault(
+        "snapshot_type: Diff snapshots need dirty-page tracking, which edgevisor does not have "
+        "yet; take a Full snapshot");
+  }
+  if (!type->empty() && *type != "Full") {
+    return Fault(absl::StrFormat("snapshot_type: '%s' is not Full or Diff", *type));
+  }
+  if (state_path->empty()) return Fault("snapshot_path: must not be empty");
+  if (mem_path->empty()) return Fault("mem_file_path: must not be empty");
+  if (!vm_->paused()) {
+    return Fault(absl::StrCat(what, ": the microVM must be Paused first (PATCH /vm)"));
+  }
+  absl::Status s = vm_->CreateSnapshot(*state_path, *mem_path);
+  return s.ok() ? NoContent() : Fault(absl::StrCat(what, ": ", s.message()));
+}
+
+HttpResponse ApiController::LoadSnapshot(const Json& body) {
+  using namespace json_fields;  // NOLINT(build/namespaces): the field readers
+  if (vm_ != nullptr) return Fault(absl::StrCat("PUT /snapshot/load ", kAfterBoot));
+  if (configured_) {
+    return Fault(
+        "PUT /snapshot/load: a snapshot brings its own machine, drives and network interfaces; "
+        "load it before any other configuration");
+  }
+  if (absl::Status s = CheckObject(body, "",
+                                   {"snapshot_path", "mem_file_path", "mem_backend",
+                                    "enable_diff_snapshots", "resume_vm"});
+      !s.ok()) {
+    return Fault(s);
+  }
+  SnapshotLoad load;
+  auto state_path = GetString(body, "", "snapshot_path", true);
+  auto mem_file = GetString(body, "", "mem_file_path", false);
+  auto diff = GetBool(body, "", "enable_diff_snapshots", false, false);
+  auto resume = GetBool(body, "", "resume_vm", false, false);
+  if (!state_path.ok()) return Fault(state_path.status());
+  if (!mem_file.ok()) return Fault(mem_file.status());
+  if (!diff.ok()) return Fault(diff.status());
+  if (!resume.ok()) return Fault(resume.status());
+  if (state_path->empty()) return Fault("snapshot_path: must not be empty");
+  if (*diff) {
+    return Fault(
+        "enable_diff_snapshots: edgevisor has no dirty-page tracking yet (Diff snapshots); "
+        "leave it false");
+  }
+  const bool has_backend = body.contains("mem_backend");
+  if (has_backend == !mem_file->empty()) {
+    return Fault("mem_backend: give exactly one of mem_backend and mem_file_path");
+  }
+  load.mem_path = *mem_file;
+  if (has_backend) {
+    const Json& b = body["mem_backend"];
+    if (absl::Status s = CheckObject(b, "mem_backend", {"backend_type", "backend_path"});
+        !s.ok()) {
+      return Fault(s);
+    }
+    auto type = GetString(b, "mem_backend", "backend_type", true);
+    auto path = GetString(b, "mem_backend", "backend_path", true);
+    if (!type.ok()) return Fault(type.status());
+    if (!path.ok()) return Fault(path.status());
+    if (*type == "Uffd") {
+      return Fault("mem_backend.backend_type: Uffd (userfaultfd page serving) is not supported; "
+                   "use File");
+    }
+    if (*type != "File") {
+      return Fault(absl::StrFormat("mem_backend.backend_type: '%s' is not File or Uffd", *type));
+    }
+    load.mem_path = *path;
+  }
+  if (load.mem_path.empty()) return Fault("mem_backend.backend_path: must not be empty");
+  load.snapshot_path = *state_path;
+  load.resume = *resume;
+  if (!hooks_.load_snapshot) return Fault("PUT /snapshot/load: not available in this process");
+  auto loaded = hooks_.load_snapshot(load, metrics_);
+  if (!loaded.ok()) return Fault(absl::StrCat("PUT /snapshot/load: ", loaded.status().message()));
+  vm_ = loaded->vm;
+  // GET /vm/config and PATCH /drives see what was restored.
+  resources_.machine = loaded->config.machine;
+  for (const DriveConfig& d : loaded->config.drives) {
+    FcDrive fd;
+    fd.drive_id = d.id;
+    fd.path_on_host = d.path;
+    fd.is_read_only = d.read_only;
+    resources_.drives.push_back(fd);
+  }
+  for (const NetConfig& n : loaded->config.nets) {
+    FcNet fn;
+    fn.iface_id = n.id;
+    fn.host_dev_name = n.tap;
+    resources_.nets.push_back(fn);
+  }
+  return NoContent();
 }
 
 }  // namespace edgevisor::api

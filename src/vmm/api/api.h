@@ -30,6 +30,23 @@ class RunningVm {
   virtual Json Counters() const = 0;
   // PATCH /drives/{id} with path_on_host.
   virtual absl::Status ReplaceDriveBacking(const std::string& id, const std::string& path) = 0;
+  // PUT /snapshot/create (Full), while paused.
+  virtual absl::Status CreateSnapshot(const std::string& snapshot_path,
+                                      const std::string& mem_file_path) = 0;
+};
+
+// PUT /snapshot/load, checked.
+struct SnapshotLoad {
+  std::string snapshot_path;
+  std::string mem_path;  // mem_backend.backend_path (File), or the older mem_file_path
+  bool resume = false;
+};
+
+// What a snapshot load built: the VM, and the configuration it was restored with (for GET
+// /vm/config and PATCH /drives).
+struct LoadedVm {
+  RunningVm* vm = nullptr;
+  VmConfig config;
 };
 
 // What the controller needs from the process around it.
@@ -37,6 +54,9 @@ struct ApiHooks {
   // Builds and starts the VM. The RunningVm stays valid for the controller's lifetime. Errors
   // may name inputs as `edgevisor run` does (--drive ID: ...); the controller renames them.
   std::function<absl::StatusOr<RunningVm*>(const VmConfig&, std::shared_ptr<MetricsWriter>)> start;
+  // Restores and starts a VM from a snapshot (paused unless `resume`).
+  std::function<absl::StatusOr<LoadedVm>(const SnapshotLoad&, std::shared_ptr<MetricsWriter>)>
+      load_snapshot;
   // Checks a drive's backing file and a TAP when they are PUT, as Firecracker does.
   std::function<absl::Status(const FcDrive&)> check_drive;
   std::function<absl::Status(const FcNet&)> check_net;
@@ -58,6 +78,7 @@ class ApiController {
   void SetResources(VmResources r) {
     absl::MutexLock lock(&mu_);
     resources_ = std::move(r);
+    configured_ = true;
   }
   absl::Status SetMetrics(const MetricsConfig& cfg);
   // Starts the VM from the current resources, as InstanceStart does (--config-file with API).
@@ -80,6 +101,9 @@ class ApiController {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   HttpResponse OnDrive(const std::string& m, const std::string& what, const std::string& id,
                        const Json& body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  HttpResponse OnSnapshot(const std::string& what, const std::string& path, const Json& body)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  HttpResponse LoadSnapshot(const Json& body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   HttpResponse OnNetworkInterface(const std::string& m, const std::string& what,
                                   const std::string& id, const Json& body)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -94,7 +118,10 @@ class ApiController {
   ApiHooks hooks_;
   VmResources resources_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<MetricsWriter> metrics_ ABSL_GUARDED_BY(mu_);
-  RunningVm* vm_ ABSL_GUARDED_BY(mu_) = nullptr;  // set by InstanceStart
+  RunningVm* vm_ ABSL_GUARDED_BY(mu_) = nullptr;  // set by InstanceStart or a snapshot load
+  // A VM resource was configured (boot source, machine, drive, interface): a snapshot load,
+  // which brings its own, is refused from then on (as in Firecracker).
+  bool configured_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace edgevisor::api

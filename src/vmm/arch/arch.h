@@ -61,6 +61,13 @@ absl::StatusOr<BootEntry> LoadKernel(absl::Span<const uint8_t> kernel, const std
 absl::Status SetupVcpu(const Kvm& kvm, const Vcpu& vcpu, int vcpu_count, const BootEntry& boot,
                        const GuestMemory& mem, const ArchVm& arch);
 
+#if defined(__x86_64__)
+// The CPUID vCPU INDEX of VCPU_COUNT is given: KVM's supported set with the topology and
+// hypervisor bits. A snapshot records it (KVM_GET_CPUID2 may answer more than was set).
+absl::StatusOr<std::vector<kvm_cpuid_entry2>> GuestCpuid(const Kvm& kvm, int index,
+                                                         int vcpu_count);
+#endif
+
 // Where the index-th virtio-mmio device lives and which GSI it interrupts on.
 struct MmioSlot {
   uint64_t base;

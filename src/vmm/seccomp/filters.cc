@@ -22,6 +22,7 @@
 #include "absl/strings/str_format.h"
 #include "src/base/errors.h"
 #include "src/base/fd.h"
+#include "src/platform/kvm_abi.h"
 
 namespace edgevisor::seccomp {
 namespace {
@@ -85,7 +86,9 @@ constexpr Names kMain = {"openat", "open", "fstat", "newfstatat", "statx", "lsee
                          // The main loop's set-up, when InstanceStart came first.
                          "signalfd4", "signalfd", "timerfd_create",
                          // A refused lock names its holder from /proc/PID/fdinfo.
-                         "getdents64"};
+                         "getdents64",
+                         // After a snapshot, the devices start again (as on a vCPU's DRIVER_OK).
+                         "io_uring_register", "dup"};
 
 constexpr Names kApi = {"accept", "accept4", "recvfrom", "recvmsg", "sendto", "sendmsg", "writev",
                         "shutdown", "fcntl", "setsockopt", "getsockopt", "getsockname", "eventfd2",
@@ -120,7 +123,19 @@ Requests VcpuIoctls() {
 
 Requests MainIoctls() {
   // The i8042's Ctrl+Alt+Del raises its IRQ from here; a drive swap sizes a block device.
-  return {KVM_IRQ_LINE, KVM_IRQFD, KVM_IOEVENTFD, 0x80081272 /* BLKGETSIZE64 */};
+  Requests r = {KVM_IRQ_LINE, KVM_IRQFD, KVM_IOEVENTFD, 0x80081272 /* BLKGETSIZE64 */};
+#if defined(__x86_64__)
+  // A snapshot reads every vCPU and the irqchip (vmm_snapshot.cc), and restarts the devices.
+  for (uint64_t req : std::initializer_list<uint64_t>{
+           KVM_CHECK_EXTENSION, kvm_abi::kGetMsrIndexList, kvm_abi::kGetMsrs,
+           kvm_abi::kGetSupportedCpuid,
+           kvm_abi::kGetXsave, kvm_abi::kGetXsave2, KVM_GET_MP_STATE, KVM_GET_REGS, KVM_GET_SREGS,
+           KVM_GET_XCRS, KVM_GET_LAPIC, KVM_GET_VCPU_EVENTS, KVM_GET_DEBUGREGS, KVM_GET_TSC_KHZ,
+           KVM_GET_IRQCHIP, KVM_GET_PIT2, KVM_GET_CLOCK, TUNSETOFFLOAD}) {
+    r.push_back(req);
+  }
+#endif
+  return r;
 }
 
 [[maybe_unused]] Requests RtcIoctls() { return {KVM_IRQ_LINE}; }

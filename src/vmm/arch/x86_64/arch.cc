@@ -125,10 +125,17 @@ absl::StatusOr<BootEntry> LoadKernel(absl::Span<const uint8_t> kernel, const std
   return Entry(BootEntry::Protocol::kPvh, *img.pvh_entry, kStartInfoAddr);
 }
 
+absl::StatusOr<std::vector<kvm_cpuid_entry2>> GuestCpuid(const Kvm& kvm, int index,
+                                                         int vcpu_count) {
+  EV_ASSIGN_OR_RETURN(std::vector<kvm_cpuid_entry2> cpuid, kvm.SupportedCpuid());
+  FixupCpuid(cpuid, index, vcpu_count);
+  return cpuid;
+}
+
 absl::Status SetupVcpu(const Kvm& kvm, const Vcpu& vcpu, int vcpu_count, const BootEntry& boot,
                        const GuestMemory&, const ArchVm&) {
-  EV_ASSIGN_OR_RETURN(std::vector<kvm_cpuid_entry2> cpuid, kvm.SupportedCpuid());
-  FixupCpuid(cpuid, vcpu.index(), vcpu_count);
+  EV_ASSIGN_OR_RETURN(std::vector<kvm_cpuid_entry2> cpuid,
+                      GuestCpuid(kvm, vcpu.index(), vcpu_count));
   EV_RETURN_IF_ERROR(vcpu.SetCpuid(cpuid));
   if (vcpu.index() != 0) return absl::OkStatus();  // APs wait for INIT/SIPI in the LAPIC
 

@@ -28,11 +28,16 @@ class FakeVm : public RunningVm {
     last_backing = path;
     return absl::OkStatus();
   }
+  absl::Status CreateSnapshot(const std::string& state, const std::string& mem) override {
+    last_snapshot = state + "|" + mem;
+    return absl::OkStatus();
+  }
   Json Counters() const override { return Json{{"vcpu", {{"exit_io_out", exits}}}}; }
 
   int pauses = 0, ctrl_alt_dels = 0;
   uint64_t exits = 0;
   std::string last_backing;
+  std::string last_snapshot;  // "STATE|MEM" of the last CreateSnapshot
 
  private:
   bool paused_ = false;
