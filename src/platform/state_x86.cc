@@ -63,6 +63,13 @@ absl::StatusOr<std::vector<uint32_t>> Vcpu::ReadableMsrs(std::vector<uint32_t> c
   }
 }
 
+absl::StatusOr<uint64_t> Vcpu::GetMsr(uint32_t index) const {
+  std::vector<kvm_msr_entry> e = {kvm_msr_entry{index, 0, 0}};
+  EV_ASSIGN_OR_RETURN(size_t n, MsrIoctl(fd(), kvm_abi::kGetMsrs, e));
+  if (n != 1) return absl::NotFoundError(absl::StrFormat("MSR 0x%x cannot be read", index));
+  return e[0].data;
+}
+
 absl::StatusOr<VcpuState> Vcpu::SaveState(const std::vector<uint32_t>& msrs,
                                           size_t xsave_size) const {
   VcpuState s;

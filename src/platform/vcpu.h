@@ -64,6 +64,8 @@ class Vcpu {
   // which the caller knows (KVM_GET_CPUID2 may report more than was set). MSRS are the indexes
   // to save (ReadableMsrs). XSAVE_SIZE: KVM_CAP_XSAVE2's answer (4096 or more).
   absl::StatusOr<VcpuState> SaveState(const std::vector<uint32_t>& msrs, size_t xsave_size) const;
+  // One MSR (KVM_GET_MSRS).
+  absl::StatusOr<uint64_t> GetMsr(uint32_t index) const;
   // Restores a saved vCPU on a freshly created one, CPUID first. Errors name what KVM refused.
   absl::Status RestoreState(const VcpuState& s) const;
 #endif

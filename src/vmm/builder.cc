@@ -184,6 +184,28 @@ absl::Status AddPlatform(const VmConfig& cfg, ProcessClock vmm_start, VmParts& p
                                   p);
 }
 
+#if defined(__x86_64__)
+// A guest's TSC goes on from the saved value where KVM can offset it. Some hosts' KVM cannot
+// (PVM keeps the guest on the host's TSC): say so, since the guest then sees the whole time it
+// was away as having passed, as after a long stall.
+void WarnIfTscNotRestored(const Vcpu& vcpu, const VcpuState& saved) {
+  constexpr uint32_t kMsrTsc = 0x10;
+  for (const kvm_msr_entry& e : saved.msrs) {
+    if (e.index != kMsrTsc) continue;
+    auto now = vcpu.GetMsr(kMsrTsc);
+    const uint64_t tolerance = uint64_t{saved.tsc_khz ? saved.tsc_khz : 1'000'000} * 100;  // 100 ms
+    if (now.ok() && (*now < e.data || *now - e.data > tolerance)) {
+      spdlog::warn(
+          "this host's KVM did not restore the guest's TSC (it runs {:.1f} s ahead of the "
+          "snapshot): the guest sees the time it was away as passed",
+          (static_cast<double>(*now) - static_cast<double>(e.data)) /
+              (1000.0 * (saved.tsc_khz ? saved.tsc_khz : 1'000'000)));
+    }
+    return;
+  }
+}
+#endif
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock vmm_start,
@@ -252,6 +274,7 @@ absl::StatusOr<std::unique_ptr<Vmm>> RestoreVm(const snapshot::VmState& state,
                                 absl::StrFormat("snapshot: vcpus[%d]", i)));
     p.vcpus.push_back(std::move(vcpu));
   }
+  WarnIfTscNotRestored(*p.vcpus[0], state.vcpus[0]);
   EV_RETURN_IF_ERROR(arch::FinishVm(p.vm, p.arch));
   EV_RETURN_IF_ERROR(placement.ConnectInterrupts());
   EV_RETURN_IF_ERROR(AddPlatform(cfg, vmm_start, p));

@@ -15,6 +15,7 @@
 
 #include "nlohmann/json.hpp"
 #include "tests/integration/api_client.h"
+#include "tests/integration/api_vm.h"
 #include "tests/integration/vmm_process.h"
 
 namespace edgevisor::testing {
@@ -23,64 +24,6 @@ namespace {
 using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
-
-std::string SockPath(const std::string& tag) {
-  return "/tmp/ev-api-" + tag + "-" + std::to_string(getpid()) + ".sock";
-}
-
-std::string MakeImage(const std::string& name, size_t bytes) {
-  const std::string path = ::testing::TempDir() + "/" + name;
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.seekp(static_cast<std::streamoff>(bytes - 1));
-  f.put('\0');
-  return path;
-}
-
-// One edgevisor serving the API.
-class ApiVm {
- public:
-  explicit ApiVm(const std::string& tag, std::vector<std::string> extra = {})
-      : sock_(SockPath(tag)) {
-    unlink(sock_.c_str());
-    std::vector<std::string> argv = {EdgevisorBin(), "--api-sock", sock_, "--id", tag};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    proc_ = std::make_unique<Spawned>(argv);
-    ready_ = WaitForSocket(sock_, 5000);
-  }
-  bool ready() const { return ready_; }
-  HttpReply Put(const std::string& path, const std::string& body) {
-    return Http(sock_, "PUT", path, body);
-  }
-  HttpReply Patch(const std::string& path, const std::string& body) {
-    return Http(sock_, "PATCH", path, body);
-  }
-  HttpReply Get(const std::string& path) { return Http(sock_, "GET", path); }
-  // The usual pre-boot requests; each returns the HTTP status.
-  int BootSource(const std::string& kernel, const std::string& boot_args) {
-    return Put("/boot-source",
-               R"({"kernel_image_path": ")" + kernel + R"(", "boot_args": ")" + boot_args + "\"}")
-        .status;
-  }
-  int Drive(const std::string& id, const std::string& path, bool root = false) {
-    return Put("/drives/" + id, R"({"drive_id": ")" + id + R"(", "path_on_host": ")" + path +
-                                    R"(", "is_root_device": )" + (root ? "true" : "false") + "}")
-        .status;
-  }
-  int Start() { return Put("/actions", R"({"action_type": "InstanceStart"})").status; }
-  std::string State() {
-    HttpReply r = Get("/");
-    if (r.status != 200) return "<no reply>";
-    return Json::parse(r.body, nullptr, false).value("state", "<none>");
-  }
-  bool Alive() const { return kill(proc_->pid(), 0) == 0; }
-  Spawned& proc() { return *proc_; }
-  const std::string& sock() const { return sock_; }
-
- private:
-  std::string sock_;
-  std::unique_ptr<Spawned> proc_;
-  bool ready_ = false;
-};
 
 // ---- Firecracker's getting-started sequence, with curl --------------------------------------
 
@@ -351,16 +294,6 @@ INSTANTIATE_TEST_SUITE_P(
 // clang-format on
 
 // ---- Pause and resume under block I/O load ---------------------------------------------------
-
-std::vector<Json> MetricsLines(const std::string& path) {
-  std::ifstream f(path);
-  std::vector<Json> lines;
-  for (std::string line; std::getline(f, line);) {
-    Json j = Json::parse(line, nullptr, false);
-    if (!j.is_discarded()) lines.push_back(j);
-  }
-  return lines;
-}
 
 TEST(ApiTest, HundredPausesUnderBlockLoadLoseNoIo) {
   const std::string img = MakeImage("api_pause.img", 8 << 20);
