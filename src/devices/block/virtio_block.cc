@@ -190,6 +190,7 @@ void VirtioBlock::ReadConfig(uint64_t offset, absl::Span<uint8_t> data) const {
 }
 
 absl::StatusOr<std::unique_ptr<IoEngine>> VirtioBlock::CreateEngine(int fd) const {
+  if (engine_factory_) return engine_factory_(fd);
   return engine_kind_ == IoEngine::Kind::kUring ? CreateUringEngine(fd, kQueueSize)
                                                 : CreateSyncEngine(fd);
 }
@@ -213,6 +214,7 @@ class VirtioBlock::Worker : public virtio::Worker {
   std::vector<virtio::QueueState> QueueStates() override;
 
  protected:
+  void OnStart() override;
   void OnEvent(virtio::EventId id) override;
   void OnStop() override;
 
@@ -241,7 +243,8 @@ class VirtioBlock::Worker : public virtio::Worker {
   void Complete(Queue& q, uint16_t head, uint8_t status, uint32_t used_len);
   void MarkBroken(Queue& q, const absl::Status& why);
   void MaybeInterrupt(Queue& q);
-  void Drain(bool finish);
+  // Returns how many requests were still in flight.
+  size_t Drain(bool finish);
   void Swap();
   absl::Status SwitchEngines(int fd);
 
@@ -273,6 +276,16 @@ absl::Status VirtioBlock::Worker::WatchAll() {
         Watch(queues_[i].engine->event_fd(), virtio::EventId::Of(BlkEvent::kCompletion, i)));
   }
   return absl::OkStatus();
+}
+
+// What the driver made available before this worker started was announced to a notification
+// this worker never saw (a restored snapshot's, or one that arrived during a quiesce): serve it.
+void VirtioBlock::Worker::OnStart() {
+  for (uint32_t i = 0; i < queues_.size(); ++i) {
+    if (!queues_[i].vq) continue;
+    ProcessQueue(queues_[i], i);
+    MaybeInterrupt(queues_[i]);
+  }
 }
 
 void VirtioBlock::Worker::OnEvent(virtio::EventId id) {
@@ -412,8 +425,10 @@ void VirtioBlock::Worker::MaybeInterrupt(Queue& q) {
 
 // Waits for the host I/O in flight on every queue. FINISH completes the requests normally (a
 // swap); otherwise they are dropped (reset or teardown: the rings are not ours any more).
-void VirtioBlock::Worker::Drain(bool finish) {
+size_t VirtioBlock::Worker::Drain(bool finish) {
+  size_t waited = 0;
   for (Queue& q : queues_) {
+    waited += q.inflight;
     while (q.inflight > 0) {
       pollfd p{q.engine->event_fd(), POLLIN, 0};
       poll(&p, 1, 100);
@@ -422,6 +437,7 @@ void VirtioBlock::Worker::Drain(bool finish) {
     }
     if (finish) MaybeInterrupt(q);
   }
+  return waited;
 }
 
 // PATCH /drives: switch every queue's engine to the new file, then tell the driver.
@@ -462,7 +478,11 @@ absl::Status VirtioBlock::Worker::SwitchEngines(int fd) {
 // completes it). A swap that raced with the reset finds nothing in flight any more, so it is
 // installed here.
 void VirtioBlock::Worker::OnStop() {
-  Drain(/*finish=*/finish_on_stop());
+  const size_t waited = Drain(/*finish=*/finish_on_stop());
+  if (finish_on_stop()) {
+    spdlog::info("{}: quiesced; {} request(s) in flight completed first", dev_.thread_name_,
+                 waited);
+  }
   absl::MutexLock lock(&dev_.pending_mu_);
   if (dev_.pending_) {
     dev_.InstallBacking(std::move(*dev_.pending_));

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -58,6 +59,11 @@ class VirtioBlock : public virtio::VirtioDevice {
   // Thread-safe; blocks the caller until the device thread has switched (at most 5 s).
   absl::Status ReplaceBacking(const std::string& path);
 
+  // How each queue's host I/O engine is made on FD; by default the kind probed at Create. The
+  // unit tests hand in an engine whose completions they release themselves. Before Activate.
+  using EngineFactory = std::function<absl::StatusOr<std::unique_ptr<IoEngine>>(int fd)>;
+  void SetEngineFactory(EngineFactory f) { engine_factory_ = std::move(f); }
+
   const BlockCounters& counters() const { return counters_; }
   uint64_t capacity_sectors() const;
   IoEngine::Kind engine_kind() const { return engine_kind_; }
@@ -92,6 +98,7 @@ class VirtioBlock : public virtio::VirtioDevice {
   mutable absl::Mutex config_mu_;  // config_ is read by vCPU threads, changed by a swap
   virtio_blk::Config config_ ABSL_GUARDED_BY(config_mu_){};
   IoEngine::Kind engine_kind_ = IoEngine::Kind::kSync;
+  EngineFactory engine_factory_;  // null: engine_kind_
   BlockCounters counters_;
   virtio::WorkerThread thread_;
   std::atomic<bool> running_{false};  // thread_ started and not yet stopped

@@ -195,8 +195,14 @@ absl::Status VirtioNet::Worker::WatchAll() {
   return absl::OkStatus();
 }
 
+// Frames waiting on the TAP, and what the driver queued before this worker started (after a
+// restore or a quiesce, its notification went to a worker that is gone).
 void VirtioNet::Worker::OnStart() {
-  for (int p = 0; p < static_cast<int>(pairs_.size()); ++p) ProcessRx(p);
+  for (int p = 0; p < static_cast<int>(pairs_.size()); ++p) {
+    ProcessRx(p);
+    ProcessTx(p);
+  }
+  AfterEvents();
 }
 
 void VirtioNet::Worker::OnEvent(virtio::EventId id) {
