@@ -30,9 +30,15 @@
 #include <vector>
 
 #include "tools/benchmark/qemu_microvm.h"
+#include "tools/benchmark/snapshot.h"
+#include "tools/benchmark/util.h"
 
 using edgevisor::QemuMicrovm;
 using edgevisor::QemuVirtioBlk;
+using edgevisor::bench::Arg;
+using edgevisor::bench::Now;
+using edgevisor::bench::Stats;
+using edgevisor::bench::Summarize;
 
 namespace {
 
@@ -111,22 +117,6 @@ Sample RunOnce(const std::vector<std::string>& argv, uint64_t guest_mib) {
              (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
   s.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return s;
-}
-
-struct Stats {
-  double median, min, max;
-};
-Stats Summarize(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  const double med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-  return {med, v.front(), v.back()};
-}
-
-std::string Arg(std::map<std::string, std::string>& opts, const std::string& k,
-                const std::string& def) {
-  auto it = opts.find(k);
-  return it == opts.end() ? def : it->second;
 }
 
 struct Peer {
@@ -294,10 +284,6 @@ struct PhaseResult {
   double dev_us_per_op = 0;  // CPU µs per request on the device thread(s) alone
 };
 using PhaseMap = std::map<std::string, PhaseResult>;
-
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // utime + stime, in seconds, from a /proc/.../stat file (a process's or a thread's).
 double StatCpuSeconds(const std::string& stat_path) {
@@ -712,7 +698,7 @@ int Net(std::map<std::string, std::string> opts) {
 
 int main(int argc, char** argv) {
   const std::string cmd = argc >= 2 ? argv[1] : "";
-  if (cmd != "startup" && cmd != "blk" && cmd != "net") {
+  if (cmd != "startup" && cmd != "blk" && cmd != "net" && cmd != "snapshot") {
     std::fprintf(stderr,
                  "usage: edgevisor-bench startup [--runs N] [--mem MiB] [--edgevisor PATH] "
                  "[--qemu PATH] [--payload PATH] [--json FILE] [--markdown FILE]\n"
@@ -721,7 +707,10 @@ int main(int argc, char** argv) {
                  "       edgevisor-bench blk [--runs N] [--ops N] [--file PATH] [--edgevisor PATH]"
                  " [--qemu PATH] [--payload PATH] [--fio PATH] [--markdown FILE]\n"
                  "       edgevisor-bench net [--runs N] [--size BYTES] [--seconds N] "
-                 "[--edgevisor PATH] [--qemu PATH] [--payload PATH] [--markdown FILE]\n");
+                 "[--edgevisor PATH] [--qemu PATH] [--payload PATH] [--markdown FILE]\n"
+                 "       edgevisor-bench snapshot [--runs N] [--mem MiB] [--clones 1,10,100] "
+                 "[--edgevisor PATH] [--qemu PATH] [--payload clock.elf] [--dir DIR] "
+                 "[--markdown FILE] [--json FILE]\n");
     return 2;
   }
   // Options come in pairs, and each must be one the benchmark knows: a misspelt one would
@@ -733,7 +722,10 @@ int main(int argc, char** argv) {
       {"blk",
        {"--runs", "--ops", "--file", "--edgevisor", "--qemu", "--payload", "--fio", "--markdown"}},
       {"net",
-       {"--runs", "--size", "--seconds", "--edgevisor", "--qemu", "--payload", "--markdown"}}};
+       {"--runs", "--size", "--seconds", "--edgevisor", "--qemu", "--payload", "--markdown"}},
+      {"snapshot",
+       {"--runs", "--mem", "--clones", "--edgevisor", "--qemu", "--payload", "--dir", "--markdown",
+        "--json"}}};
   std::map<std::string, std::string> opts;
   for (int i = 2; i < argc; i += 2) {
     const std::vector<std::string>& k = known.at(cmd);
@@ -746,6 +738,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (cmd == "startup") return Startup(opts);
+    if (cmd == "snapshot") return edgevisor::bench::Snapshot(opts);
     return cmd == "blk" ? Blk(opts) : Net(opts);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "edgevisor-bench: bad argument: %s\n", e.what());
