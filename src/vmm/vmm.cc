@@ -181,7 +181,12 @@ bool Vmm::ResumedOrStopping() const {
 
 absl::Status Vmm::ReplaceDriveBacking(const std::string& id, const std::string& path) {
   for (auto& [drive_id, dev] : p_.blocks) {
-    if (drive_id == id) return dev->ReplaceBacking(path);
+    if (drive_id != id) continue;
+    EV_RETURN_IF_ERROR(dev->ReplaceBacking(path));
+    for (DriveConfig& d : p_.config.drives) {
+      if (d.id == id) d.path = path;  // a snapshot reopens the file the drive has now
+    }
+    return absl::OkStatus();
   }
   return absl::NotFoundError(absl::StrFormat("no drive '%s'", id));
 }
