@@ -1,9 +1,13 @@
 // Writes seed inputs for the fuzz targets: valid images and a few near-misses.
-//   make_seeds ELF_DIR [VIRTIO_BLK_DIR] | --bzimage DIR | --arm64-image DIR
+//   make_seeds ELF_DIR [VIRTIO_BLK_DIR] | --bzimage DIR | --arm64-image DIR | --snapshot DIR
+#include <zlib.h>
+
 #include <cstring>
 #include <fstream>
 #include <string>
 
+#include "src/vmm/snapshot/file.h"
+#include "src/vmm/snapshot/vm_state.h"
 #include "tests/unit/arm64_image_builder.h"
 #include "tests/unit/bzimage_builder.h"
 #include "tests/unit/elf_builder.h"
@@ -15,6 +19,75 @@ void Put(const std::string& dir, const std::string& name, const std::vector<uint
       .write(reinterpret_cast<const char*>(d.data()), static_cast<std::streamsize>(d.size()));
 }
 
+void PutString(const std::string& dir, const std::string& name, const std::string& d) {
+  Put(dir, name, std::vector<uint8_t>(d.begin(), d.end()));
+}
+
+// A state file as snapshot/create writes it: one vCPU, 64 MiB, a drive and a network interface
+// (DEVICES false: none), encoded for this host's architecture.
+std::string SnapshotSeed(bool devices) {
+  using namespace edgevisor;  // NOLINT(build/namespaces)
+  snapshot::VmState s;
+  s.config.machine.vcpus = 1;
+  s.config.machine.mem_mib = 64;
+  s.mem_bytes = uint64_t{64} << 20;
+  if (devices) {
+    s.config.drives.push_back({.path = "/rootfs.ext4", .id = "rootfs"});
+    s.config.nets.push_back({.id = "eth0", .tap = "tap0", .mac = DefaultMac(0)});
+    s.virtio = {snapshot::Json::object(), snapshot::Json::object()};
+  }
+#if defined(__x86_64__)
+  VcpuState v;
+  kvm_cpuid_entry2 leaf{};
+  leaf.function = 1;
+  leaf.ecx = 1u << 31;
+  v.cpuid = {leaf};
+  v.mp_state.mp_state = KVM_MP_STATE_RUNNABLE;
+  v.regs.rip = 0x100000;
+  v.xsave.resize(4096);
+  v.msrs = {{0x10, 0, 1}};
+  s.vcpus.push_back(v);
+  s.irqchip.pic_master.chip_id = KVM_IRQCHIP_PIC_MASTER;
+  s.irqchip.pic_slave.chip_id = KVM_IRQCHIP_PIC_SLAVE;
+  s.irqchip.ioapic.chip_id = KVM_IRQCHIP_IOAPIC;
+#endif
+  s.uart = {{"rx", snapshot::Json::array()},
+            {"ier", 1},
+            {"lcr", 3},
+            {"mcr", 0},
+            {"scr", 0},
+            {"dll", 1},
+            {"dlm", 0},
+            {"fifo_enabled", true},
+            {"thre_pending", false}};
+  s.i8042 = {{"out", snapshot::Json::array()},
+             {"ctr", 5},
+             {"out_port", 1},
+             {"pending_cmd", 0},
+             {"last_was_command", false}};
+  return snapshot::Encode(snapshot::ToJson(s), "make_seeds");
+}
+
+// A near-miss: a valid header around CBOR maps nested 20000 deep ({"a": {"a": ... 0}}), which
+// Decode must refuse at its depth limit. Without the limit the reader's recursion overflows the
+// stack on this one seed (under ASan, 20000 levels are plenty; max_len allows 65544 bytes).
+std::string DeepSnapshotSeed() {
+  using edgevisor::snapshot::kHeaderSize;
+  std::string state;
+  for (int i = 0; i < 20000; ++i) state += "\xa1\x61\x61";
+  state += '\0';
+  std::string f = edgevisor::snapshot::Encode(edgevisor::snapshot::Json(0), "make_seeds")
+                      .substr(0, kHeaderSize);
+  const uint64_t length = state.size();
+  std::memcpy(f.data() + 16, &length, 8);  // little endian, as file.h has it (x86_64, aarch64)
+  std::memset(f.data() + 24, 0, 4);
+  f += state;
+  const uint32_t crc = static_cast<uint32_t>(
+      crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(f.data()), f.size()));
+  std::memcpy(f.data() + 24, &crc, 4);
+  return f;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -24,6 +97,12 @@ int main(int argc, char** argv) {
     const std::string dir = argv[2];
     Put(dir, "valid", BuildArm64Image({}));
     Put(dir, "legacy", BuildArm64Image({.text_offset = 0, .image_size = 0}));
+    return 0;
+  }
+  if (std::string(argv[1]) == "--snapshot" && argc == 3) {
+    PutString(argv[2], "valid", SnapshotSeed(true));
+    PutString(argv[2], "no_devices", SnapshotSeed(false));
+    PutString(argv[2], "deep_maps", DeepSnapshotSeed());
     return 0;
   }
   if (std::string(argv[1]) == "--bzimage" && argc == 3) {

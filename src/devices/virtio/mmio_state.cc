@@ -115,7 +115,7 @@ absl::Status MmioTransport::LoadState(const Json& j) {
   EV_ASSIGN_OR_RETURN(uint64_t isr, GetUint(j, "", "interrupt_status", 0, 3));
   EV_ASSIGN_OR_RETURN(bool needs_reset, GetBool(j, "", "needs_reset", true, false));
   EV_ASSIGN_OR_RETURN(uint64_t generation, GetUint(j, "", "config_generation", 0, kU32));
-  if (!j["queues"].is_array() || j["queues"].size() != queues_.size()) {
+  if (!j.contains("queues") || !j["queues"].is_array() || j["queues"].size() != queues_.size()) {
     return Bad("queues", absl::StrFormat("must be an array of %d queues", queues_.size()));
   }
   std::vector<QueueConfig> queues = queues_;

@@ -46,6 +46,12 @@ constexpr Names kCommon = {
     "mremap",
     "brk",
     "clock_gettime",
+    // Abseil's timed waits (Mutex::AwaitWithTimeout) read the time with gettimeofday. The vDSO
+    // answers it and clock_gettime without a syscall, except where the clocksource cannot be
+    // read from user space (a VM on hpet or acpi_pm, the nested rig's TCG machine): found when
+    // the rig's pause for a snapshot killed the VMM with SIGSYS.
+    "gettimeofday",
+    "time",
     "clock_nanosleep",
     "nanosleep",
     "sched_yield",

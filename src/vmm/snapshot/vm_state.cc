@@ -91,11 +91,12 @@ Json ConfigJson(const VmConfig& c) {
   for (const NetConfig& n : c.nets) {
     nets.push_back({{"id", n.id}, {"tap", n.tap}, {"mac", MacText(n.mac)}, {"queues", n.queues}});
   }
-  return {{"vcpus", c.machine.vcpus},
+  // Unsigned, as Parse reads them (CBOR would store a non-negative int unsigned anyway).
+  return {{"vcpus", static_cast<uint64_t>(c.machine.vcpus)},
           {"mem_mib", c.machine.mem_mib},
-          {"gic", c.machine.gic},
+          {"gic", static_cast<uint64_t>(c.machine.gic)},
           {"debug_exit", c.debug_exit},
-          {"reboot_exit_code", c.reboot_exit_code},
+          {"reboot_exit_code", static_cast<uint64_t>(c.reboot_exit_code)},
           {"drives", std::move(drives)},
           {"nets", std::move(nets)}};
 }
@@ -154,7 +155,7 @@ absl::StatusOr<VmConfig> ParseConfig(const Json& j) {
   c.machine.gic = static_cast<int>(gic);
   c.reboot_exit_code = static_cast<int>(reboot);
   for (const char* key : {"drives", "nets"}) {
-    if (!j[key].is_array() || j[key].size() > kMaxVirtioDevices) {
+    if (!j.contains(key) || !j[key].is_array() || j[key].size() > kMaxVirtioDevices) {
       return Bad(Field(where, key),
                  absl::StrFormat("must be an array of at most %d devices", kMaxVirtioDevices));
     }
