@@ -4,7 +4,11 @@ the inner guests wrote), prints the report and exits 0 only if every check passe
 
 usage: tests/nested/judge.py --arch amd64|arm64 [--gic 2|3] [--job test|demo]
                              [--forms F,F...] [--payloads P,P...] [--disk FORM=IMAGE]...
-                             CONSOLE_LOG
+                             [--snapshot] CONSOLE_LOG
+
+--snapshot: the log has the snapshot scenario (a guest snapshotted while it holds after its ready
+marker, its VMM killed, the guest restored in a new VMM that does the checks); its disk is
+--disk snapshot=IMAGE.
 
 The log is self-contained: tools/rig writes RIG_HOST_START (the host's clock) before the outer
 machine starts and RIG_HOST_END (the host's clock, QEMU's exit status) after it stops, so a
@@ -71,7 +75,7 @@ def protocol(arch, form):
     return "PVH"
 
 
-def judge(text, arch, gic=3, job="test", forms=(), payloads=(), disks=None):
+def judge(text, arch, gic=3, job="test", forms=(), payloads=(), disks=None, snapshot=False):
     """Returns (header, checks, times) for the console log TEXT."""
     lines = strip(text)
     disks = disks or {}
@@ -131,12 +135,47 @@ def judge(text, arch, gic=3, job="test", forms=(), payloads=(), disks=None):
               blk and not grep(blk, r"FAIL|FATAL"))
         check(f"payload-{p}.exit", f"payload {p}: exit through debug-exit, status 1 (returned 0)",
               inner(rf"^RIG_INNER_DONE form=payload-{p} vmm=edgevisor rc=1 "))
+    if snapshot:
+        judge_snapshot(check, lines, disks.get("snapshot"), times)
     outer_kernel = field(lines, r"^RIG_OUTER_READY .*kernel=(\S+)") or "?"
     outer_up = field(lines, r"^RIG_OUTER_READY uptime=([0-9.]+)")
     times.append(f"outer machine to /init with KVM: {outer_up or '?'} s (its uptime)")
     where = f"{arch}, GICv{gic}" if arch == "arm64" else arch
     header = f"nested rig {job} ({where}), outer kernel {outer_kernel}, guest kernel {guest_kernel}"
     return header, checks, times
+
+
+def judge_snapshot(check, lines, disk, times):
+    """The snapshot scenario: "snapshot-src" boots and is snapshotted while it holds, "snapshot"
+    is the guest restored in a new VMM, which must do all of its work."""
+    src, dst = block(lines, "snapshot-src"), block(lines, "snapshot")
+    check("snapshot.hold", "snapshot: the first VMM's guest held after its ready marker, and did "
+          "nothing more before it was killed",
+          grep(src, r"EDGEVISOR_GUEST_READY") and grep(src, r"EV_HOLD ") and
+          not grep(src, r"EV_HELD|EV_DISK_|EV_PING_"))
+    check("snapshot.created", "snapshot: PATCH /vm Paused and PUT /snapshot/create answered 204",
+          grep(lines, r"^RIG_SNAPSHOT_CREATED pause=204 create=204 "))
+    check("snapshot.loaded", "snapshot: PUT /snapshot/load answered 204 in a new VMM",
+          grep(dst, r"^RIG_SNAPSHOT_LOADED http=204"))
+    check("snapshot.restored", "snapshot: the new VMM restored both vCPUs from the files",
+          grep(dst, r"restored VM: 2 vCPUs"))
+    check("snapshot.clean", "snapshot: the guests and VMMs reported no failure",
+          src and dst and not grep(src + dst, INNER_FAIL.pattern))
+    check("snapshot.held", "snapshot: the restored guest went on from its hold",
+          grep(dst, r"EV_HELD uptime="))
+    check("snapshot.disk", "snapshot: the restored guest's ext4 write+sync+readback",
+          grep(dst, r"EV_DISK_OK written by .* as snapshot$"))
+    check("snapshot.disk_host", "snapshot: host sees the restored guest's file in the image",
+          disk and host_file(disk, "/hello").rstrip("\n").endswith(" as snapshot"))
+    check("snapshot.ping", "snapshot: the restored guest pings over virtio-net/TAP",
+          grep(dst, r"EV_PING_OK 3 packets received"))
+    check("snapshot.poweroff", "snapshot: the restored guest's ACPI power-off",
+          grep(dst, r"guest powered off \(ACPI S5\)"))
+    check("snapshot.exit", "snapshot: the new VMM's exit status 0",
+          grep(dst, r"^RIG_INNER_DONE form=snapshot vmm=edgevisor rc=0 "))
+    created = field(lines, r"^RIG_SNAPSHOT_CREATED .* seconds=([0-9.]+)")
+    whole = field(dst, r"^RIG_INNER_DONE .* seconds=([0-9.]+)")
+    times.append(f"snapshot: boot to created {created or '?'} s; restored run {whole or '?'} s")
 
 
 def judge_form(check, inner, blk, arch, gic, form, start, end, disk):
@@ -182,6 +221,7 @@ def main():
     ap.add_argument("--forms", default="")
     ap.add_argument("--payloads", default="")
     ap.add_argument("--disk", action="append", default=[], metavar="FORM=IMAGE")
+    ap.add_argument("--snapshot", action="store_true")
     ap.add_argument("console")
     a = ap.parse_args()
     forms = [f for f in a.forms.split(",") if f]
@@ -191,7 +231,8 @@ def main():
     with open(a.console, errors="replace") as f:
         text = f.read()
     header, checks, times = judge(text, a.arch, a.gic, a.job, forms,
-                                  [p for p in a.payloads.replace(" ", ",").split(",") if p], disks)
+                                  [p for p in a.payloads.replace(" ", ",").split(",") if p], disks,
+                                  a.snapshot)
     print(header)
     for c in checks:
         print(f"  {'ok  ' if c.ok else 'FAIL'}  {c.desc}")

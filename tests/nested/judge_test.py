@@ -22,10 +22,12 @@ judge = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(judge)
 
 RECORDED = {
-    # name: (arch, gic, forms, payloads)
-    "rig-amd64.log": ("amd64", "3", ["vmlinux", "vmlinuz", "vmlinux@linux"], []),
-    "rig-arm64-gicv3.log": ("arm64", "3", ["vmlinuz"], ["hello", "blk_integrity", "blk_hostile"]),
-    "rig-arm64-gicv2.log": ("arm64", "2", ["vmlinuz"], ["hello", "blk_integrity", "blk_hostile"]),
+    # name: (arch, gic, forms, payloads, with the snapshot scenario)
+    "rig-amd64.log": ("amd64", "3", ["vmlinux", "vmlinuz", "vmlinux@linux"], [], True),
+    "rig-arm64-gicv3.log": ("arm64", "3", ["vmlinuz"], ["hello", "blk_integrity", "blk_hostile"],
+                            False),
+    "rig-arm64-gicv2.log": ("arm64", "2", ["vmlinuz"], ["hello", "blk_integrity", "blk_hostile"],
+                            False),
 }
 
 
@@ -82,6 +84,13 @@ BREAK = {
             [re.sub(r"(\d+) passed, 0 failed", r"\1 passed, 1 failed", b)]),
     "payload-clean": ("form", after(r"^RIG_INNER_START", "blk: check 7: FAIL status 1")),
     "payload-exit": ("form", sub(r"^(RIG_INNER_DONE .* rc=)1 ", r"\g<1>0 ")),
+    # The snapshot scenario's own checks (by full id: their scopes are its two runs).
+    "snapshot.hold": ("snapshot-src", after(r"EV_HOLD ", "EV_DISK_OK written too early")),
+    "snapshot.created": (None, sub(r"create=204 ", "create=400 ")),
+    "snapshot.loaded": ("snapshot", sub(r"http=204", "http=400")),
+    "snapshot.restored": ("snapshot", drop(r"restored VM:")),
+    "snapshot.clean": ("snapshot-src", after(r"EV_HOLD ", "EV_INSMOD_FAILED virtio_blk")),
+    "snapshot.held": ("snapshot", drop(r"EV_HELD ")),
 }
 
 
@@ -121,7 +130,7 @@ class JudgeTest(unittest.TestCase):
 
     def disks(self, name, text, form_content=None):
         """The disk per form with the file that form's guest reported writing (EV_DISK_OK)."""
-        forms = RECORDED[name][2]
+        forms = RECORDED[name][2] + (["snapshot"] if RECORDED[name][4] else [])
         out = {}
         for form in forms:
             m = re.search(rf"EV_DISK_OK (written by .* as {re.escape(form)})$",
@@ -131,8 +140,8 @@ class JudgeTest(unittest.TestCase):
         return out
 
     def run_judge(self, name, text, disks):
-        arch, gic, forms, payloads = RECORDED[name]
-        _, checks, _ = judge.judge(text, arch, gic, "test", forms, payloads, disks)
+        arch, gic, forms, payloads, snapshot = RECORDED[name]
+        _, checks, _ = judge.judge(text, arch, gic, "test", forms, payloads, disks, snapshot)
         return checks
 
     def test_recorded_logs_pass(self):
@@ -180,8 +189,9 @@ class JudgeTest(unittest.TestCase):
         name = "rig-amd64.log"
         text = self.logs[name]
         disks = self.disks(name, text)
-        args = [sys.executable, os.path.join(HERE, "judge.py"), "--arch", "amd64", "--forms",
-                ",".join(RECORDED[name][2])] + [f"--disk={f}={d}" for f, d in disks.items()]
+        args = [sys.executable, os.path.join(HERE, "judge.py"), "--arch", "amd64", "--snapshot",
+                "--forms", ",".join(RECORDED[name][2])] + [f"--disk={f}={d}"
+                                                           for f, d in disks.items()]
         for log_text, want in ((text, 0), (edit(text, "vmlinuz", BREAK["cpus"][1]), 1)):
             path = os.path.join(self.tmp.name, f"console-{want}.log")
             with open(path, "w") as f:
