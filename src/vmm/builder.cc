@@ -236,6 +236,7 @@ absl::StatusOr<std::unique_ptr<Vmm>> RestoreVm(const snapshot::VmState& state,
                                                const RestoreOptions& opts, ProcessClock vmm_start,
                                                const seccomp::ThreadFilters& filters) {
 #if !defined(__x86_64__)
+  (void)state, (void)opts, (void)vmm_start, (void)filters;
   return absl::UnimplementedError("snapshots of aarch64 VMs are not supported yet");
 #else
   UniqueFd mem(open(opts.mem_path.c_str(), O_RDONLY | O_CLOEXEC));

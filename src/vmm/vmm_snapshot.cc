@@ -15,6 +15,7 @@
 #include "src/vmm/vmm.h"
 
 namespace edgevisor {
+#if defined(__x86_64__)
 namespace {
 
 absl::Status WriteAll(int fd, const uint8_t* p, size_t n, uint64_t offset, const std::string& what) {
@@ -67,10 +68,12 @@ absl::Status WriteStateFile(const std::string& bytes, const std::string& path) {
 }
 
 }  // namespace
+#endif
 
 absl::Status Vmm::CreateSnapshot(const std::string& state_path, const std::string& mem_path,
                                  const std::string& vmm_version) {
 #if !defined(__x86_64__)
+  (void)state_path, (void)mem_path, (void)vmm_version;
   return absl::UnimplementedError("snapshots of aarch64 VMs are not supported yet");
 #else
   {

@@ -187,7 +187,7 @@ struct BadField {
   std::string why;
 };
 
-Json Bin(size_t n) { return Json::binary(std::vector<uint8_t>(n, 0)); }
+[[maybe_unused]] Json Bin(size_t n) { return Json::binary(std::vector<uint8_t>(n, 0)); }
 
 std::vector<BadField> BadFields() {
   std::vector<BadField> v = {
