@@ -15,7 +15,6 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
-#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -135,16 +134,17 @@ TEST(SnapshotTest, TimerAndClockGoOnAfterRestore) {
   auto done = restored.proc().Finish(60000);
   EXPECT_THAT(done.out, HasSubstr("clock: done ticks=200 backwards=0")) << done.out << done.err;
   EXPECT_THAT(done.out, HasSubstr("clock: tick=200"));
-  std::smatch m;
-  ASSERT_TRUE(std::regex_search(done.out, m, std::regex("max_gap_ms=([0-9]+)"))) << done.out;
+  const size_t at = done.out.find("max_gap_ms=");
+  ASSERT_NE(at, std::string::npos) << done.out;
+  const unsigned long max_gap = std::stoul(done.out.substr(at + 11));  // NOLINT(runtime/int)
   if (done.err.find("did not restore the guest's TSC") != std::string::npos) {
     // A KVM that cannot offset a guest's TSC keeps it on the host's: the edgevisor says so, and
     // only a software-virtualized host's KVM (PVM) is known to do that.
     EXPECT_EQ(access("/sys/module/kvm_pvm", F_OK), 0) << done.err;
-    EXPECT_GE(std::stoul(m[1]), 1000u) << "the warning, yet no jump: " << done.out;
+    EXPECT_GE(max_gap, 1000u) << "the warning, yet no jump: " << done.out;
   } else {
     // 20 ticks of 10 ms: the guest's clock did not jump by the time the VM was away.
-    EXPECT_LT(std::stoul(m[1]), 1000u) << done.out;
+    EXPECT_LT(max_gap, 1000u) << done.out;
   }
 }
 
@@ -202,14 +202,27 @@ TEST(SnapshotTest, RestoredNetResponderAnswersPing) {
   Sh("ip netns del " + ns);
 }
 
-// PSS and RSS of a process, in KiB (smaps_rollup).
-std::pair<uint64_t, uint64_t> PssRss(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/smaps_rollup");
+// PSS and RSS, in KiB, of a process's mappings of FILE (/proc/PID/smaps): the guest memory a
+// restored VM maps from the snapshot's memory file, apart from the VMM's own memory (which a
+// sanitizer build inflates).
+std::pair<uint64_t, uint64_t> MappedPssRss(pid_t pid, const std::string& file) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/smaps");
+  // The kernel names the file by its canonical path: compare the last component.
+  const std::string name = file.substr(file.rfind('/'));
   uint64_t pss = 0, rss = 0;
+  bool in_file = false;
   for (std::string line; std::getline(f, line);) {
     unsigned long long v = 0;  // NOLINT(runtime/int)
-    if (sscanf(line.c_str(), "Pss: %llu kB", &v) == 1) pss = v;
-    if (sscanf(line.c_str(), "Rss: %llu kB", &v) == 1) rss = v;
+    if (line.find('-') < line.find(' ') && line.find(' ') != std::string::npos &&
+        isxdigit(static_cast<unsigned char>(line[0]))) {
+      // A mapping's header: "start-end perms offset dev inode   path"
+      in_file = line.size() >= name.size() &&
+                line.compare(line.size() - name.size(), name.size(), name) == 0;
+    } else if (in_file && sscanf(line.c_str(), "Pss: %llu kB", &v) == 1) {
+      pss += v;
+    } else if (in_file && sscanf(line.c_str(), "Rss: %llu kB", &v) == 1) {
+      rss += v;
+    }
   }
   return {pss, rss};
 }
@@ -238,15 +251,17 @@ TEST(SnapshotTest, TenClonesShareTheMemoryFile) {
   uint64_t pss = 0, rss = 0;
   for (auto& c : clones) {
     EXPECT_EQ(c->State(), "Running");
-    auto [p, r] = PssRss(c->proc().pid());
+    auto [p, r] = MappedPssRss(c->proc().pid(), mem);
     pss += p;
     rss += r;
   }
   // Each clone maps the 24 MiB the guest touched, but the page cache holds them once: the
-  // clones' PSS adds up to about one copy plus each VMM's own memory, while their RSS counts
-  // the guest memory ten times.
+  // clones' RSS of the memory file counts them ten times, their PSS adds up to about one copy
+  // (plus the few pages each guest wrote since, which are its own).
+  std::printf("ten clones' mappings of the memory file: RSS %lu KiB, PSS %lu KiB\n",
+              static_cast<unsigned long>(rss), static_cast<unsigned long>(pss));  // NOLINT
   EXPECT_GE(rss, 10 * kTouchedMib * 1024) << "pss " << pss << " KiB, rss " << rss << " KiB";
-  EXPECT_LT(pss, 3 * kTouchedMib * 1024) << "pss " << pss << " KiB, rss " << rss << " KiB";
+  EXPECT_LT(pss, 2 * kTouchedMib * 1024) << "pss " << pss << " KiB, rss " << rss << " KiB";
   for (auto& c : clones) Kill(*c);
 }
 
