@@ -31,11 +31,11 @@ absl::StatusOr<GuestMemory> GuestMemory::Create(const std::vector<GuestRange>& l
     // MAP_NORESERVE: a 4 GiB guest that touches 64 MiB costs 64 MiB, and no swap is reserved.
     // From a file: MAP_PRIVATE, so every VM restored from one memory file shares its page cache
     // until it writes a page (copy-on-write), and none writes to the file.
-    void* p = backing_fd < 0 ? mmap(nullptr, r.size, PROT_READ | PROT_WRITE,
-                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-                             : mmap(nullptr, r.size, PROT_READ | PROT_WRITE,
-                                    MAP_PRIVATE | MAP_NORESERVE, backing_fd,
-                                    static_cast<off_t>(file_offset));
+    void* p = backing_fd < 0
+                  ? mmap(nullptr, r.size, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+                  : mmap(nullptr, r.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
+                         backing_fd, static_cast<off_t>(file_offset));
     if (p == MAP_FAILED) {
       return ErrnoError(absl::StrFormat("mmap of %d MiB guest RAM", r.size >> 20));
     }

@@ -77,9 +77,10 @@ absl::StatusOr<VcpuState> Vcpu::SaveState(const std::vector<uint32_t>& msrs,
   EV_RETURN_IF_ERROR(Get(fd(), KVM_GET_REGS, &s.regs, "KVM_GET_REGS"));
   EV_RETURN_IF_ERROR(Get(fd(), KVM_GET_SREGS, &s.sregs, "KVM_GET_SREGS"));
   s.xsave.assign(std::max(xsave_size, sizeof(kvm_abi::XsaveRegion)), 0);
-  EV_RETURN_IF_ERROR(Get(fd(), s.xsave.size() > sizeof(kvm_abi::XsaveRegion) ? kvm_abi::kGetXsave2
-                                                                             : kvm_abi::kGetXsave,
-                         s.xsave.data(), "KVM_GET_XSAVE"));
+  EV_RETURN_IF_ERROR(
+      Get(fd(),
+          s.xsave.size() > sizeof(kvm_abi::XsaveRegion) ? kvm_abi::kGetXsave2 : kvm_abi::kGetXsave,
+          s.xsave.data(), "KVM_GET_XSAVE"));
   EV_RETURN_IF_ERROR(Get(fd(), KVM_GET_XCRS, &s.xcrs, "KVM_GET_XCRS"));
   EV_RETURN_IF_ERROR(Get(fd(), KVM_GET_LAPIC, &s.lapic, "KVM_GET_LAPIC"));
   EV_RETURN_IF_ERROR(Get(fd(), KVM_GET_VCPU_EVENTS, &s.events, "KVM_GET_VCPU_EVENTS"));

@@ -262,17 +262,17 @@ absl::StatusOr<std::unique_ptr<Vmm>> RestoreVm(const snapshot::VmState& state,
   EV_ASSIGN_OR_RETURN(std::vector<kvm_cpuid_entry2> host, p.kvm.SupportedCpuid());
   std::vector<std::string> missing = snapshot::MissingCpuFeatures(state.vcpus[0].cpuid, host);
   if (!missing.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the snapshot's guest saw CPU features this host's KVM cannot give: ",
-        absl::StrJoin(missing, "; ")));
+    return absl::FailedPreconditionError(
+        absl::StrCat("the snapshot's guest saw CPU features this host's KVM cannot give: ",
+                     absl::StrJoin(missing, "; ")));
   }
   VirtioPlacement placement(p, nullptr);
   EV_RETURN_IF_ERROR(AddVirtioDevices(cfg, p, placement));
   EV_RETURN_IF_ERROR(Annotate(p.vm.RestoreIrqchip(state.irqchip), "snapshot: irqchip"));
   for (int i = 0; i < cfg.machine.vcpus; ++i) {
     EV_ASSIGN_OR_RETURN(std::unique_ptr<Vcpu> vcpu, Vcpu::Create(p.kvm, p.vm, i));
-    EV_RETURN_IF_ERROR(Annotate(vcpu->RestoreState(state.vcpus[i]),
-                                absl::StrFormat("snapshot: vcpus[%d]", i)));
+    EV_RETURN_IF_ERROR(
+        Annotate(vcpu->RestoreState(state.vcpus[i]), absl::StrFormat("snapshot: vcpus[%d]", i)));
     p.vcpus.push_back(std::move(vcpu));
   }
   WarnIfTscNotRestored(*p.vcpus[0], state.vcpus[0]);

@@ -169,15 +169,15 @@ class VmmHandle : public edgevisor::api::RunningVm {
 // A snapshot state file, read, checked and parsed (snapshot/file.h, vm_state.h). Errors name
 // the path or the field.
 absl::StatusOr<edgevisor::snapshot::VmState> ReadSnapshot(const std::string& path) {
-  auto bytes = edgevisor::ReadSmallFile(path, edgevisor::snapshot::kHeaderSize +
-                                                  edgevisor::snapshot::kMaxStateBytes);
+  auto bytes = edgevisor::ReadSmallFile(
+      path, edgevisor::snapshot::kHeaderSize + edgevisor::snapshot::kMaxStateBytes);
   if (!bytes.ok()) return edgevisor::Annotate(bytes.status(), "snapshot_path");
-  auto decoded = edgevisor::snapshot::Decode(absl::MakeConstSpan(
-      reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()));
+  auto decoded = edgevisor::snapshot::Decode(
+      absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()));
   if (!decoded.ok()) return decoded.status();
   if (decoded->vmm_version != kVersion) {
-    spdlog::info("snapshot {} was written by edgevisor {}; this is {}", path,
-                 decoded->vmm_version, kVersion);
+    spdlog::info("snapshot {} was written by edgevisor {}; this is {}", path, decoded->vmm_version,
+                 kVersion);
   }
   auto state = edgevisor::snapshot::Parse(decoded->state);
   if (!state.ok()) return edgevisor::Annotate(state.status(), "snapshot: state");
@@ -186,6 +186,20 @@ absl::StatusOr<edgevisor::snapshot::VmState> ReadSnapshot(const std::string& pat
 
 // Hands the VM that InstanceStart built (on the API thread) to the main thread, which runs it.
 struct Launch {
+  // Starts VMM (built or restored), serving API requests from QUEUE_FD with SERVE, and hands it
+  // to the main thread.
+  absl::StatusOr<VmmHandle*> Start(std::unique_ptr<edgevisor::Vmm> vmm,
+                                   std::shared_ptr<edgevisor::MetricsWriter> metrics, int queue_fd,
+                                   std::function<void()> serve) {
+    vmm->SetMetrics(std::move(metrics));
+    vmm->SetRequestSource(queue_fd, std::move(serve));
+    EV_RETURN_IF_ERROR(vmm->Start());
+    absl::MutexLock lock(&mu);
+    this->vmm = std::move(vmm);
+    handle = std::make_unique<VmmHandle>(this->vmm.get());
+    started.Signal();
+    return handle.get();
+  }
   absl::Mutex mu;
   std::unique_ptr<edgevisor::Vmm> vmm ABSL_GUARDED_BY(mu);
   std::unique_ptr<VmmHandle> handle ABSL_GUARDED_BY(mu);
@@ -265,33 +279,19 @@ int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
       -> absl::StatusOr<edgevisor::api::RunningVm*> {
     auto vmm = edgevisor::BuildVm(cfg, start, *filters);
     if (!vmm.ok()) return vmm.status();  // the controller puts it in the API's terms
-    (*vmm)->SetMetrics(std::move(metrics));
-    (*vmm)->SetRequestSource((*queue)->fd(), serve);
-    EV_RETURN_IF_ERROR((*vmm)->Start());
-    absl::MutexLock lock(&launch.mu);
-    launch.vmm = std::move(*vmm);
-    launch.handle = std::make_unique<VmmHandle>(launch.vmm.get());
-    launch.started.Signal();
-    return launch.handle.get();
+    return launch.Start(*std::move(vmm), std::move(metrics), (*queue)->fd(), serve);
   };
   hooks.load_snapshot = [&](const edgevisor::api::SnapshotLoad& load,
                             std::shared_ptr<edgevisor::MetricsWriter> metrics)
       -> absl::StatusOr<edgevisor::api::LoadedVm> {
     EV_ASSIGN_OR_RETURN(edgevisor::snapshot::VmState state, ReadSnapshot(load.snapshot_path));
-    edgevisor::RestoreOptions opts;
-    opts.mem_path = load.mem_path;
-    opts.resume = load.resume;
-    opts.id = vm_id;
+    const edgevisor::RestoreOptions opts{
+        .mem_path = load.mem_path, .resume = load.resume, .id = vm_id, .serial = {}};
     auto vmm = edgevisor::RestoreVm(state, opts, start, *filters);
     if (!vmm.ok()) return vmm.status();
-    (*vmm)->SetMetrics(std::move(metrics));
-    (*vmm)->SetRequestSource((*queue)->fd(), serve);
-    EV_RETURN_IF_ERROR((*vmm)->Start());
-    absl::MutexLock lock(&launch.mu);
-    launch.vmm = std::move(*vmm);
-    launch.handle = std::make_unique<VmmHandle>(launch.vmm.get());
-    launch.started.Signal();
-    return edgevisor::api::LoadedVm{launch.handle.get(), state.config};
+    EV_ASSIGN_OR_RETURN(VmmHandle * handle,
+                        launch.Start(*std::move(vmm), std::move(metrics), (*queue)->fd(), serve));
+    return edgevisor::api::LoadedVm{handle, state.config};
   };
   hooks.check_drive = CheckDrive;
   hooks.check_net = CheckNet;

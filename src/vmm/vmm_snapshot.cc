@@ -18,7 +18,8 @@ namespace edgevisor {
 #if defined(__x86_64__)
 namespace {
 
-absl::Status WriteAll(int fd, const uint8_t* p, size_t n, uint64_t offset, const std::string& what) {
+absl::Status WriteAll(int fd, const uint8_t* p, size_t n, uint64_t offset,
+                      const std::string& what) {
   while (n > 0) {
     const ssize_t w = pwrite(fd, p, n, static_cast<off_t>(offset));
     if (w < 0 && errno == EINTR) continue;

@@ -41,7 +41,6 @@ inline std::vector<nlohmann::json> MetricsLines(const std::string& path) {
   return lines;
 }
 
-
 // One edgevisor serving the API.
 class ApiVm {
  public:
@@ -81,10 +80,10 @@ class ApiVm {
                                        R"(", "mem_file_path": ")" + mem + "\"}");
   }
   HttpReply Load(const std::string& state, const std::string& mem, bool resume) {
-    return Put("/snapshot/load", R"({"snapshot_path": ")" + state +
-                                     R"(", "mem_backend": {"backend_type": "File", "backend_path": ")" +
-                                     mem + R"("}, "resume_vm": )" + (resume ? "true" : "false") +
-                                     "}");
+    return Put("/snapshot/load",
+               R"({"snapshot_path": ")" + state +
+                   R"(", "mem_backend": {"backend_type": "File", "backend_path": ")" + mem +
+                   R"("}, "resume_vm": )" + (resume ? "true" : "false") + "}");
   }
   std::string State() {
     HttpReply r = Get("/");

@@ -88,12 +88,11 @@ TEST(SnapshotTest, BlockIoInFlightSurvivesAKilledVmm) {
   unlink(m1.c_str());
   unlink(m2.c_str());
   // 32 requests in flight from "randread-qd32 start" on; the snapshot lands among them.
-  auto vm = BootAndSnapshot(
-      "snapblk", "blk_bench", "verify span=4 ops=3000 seed=7", "bench: randread-qd32 start", state,
-      mem,
-      {"/metrics {\"metrics_path\": \"" + m1 + "\"}",
-       "/drives/disk {\"drive_id\": \"disk\", \"path_on_host\": \"" + img +
-           "\", \"is_root_device\": false}"});
+  auto vm = BootAndSnapshot("snapblk", "blk_bench", "verify span=4 ops=3000 seed=7",
+                            "bench: randread-qd32 start", state, mem,
+                            {"/metrics {\"metrics_path\": \"" + m1 + "\"}",
+                             "/drives/disk {\"drive_id\": \"disk\", \"path_on_host\": \"" + img +
+                                 "\", \"is_root_device\": false}"});
   ASSERT_EQ(vm->FlushMetrics(), 204);  // the first process's counts up to the snapshot
   Kill(*vm);
   EXPECT_THAT(vm->proc().out(), Not(HasSubstr("blk_bench: done")));
@@ -153,7 +152,9 @@ TEST(SnapshotTest, RestoredNetResponderAnswersPing) {
   const std::string ns = "evsnap" + std::to_string(getpid());
   Sh("ip netns del " + ns);
   ASSERT_EQ(Sh("ip netns add " + ns).first, 0);
-  auto in = [&](const std::string& cmd) { return Sh("ip netns exec " + ns + " sh -c '" + cmd + "'"); };
+  auto in = [&](const std::string& cmd) {
+    return Sh("ip netns exec " + ns + " sh -c '" + cmd + "'");
+  };
   ASSERT_EQ(in("ip tuntap add dev tap0 mode tap && ip addr add 10.0.2.1/24 dev tap0 && "
                "ip link set tap0 up && ip link set lo up")
                 .first,
@@ -173,9 +174,9 @@ TEST(SnapshotTest, RestoredNetResponderAnswersPing) {
                 R"({"kernel_image_path": ")" + Payload("net_responder") +
                     R"(", "boot_args": "ip=10.0.2.15 port=7"})"),
             204);
-  ASSERT_EQ(put(sock1, "/network-interfaces/eth0",
-                R"({"iface_id": "eth0", "host_dev_name": "tap0"})"),
-            204);
+  ASSERT_EQ(
+      put(sock1, "/network-interfaces/eth0", R"({"iface_id": "eth0", "host_dev_name": "tap0"})"),
+      204);
   ASSERT_EQ(put(sock1, "/actions", R"({"action_type": "InstanceStart"})"), 204);
   ASSERT_TRUE(vm->WaitFor("ready", 20000)) << vm->out() << vm->err();
   ASSERT_EQ(in("ping -c 3 -i 0.05 -W 2 10.0.2.15").first, 0);
@@ -300,8 +301,8 @@ class BadSnapshotTest : public ::testing::Test {
   // The good state with EDIT applied to its JSON, re-encoded with a valid checksum.
   static std::string Edited(const std::function<void(Json&)>& edit) {
     const std::string g = Good();
-    auto d = snapshot::Decode(
-        absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(g.data()), g.size()));
+    auto d =
+        snapshot::Decode(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(g.data()), g.size()));
     EXPECT_TRUE(d.ok()) << d.status();
     edit(d->state);
     return snapshot::Encode(d->state, d->vmm_version);
@@ -312,7 +313,9 @@ class BadSnapshotTest : public ::testing::Test {
 std::string* BadSnapshotTest::good_state_ = nullptr;
 std::string* BadSnapshotTest::good_mem_ = nullptr;
 
-TEST_F(BadSnapshotTest, Truncated) { ExpectRefused(Good().substr(0, Good().size() - 100), "truncated"); }
+TEST_F(BadSnapshotTest, Truncated) {
+  ExpectRefused(Good().substr(0, Good().size() - 100), "truncated");
+}
 
 TEST_F(BadSnapshotTest, ShorterThanTheHeader) { ExpectRefused(Good().substr(0, 20), "truncated"); }
 
@@ -342,7 +345,8 @@ TEST_F(BadSnapshotTest, FlippedStateByte) {
 
 TEST_F(BadSnapshotTest, WrongArchitecture) {
   const std::string g = Good();
-  auto d = snapshot::Decode(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(g.data()), g.size()));
+  auto d =
+      snapshot::Decode(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(g.data()), g.size()));
   ASSERT_TRUE(d.ok());
   ExpectRefused(snapshot::Encode(d->state, d->vmm_version, snapshot::Arch::kAarch64),
                 "taken on aarch64");
@@ -373,7 +377,9 @@ TEST_F(BadSnapshotTest, MemoryFileTooShort) {
 }
 
 TEST_F(BadSnapshotTest, RegisterBlobOfTheWrongSize) {
-  ExpectRefused(Edited([](Json& j) { j["vcpus"][0]["regs"] = Json::binary({1, 2, 3}); }),
+  ExpectRefused(Edited([](Json& j) {
+                  j["vcpus"][0]["regs"] = Json::binary({1, 2, 3});
+                }),
                 "vcpus[0].regs: must be a");
 }
 

@@ -98,7 +98,8 @@ class Child {
     for (;;) {
       size_t nl;
       while ((nl = buf_.find('\n')) != std::string::npos) {
-        const bool hit = buf_.compare(0, nl, text) == 0 || buf_.substr(0, nl).find(text) != std::string::npos;
+        const bool hit =
+            buf_.compare(0, nl, text) == 0 || buf_.substr(0, nl).find(text) != std::string::npos;
         buf_.erase(0, nl + 1);
         if (hit) return Now();
       }
@@ -177,8 +178,8 @@ Created SnapshotEdgevisor(const Setup& s, const std::string& tag, const std::str
   Created out;
   ApiChild vm(s, tag + "-src");
   if (!vm.ready) return out;
-  vm.Put("/boot-source", "{\"kernel_image_path\": \"" + s.payload + "\", \"boot_args\": \"" +
-                             cmdline + "\"}");
+  vm.Put("/boot-source",
+         "{\"kernel_image_path\": \"" + s.payload + "\", \"boot_args\": \"" + cmdline + "\"}");
   vm.Put("/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": " + s.mem + "}");
   if (vm.Put("/actions", R"({"action_type": "InstanceStart"})") != 204) return out;
   if (vm.child.WaitLine(wait_for, 30) < 0) return out;
@@ -202,9 +203,9 @@ Created SnapshotEdgevisor(const Setup& s, const std::string& tag, const std::str
 }
 
 std::string LoadBody(const Setup& s, const std::string& tag) {
-  return "{\"snapshot_path\": \"" + s.dir + "/" + tag + ".state\", \"mem_backend\": " +
-         "{\"backend_type\": \"File\", \"backend_path\": \"" + s.dir + "/" + tag +
-         ".mem\"}, \"resume_vm\": true}";
+  return "{\"snapshot_path\": \"" + s.dir + "/" + tag +
+         ".state\", \"mem_backend\": " + "{\"backend_type\": \"File\", \"backend_path\": \"" +
+         s.dir + "/" + tag + ".mem\"}, \"resume_vm\": true}";
 }
 
 // exec -> first tick line after the restore, and exec -> the load's 204.
@@ -372,8 +373,7 @@ int Snapshot(std::map<std::string, std::string> opts) {
     }
   }
   // The clones' snapshot: the guest owns 16 MiB and reads it back every 200 ms.
-  if (SnapshotEdgevisor(s, "clone", "touch=16 period=20 every=10 ticks=4000000000",
-                        "touched_ok=1")
+  if (SnapshotEdgevisor(s, "clone", "touch=16 period=20 every=10 ticks=4000000000", "touched_ok=1")
           .ms < 0) {
     std::fprintf(stderr, "the clones' snapshot failed (logs in %s)\n", s.dir.c_str());
     return 1;
@@ -430,11 +430,12 @@ int Snapshot(std::map<std::string, std::string> opts) {
   }
   std::ostringstream js;
   js << "{\"benchmark\":\"snapshot\",\"date\":\"" << date << "\",\"runs\":" << runs
-     << ",\"guest_mem_mib\":" << s.mem << ",\"edgevisor\":{\"cold_ms\":"
-     << Summarize(ev_cold).median << ",\"restore_ms\":" << Summarize(ev_restore).median
-     << ",\"load_answered_ms\":" << Summarize(ev_loaded).median
-     << ",\"create_ms\":" << ev_snap.ms << ",\"state_bytes\":" << ev_snap.state_bytes
-     << ",\"mem_bytes\":" << ev_snap.mem_bytes << ",\"mem_allocated_bytes\":" << ev_snap.mem_alloc
+     << ",\"guest_mem_mib\":" << s.mem
+     << ",\"edgevisor\":{\"cold_ms\":" << Summarize(ev_cold).median
+     << ",\"restore_ms\":" << Summarize(ev_restore).median
+     << ",\"load_answered_ms\":" << Summarize(ev_loaded).median << ",\"create_ms\":" << ev_snap.ms
+     << ",\"state_bytes\":" << ev_snap.state_bytes << ",\"mem_bytes\":" << ev_snap.mem_bytes
+     << ",\"mem_allocated_bytes\":" << ev_snap.mem_alloc
      << "},\"qemu\":{\"cold_ms\":" << Summarize(q_cold).median
      << ",\"restore_ms\":" << Summarize(q_restore).median << ",\"create_ms\":" << q_snap.ms
      << ",\"file_bytes\":" << q_snap.mem_bytes << "},\"clones\":[";

@@ -28,8 +28,7 @@ inline std::string Arg(std::map<std::string, std::string>& opts, const std::stri
 
 // Seconds on the monotonic clock.
 inline double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace edgevisor::bench

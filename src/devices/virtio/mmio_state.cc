@@ -33,8 +33,7 @@ Json QueueJson(const QueueConfig& q, const QueueState& pos) {
           {"notify_suppressed", pos.notify_suppressed}};
 }
 
-absl::Status ParseQueue(const Json& j, const std::string& where, QueueConfig& q,
-                        QueueState& pos) {
+absl::Status ParseQueue(const Json& j, const std::string& where, QueueConfig& q, QueueState& pos) {
   EV_RETURN_IF_ERROR(CheckObject(j, where,
                                  {"size", "ready", "desc", "avail", "used", "next_avail",
                                   "next_used", "signalled_used", "notify_suppressed"}));
@@ -91,9 +90,9 @@ absl::Status MmioTransport::Unquiesce() {
 
 absl::Status MmioTransport::LoadState(const Json& j) {
   EV_RETURN_IF_ERROR(CheckObject(
-      j, "", {"device_id", "status", "driver_features", "device_features_sel",
-              "driver_features_sel", "queue_sel", "active", "interrupt_status", "needs_reset",
-              "config_generation", "queues"}));
+      j, "",
+      {"device_id", "status", "driver_features", "device_features_sel", "driver_features_sel",
+       "queue_sel", "active", "interrupt_status", "needs_reset", "config_generation", "queues"}));
   EV_ASSIGN_OR_RETURN(uint64_t id, GetUint(j, "", "device_id", 0, kU32));
   if (id != dev_->device_id()) {
     return Bad("device_id", absl::StrFormat("%d, but this slot holds a device of type %d", id,

@@ -41,8 +41,8 @@ absl::StatusOr<Json> ParseBody(const HttpRequest& req) {
 
 // Firecracker's endpoints that edgevisor does not implement.
 bool IsUnsupportedPath(const std::string& path) {
-  static const char* kPrefixes[] = {"/balloon", "/cpu-config", "/pmem/",     "/mmds", "/entropy",
-                                    "/serial",  "/hotplug/",   "/vsock"};
+  static const char* kPrefixes[] = {"/balloon", "/cpu-config", "/pmem/",    "/mmds",
+                                    "/entropy", "/serial",     "/hotplug/", "/vsock"};
   for (const char* p : kPrefixes) {
     if (absl::StartsWith(path, p)) return true;
   }
@@ -413,9 +413,9 @@ HttpResponse ApiController::LoadSnapshot(const Json& body) {
         "PUT /snapshot/load: a snapshot brings its own machine, drives and network interfaces; "
         "load it before any other configuration");
   }
-  if (absl::Status s = CheckObject(body, "",
-                                   {"snapshot_path", "mem_file_path", "mem_backend",
-                                    "enable_diff_snapshots", "resume_vm"});
+  if (absl::Status s = CheckObject(
+          body, "",
+          {"snapshot_path", "mem_file_path", "mem_backend", "enable_diff_snapshots", "resume_vm"});
       !s.ok()) {
     return Fault(s);
   }
@@ -441,8 +441,7 @@ HttpResponse ApiController::LoadSnapshot(const Json& body) {
   load.mem_path = *mem_file;
   if (has_backend) {
     const Json& b = body["mem_backend"];
-    if (absl::Status s = CheckObject(b, "mem_backend", {"backend_type", "backend_path"});
-        !s.ok()) {
+    if (absl::Status s = CheckObject(b, "mem_backend", {"backend_type", "backend_path"}); !s.ok()) {
       return Fault(s);
     }
     auto type = GetString(b, "mem_backend", "backend_type", true);
@@ -450,8 +449,9 @@ HttpResponse ApiController::LoadSnapshot(const Json& body) {
     if (!type.ok()) return Fault(type.status());
     if (!path.ok()) return Fault(path.status());
     if (*type == "Uffd") {
-      return Fault("mem_backend.backend_type: Uffd (userfaultfd page serving) is not supported; "
-                   "use File");
+      return Fault(
+          "mem_backend.backend_type: Uffd (userfaultfd page serving) is not supported; "
+          "use File");
     }
     if (*type != "File") {
       return Fault(absl::StrFormat("mem_backend.backend_type: '%s' is not File or Uffd", *type));

@@ -64,8 +64,7 @@ absl::Status SetupVcpu(const Kvm& kvm, const Vcpu& vcpu, int vcpu_count, const B
 #if defined(__x86_64__)
 // The CPUID vCPU INDEX of VCPU_COUNT is given: KVM's supported set with the topology and
 // hypervisor bits. A snapshot records it (KVM_GET_CPUID2 may answer more than was set).
-absl::StatusOr<std::vector<kvm_cpuid_entry2>> GuestCpuid(const Kvm& kvm, int index,
-                                                         int vcpu_count);
+absl::StatusOr<std::vector<kvm_cpuid_entry2>> GuestCpuid(const Kvm& kvm, int index, int vcpu_count);
 #endif
 
 // Where the index-th virtio-mmio device lives and which GSI it interrupts on.

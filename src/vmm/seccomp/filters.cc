@@ -134,10 +134,10 @@ Requests MainIoctls() {
   // A snapshot reads every vCPU and the irqchip (vmm_snapshot.cc), and restarts the devices.
   for (uint64_t req : std::initializer_list<uint64_t>{
            KVM_CHECK_EXTENSION, kvm_abi::kGetMsrIndexList, kvm_abi::kGetMsrs,
-           kvm_abi::kGetSupportedCpuid,
-           kvm_abi::kGetXsave, kvm_abi::kGetXsave2, KVM_GET_MP_STATE, KVM_GET_REGS, KVM_GET_SREGS,
-           KVM_GET_XCRS, KVM_GET_LAPIC, KVM_GET_VCPU_EVENTS, KVM_GET_DEBUGREGS, KVM_GET_TSC_KHZ,
-           KVM_GET_IRQCHIP, KVM_GET_PIT2, KVM_GET_CLOCK, TUNSETOFFLOAD}) {
+           kvm_abi::kGetSupportedCpuid, kvm_abi::kGetXsave, kvm_abi::kGetXsave2, KVM_GET_MP_STATE,
+           KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_XCRS, KVM_GET_LAPIC, KVM_GET_VCPU_EVENTS,
+           KVM_GET_DEBUGREGS, KVM_GET_TSC_KHZ, KVM_GET_IRQCHIP, KVM_GET_PIT2, KVM_GET_CLOCK,
+           TUNSETOFFLOAD}) {
     r.push_back(req);
   }
 #endif

@@ -110,26 +110,26 @@ std::string Encode(const Json& state, const std::string& vmm_version, Arch arch)
 
 absl::StatusOr<Decoded> Decode(absl::Span<const uint8_t> bytes, Arch host) {
   if (bytes.size() < kHeaderSize) {
-    return Bad(absl::StrFormat("truncated: %d bytes, shorter than the %d-byte header",
-                               bytes.size(), kHeaderSize));
+    return Bad(absl::StrFormat("truncated: %d bytes, shorter than the %d-byte header", bytes.size(),
+                               kHeaderSize));
   }
   if (std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
     return Bad("not an edgevisor snapshot state file (bad magic)");
   }
   const uint32_t version = GetU32(bytes, 8);
   if (version != kFormatVersion) {
-    return absl::FailedPreconditionError(
-        absl::StrFormat("snapshot: format version %d; this edgevisor reads version %d", version,
-                        kFormatVersion));
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "snapshot: format version %d; this edgevisor reads version %d", version, kFormatVersion));
   }
   const uint32_t arch = GetU32(bytes, 12);
-  if (arch != static_cast<uint32_t>(Arch::kX86_64) && arch != static_cast<uint32_t>(Arch::kAarch64)) {
+  if (arch != static_cast<uint32_t>(Arch::kX86_64) &&
+      arch != static_cast<uint32_t>(Arch::kAarch64)) {
     return Bad(absl::StrFormat("unknown architecture %d in the header", arch));
   }
   if (arch != static_cast<uint32_t>(host)) {
-    return absl::FailedPreconditionError(
-        absl::StrFormat("snapshot: taken on %s; this host is %s", ArchName(arch),
-                        ArchName(static_cast<uint32_t>(host))));
+    return absl::FailedPreconditionError(absl::StrFormat("snapshot: taken on %s; this host is %s",
+                                                         ArchName(arch),
+                                                         ArchName(static_cast<uint32_t>(host))));
   }
   const uint64_t length = GetU64(bytes, 16);
   if (length > kMaxStateBytes) {
@@ -146,9 +146,10 @@ absl::StatusOr<Decoded> Decode(absl::Span<const uint8_t> bytes, Arch host) {
   const uint32_t want = GetU32(bytes, kCrcOffset);
   const uint32_t got = Checksum(bytes.first(kHeaderSize), state);
   if (want != got) {
-    return Bad(absl::StrFormat("checksum mismatch (file 0x%08x, computed 0x%08x): the file is "
-                               "corrupt",
-                               want, got));
+    return Bad(
+        absl::StrFormat("checksum mismatch (file 0x%08x, computed 0x%08x): the file is "
+                        "corrupt",
+                        want, got));
   }
   Decoded d;
   const char* v = reinterpret_cast<const char*>(bytes.data() + kVersionStringOffset);

@@ -32,7 +32,7 @@ Json BlobArray(const std::vector<T>& v) {
 }
 
 absl::StatusOr<const std::vector<uint8_t>*> GetBinary(const Json& o, const std::string& where,
-                                                       const std::string& key) {
+                                                      const std::string& key) {
   if (!o.contains(key)) return Bad(Field(where, key), "missing required field");
   if (!o[key].is_binary()) return Bad(Field(where, key), "must be a binary string");
   return &o[key].get_binary();
@@ -53,8 +53,8 @@ absl::Status GetBlobArray(const Json& o, const std::string& where, const std::st
                           size_t max_count, std::vector<T>* out) {
   EV_ASSIGN_OR_RETURN(const std::vector<uint8_t>* b, GetBinary(o, where, key));
   if (b->size() % sizeof(T) != 0 || b->size() / sizeof(T) > max_count) {
-    return Bad(Field(where, key), absl::StrFormat("must hold at most %d entries of %d bytes",
-                                                  max_count, sizeof(T)));
+    return Bad(Field(where, key),
+               absl::StrFormat("must hold at most %d entries of %d bytes", max_count, sizeof(T)));
   }
   out->resize(b->size() / sizeof(T));
   std::memcpy(out->data(), b->data(), b->size());
@@ -221,8 +221,10 @@ absl::StatusOr<VcpuState> ParseVcpu(const Json& j, const std::string& where) {
 }
 
 Json IrqchipJson(const Vm::IrqchipState& s) {
-  return {{"pic_master", Blob(s.pic_master)}, {"pic_slave", Blob(s.pic_slave)},
-          {"ioapic", Blob(s.ioapic)},         {"pit", Blob(s.pit)},
+  return {{"pic_master", Blob(s.pic_master)},
+          {"pic_slave", Blob(s.pic_slave)},
+          {"ioapic", Blob(s.ioapic)},
+          {"pit", Blob(s.pit)},
           {"clock", Blob(s.clock)}};
 }
 
@@ -236,8 +238,8 @@ absl::StatusOr<Vm::IrqchipState> ParseIrqchip(const Json& j) {
   EV_RETURN_IF_ERROR(GetBlob(j, where, "pit", &s.pit));
   EV_RETURN_IF_ERROR(GetBlob(j, where, "clock", &s.clock));
   // The chip ids select what KVM_SET_IRQCHIP writes: they must be the three chips, in order.
-  if (s.pic_master.chip_id != KVM_IRQCHIP_PIC_MASTER || s.pic_slave.chip_id != KVM_IRQCHIP_PIC_SLAVE ||
-      s.ioapic.chip_id != KVM_IRQCHIP_IOAPIC) {
+  if (s.pic_master.chip_id != KVM_IRQCHIP_PIC_MASTER ||
+      s.pic_slave.chip_id != KVM_IRQCHIP_PIC_SLAVE || s.ioapic.chip_id != KVM_IRQCHIP_IOAPIC) {
     return Bad(where, "the chip ids are not PIC master, PIC slave and IOAPIC");
   }
   return s;
@@ -262,8 +264,8 @@ Json ToJson(const VmState& s) {
 }
 
 absl::StatusOr<VmState> Parse(const Json& j) {
-  EV_RETURN_IF_ERROR(CheckObject(
-      j, "", {"config", "mem_bytes", "uart", "i8042", "virtio", "vcpus", "irqchip"}));
+  EV_RETURN_IF_ERROR(
+      CheckObject(j, "", {"config", "mem_bytes", "uart", "i8042", "virtio", "vcpus", "irqchip"}));
   VmState s;
   if (!j.contains("config")) return Bad("config", "missing required field");
   EV_ASSIGN_OR_RETURN(s.config, ParseConfig(j["config"]));
@@ -336,7 +338,8 @@ std::vector<std::string> MissingCpuFeatures(const std::vector<kvm_cpuid_entry2>&
     const uint32_t have = h ? h->*w.reg : 0;
     const uint32_t lack = (g->*w.reg) & ~have & ~w.ours;
     if (lack != 0) {
-      missing.push_back(absl::StrFormat("leaf 0x%x.%d %s: 0x%08x", w.function, w.index, w.name, lack));
+      missing.push_back(
+          absl::StrFormat("leaf 0x%x.%d %s: 0x%08x", w.function, w.index, w.name, lack));
     }
   }
   return missing;

@@ -27,8 +27,8 @@ struct VmState {
   std::vector<VcpuState> vcpus;
   Vm::IrqchipState irqchip;
 #endif
-  Json uart;                // Uart16550::SaveState
-  Json i8042;               // x86_64 only; null elsewhere
+  Json uart;                 // Uart16550::SaveState
+  Json i8042;                // x86_64 only; null elsewhere
   std::vector<Json> virtio;  // MmioTransport::SaveState, one per slot in slot order
 };
 

@@ -8,9 +8,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <future>
 #include <mutex>
-#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
