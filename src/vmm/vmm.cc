@@ -167,6 +167,12 @@ absl::Status Vmm::Pause() {
 absl::Status Vmm::Resume() {
   absl::MutexLock lock(&pause_mu_);
   if (p_.stop->requested()) return absl::FailedPreconditionError("the VM is stopping");
+  // Devices a snapshot stopped start again where they were, before the vCPUs run.
+  for (auto& t : p_.virtio_devices) {
+    if (absl::Status s = t->Unquiesce(); !s.ok()) {
+      spdlog::error("a virtio device did not start again after the snapshot: {}", s.message());
+    }
+  }
   if (pause_requested_.exchange(false, std::memory_order_acq_rel)) spdlog::info("VM resumed");
   return absl::OkStatus();  // releasing pause_mu_ wakes the paused vCPUs
 }

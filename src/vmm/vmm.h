@@ -89,7 +89,8 @@ class Vmm {
   absl::Status SendCtrlAltDel();
   // Writes a full snapshot of the paused VM: its state to STATE_PATH (snapshot/file.h, stamped
   // with VMM_VERSION) and guest RAM to MEM_PATH (sparse: zero pages are holes). The devices
-  // finish their I/O in flight first; the VM stays paused and goes on after Resume().
+  // finish their I/O in flight first and then stay stopped with the vCPUs: the VM goes on only
+  // after Resume().
   absl::Status CreateSnapshot(const std::string& state_path, const std::string& mem_path,
                               const std::string& vmm_version);
   // Cumulative counters: vCPU exits, and per-device block and net counters.

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cstring>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_format.h"
 #include "src/base/errors.h"
 #include "src/base/log.h"
@@ -88,15 +87,9 @@ absl::Status Vmm::CreateSnapshot(const std::string& state_path, const std::strin
   snapshot::VmState s;
   s.config = p_.config;
   s.mem_bytes = p_.mem->total_size();
-  // Devices first: each finishes its I/O in flight (which writes guest memory) and stops. Those
-  // quiesced go on when this returns, whatever happens: the VM is only paused.
-  absl::Cleanup resume_devices = [this] {
-    for (auto& t : p_.virtio_devices) {
-      if (absl::Status st = t->Unquiesce(); !st.ok()) {
-        spdlog::error("after the snapshot, a virtio device did not start again: {}", st.message());
-      }
-    }
-  };
+  // Devices first: each finishes its I/O in flight (which writes guest memory) and stops. They
+  // stay stopped until Resume(): a paused VM that was snapshotted must not go on doing what its
+  // guest queued (on the disk a restored copy will use), since the snapshot has it still to do.
   for (auto& t : p_.virtio_devices) {
     EV_ASSIGN_OR_RETURN(Json j, t->SaveState());
     s.virtio.push_back(std::move(j));
