@@ -96,7 +96,7 @@ absl::StatusOr<VcpuState> Vcpu::SaveState(const std::vector<uint32_t>& msrs,
   return s;
 }
 
-absl::Status Vcpu::RestoreState(const VcpuState& s) const {
+absl::Status Vcpu::RestoreState(const VcpuState& s, size_t xsave_size) const {
   auto set = [this](unsigned long req, const void* p, const char* what) {  // NOLINT(runtime/int)
     if (ioctl(fd(), req, p) < 0) return ErrnoError(what);
     return absl::OkStatus();
@@ -117,7 +117,10 @@ absl::Status Vcpu::RestoreState(const VcpuState& s) const {
   EV_RETURN_IF_ERROR(set(KVM_SET_MP_STATE, &s.mp_state, "KVM_SET_MP_STATE"));
   EV_RETURN_IF_ERROR(set(KVM_SET_REGS, &s.regs, "KVM_SET_REGS"));
   EV_RETURN_IF_ERROR(set(KVM_SET_SREGS, &s.sregs, "KVM_SET_SREGS"));
-  EV_RETURN_IF_ERROR(set(kvm_abi::kSetXsave, s.xsave.data(), "KVM_SET_XSAVE"));
+  // KVM reads as many bytes as this host's XSAVE area has, which may be more than was saved.
+  std::vector<uint8_t> xsave = s.xsave;
+  if (xsave.size() < xsave_size) xsave.resize(xsave_size, 0);
+  EV_RETURN_IF_ERROR(set(kvm_abi::kSetXsave, xsave.data(), "KVM_SET_XSAVE"));
   EV_RETURN_IF_ERROR(set(KVM_SET_XCRS, &s.xcrs, "KVM_SET_XCRS"));
   EV_RETURN_IF_ERROR(set(KVM_SET_LAPIC, &s.lapic, "KVM_SET_LAPIC"));
   std::vector<kvm_msr_entry> msrs = s.msrs;

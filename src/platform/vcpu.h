@@ -67,7 +67,8 @@ class Vcpu {
   // One MSR (KVM_GET_MSRS).
   absl::StatusOr<uint64_t> GetMsr(uint32_t index) const;
   // Restores a saved vCPU on a freshly created one, CPUID first. Errors name what KVM refused.
-  absl::Status RestoreState(const VcpuState& s) const;
+  // XSAVE_SIZE: this host's KVM_CAP_XSAVE2 (KVM_SET_XSAVE reads that many bytes).
+  absl::Status RestoreState(const VcpuState& s, size_t xsave_size) const;
 #endif
 
  private:

@@ -30,12 +30,47 @@ absl::Status WriteAll(int fd, const uint8_t* p, size_t n, uint64_t offset,
   return absl::OkStatus();
 }
 
+// A snapshot file is written under a temporary name next to PATH and renamed over it only when
+// complete: a failed snapshot leaves no half file, and the file a restored VM (or its clones)
+// maps privately keeps its inode, so writing a new snapshot to the same path never pulls pages
+// from under a running guest.
+class NewFile {
+ public:
+  static absl::StatusOr<NewFile> Create(const std::string& path, const char* field) {
+    NewFile f;
+    f.path_ = path;
+    f.tmp_ = path + ".tmp";
+    f.field_ = field;
+    f.fd_.Reset(open(f.tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!f.fd_.valid()) return ErrnoError(absl::StrFormat("%s: %s", field, f.tmp_));
+    return f;
+  }
+  NewFile() = default;
+  NewFile(NewFile&&) = default;
+  ~NewFile() {
+    if (!tmp_.empty()) unlink(tmp_.c_str());  // not committed
+  }
+  int fd() const { return fd_.get(); }
+  absl::Status Commit() {
+    if (rename(tmp_.c_str(), path_.c_str()) != 0) {
+      return ErrnoError(absl::StrFormat("%s: rename to %s", field_, path_));
+    }
+    tmp_.clear();
+    return absl::OkStatus();
+  }
+
+ private:
+  std::string path_, tmp_;
+  const char* field_ = "";
+  UniqueFd fd_;
+};
+
 // Guest RAM, region after region, as a sparse file: pages of zeros stay holes, so a 1 GiB guest
 // that touched 40 MiB writes 40 MiB and its clones share only what it wrote.
 absl::Status WriteMemoryFile(const GuestMemory& mem, const std::string& path) {
-  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd.valid()) return ErrnoError(absl::StrFormat("mem_file_path: %s", path));
-  if (ftruncate(fd.get(), static_cast<off_t>(mem.total_size())) != 0) {
+  EV_ASSIGN_OR_RETURN(NewFile file, NewFile::Create(path, "mem_file_path"));
+  const int fd_num = file.fd();
+  if (ftruncate(fd_num, static_cast<off_t>(mem.total_size())) != 0) {
     return ErrnoError(absl::StrFormat("mem_file_path: %s: ftruncate", path));
   }
   constexpr size_t kPage = 4096;
@@ -50,21 +85,21 @@ absl::Status WriteMemoryFile(const GuestMemory& mem, const std::string& path) {
         continue;
       }
       if (run > 0) {
-        EV_RETURN_IF_ERROR(WriteAll(fd.get(), r.hva + at - run, run, file_offset + at - run,
+        EV_RETURN_IF_ERROR(WriteAll(fd_num, r.hva + at - run, run, file_offset + at - run,
                                     "mem_file_path " + path));
         run = 0;
       }
     }
     file_offset += r.size;
   }
-  return absl::OkStatus();
+  return file.Commit();
 }
 
 absl::Status WriteStateFile(const std::string& bytes, const std::string& path) {
-  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd.valid()) return ErrnoError(absl::StrFormat("snapshot_path: %s", path));
-  return WriteAll(fd.get(), reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), 0,
-                  "snapshot_path " + path);
+  EV_ASSIGN_OR_RETURN(NewFile file, NewFile::Create(path, "snapshot_path"));
+  EV_RETURN_IF_ERROR(WriteAll(file.fd(), reinterpret_cast<const uint8_t*>(bytes.data()),
+                              bytes.size(), 0, "snapshot_path " + path));
+  return file.Commit();
 }
 
 }  // namespace

@@ -147,6 +147,31 @@ TEST(SnapshotTest, TimerAndClockGoOnAfterRestore) {
   }
 }
 
+// A restored VM snapshotted again to the very files it was restored from: it runs on from the
+// old memory file (its inode stays), and the new files restore too.
+TEST(SnapshotTest, ASnapshotOverTheFilesAVmRunsFrom) {
+  const std::string state = Temp("same.state"), mem = Temp("same.mem");
+  auto vm = BootAndSnapshot("snapsame", "clock", "period=10 every=20 ticks=300", "clock: tick=40",
+                            state, mem);
+  Kill(*vm);
+  ApiVm second("snapsame2");
+  ASSERT_TRUE(second.ready());
+  ASSERT_EQ(second.Load(state, mem, /*resume=*/true).status, 204);
+  ASSERT_TRUE(second.proc().WaitFor("clock: tick=100", 30000)) << second.proc().out();
+  ASSERT_EQ(second.Pause(), 204);
+  HttpReply r = second.Snapshot(state, mem);
+  ASSERT_EQ(r.status, 204) << r.body;
+  ASSERT_EQ(second.Resume(), 204);
+  auto done = second.proc().Finish(60000);
+  EXPECT_THAT(done.out, HasSubstr("clock: done ticks=300 backwards=0")) << done.out << done.err;
+  ApiVm third("snapsame3");
+  ASSERT_TRUE(third.ready());
+  ASSERT_EQ(third.Load(state, mem, /*resume=*/true).status, 204);
+  auto again = third.proc().Finish(60000);
+  EXPECT_THAT(again.out, HasSubstr("clock: done ticks=300 backwards=0")) << again.out << again.err;
+  EXPECT_THAT(again.out, Not(HasSubstr("clock: tick=100 "))) << "it went on from tick 100";
+}
+
 TEST(SnapshotTest, RestoredNetResponderAnswersPing) {
   ASSERT_EQ(geteuid(), 0u) << "network namespaces and TAPs need root";
   const std::string ns = "evsnap" + std::to_string(getpid());

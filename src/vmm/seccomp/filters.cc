@@ -94,7 +94,8 @@ constexpr Names kMain = {"openat", "open", "fstat", "newfstatat", "statx", "lsee
                          // A refused lock names its holder from /proc/PID/fdinfo.
                          "getdents64",
                          // After a snapshot, the devices start again (as on a vCPU's DRIVER_OK).
-                         "io_uring_register", "dup"};
+                         // Its files are renamed into place once complete.
+                         "io_uring_register", "dup", "rename", "renameat", "renameat2"};
 
 constexpr Names kApi = {"accept", "accept4", "recvfrom", "recvmsg", "sendto", "sendmsg", "writev",
                         "shutdown", "fcntl", "setsockopt", "getsockopt", "getsockname", "eventfd2",
