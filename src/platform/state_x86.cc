@@ -27,10 +27,14 @@ absl::StatusOr<size_t> MsrIoctl(int fd, unsigned long req,  // NOLINT(runtime/in
   std::vector<uint8_t> buf(sizeof(kvm_abi::MsrsHeader) + entries.size() * sizeof(kvm_msr_entry));
   auto* hdr = reinterpret_cast<kvm_abi::MsrsHeader*>(buf.data());
   hdr->nmsrs = static_cast<uint32_t>(entries.size());
-  std::memcpy(buf.data() + sizeof(*hdr), entries.data(), entries.size() * sizeof(kvm_msr_entry));
+  if (!entries.empty()) {
+    std::memcpy(buf.data() + sizeof(*hdr), entries.data(), entries.size() * sizeof(kvm_msr_entry));
+  }
   const int n = ioctl(fd, req, buf.data());
   if (n < 0) return ErrnoError(req == kvm_abi::kGetMsrs ? "KVM_GET_MSRS" : "KVM_SET_MSRS");
-  std::memcpy(entries.data(), buf.data() + sizeof(*hdr), entries.size() * sizeof(kvm_msr_entry));
+  if (!entries.empty()) {
+    std::memcpy(entries.data(), buf.data() + sizeof(*hdr), entries.size() * sizeof(kvm_msr_entry));
+  }
   return static_cast<size_t>(n);
 }
 
@@ -49,7 +53,8 @@ absl::StatusOr<std::vector<uint32_t>> Kvm::MsrIndexList() const {
     return ErrnoError("KVM_GET_MSR_INDEX_LIST");
   }
   std::vector<uint32_t> out(hdr->nmsrs);
-  std::memcpy(out.data(), buf.data() + sizeof(*hdr), out.size() * sizeof(uint32_t));
+  if (!out.empty())
+    std::memcpy(out.data(), buf.data() + sizeof(*hdr), out.size() * sizeof(uint32_t));
   return out;
 }
 

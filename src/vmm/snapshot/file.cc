@@ -39,7 +39,7 @@ uint32_t Checksum(absl::Span<const uint8_t> header, absl::Span<const uint8_t> st
   uLong crc = crc32(0L, Z_NULL, 0);
   crc = crc32(crc, h, kHeaderSize);
   // zlib takes uInt lengths; the state is bounded by kMaxStateBytes.
-  crc = crc32(crc, state.data(), static_cast<uInt>(state.size()));
+  if (!state.empty()) crc = crc32(crc, state.data(), static_cast<uInt>(state.size()));
   return static_cast<uint32_t>(crc);
 }
 

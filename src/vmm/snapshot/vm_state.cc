@@ -57,7 +57,7 @@ absl::Status GetBlobArray(const Json& o, const std::string& where, const std::st
                absl::StrFormat("must hold at most %d entries of %d bytes", max_count, sizeof(T)));
   }
   out->resize(b->size() / sizeof(T));
-  std::memcpy(out->data(), b->data(), b->size());
+  if (!b->empty()) std::memcpy(out->data(), b->data(), b->size());
   return absl::OkStatus();
 }
 

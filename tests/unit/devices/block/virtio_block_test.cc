@@ -216,38 +216,46 @@ INSTANTIATE_TEST_SUITE_P(Engines, VirtioBlockTest,
 // does, on demand. Releasing completes each one successfully (reads leave the buffer as is).
 class HeldEngine : public IoEngine {
  public:
+  struct Op {
+    const HeldEngine* engine;  // the engine that took it (each device activation makes new ones)
+    uint64_t tag;
+    int64_t bytes;  // what a successful completion reports
+    bool reaped = false;
+  };
   struct Shared {
     std::mutex mu;
-    std::vector<IoOp> submitted;  // every op, in submission order
-    size_t released = 0;          // how many of them the test let complete
+    std::vector<Op> submitted;  // every op, in submission order
+    size_t released = 0;        // how many of them the test let complete
     int event_fd = -1;
   };
   explicit HeldEngine(std::shared_ptr<Shared> s) : s_(std::move(s)) {}
   Kind kind() const override { return Kind::kSync; }
   int event_fd() const override { return s_->event_fd; }
   absl::Status Submit(const IoOp& op) override {
+    int64_t bytes = 0;
+    for (int i = 0; i < op.iovcnt; ++i) bytes += static_cast<int64_t>(op.iov[i].iov_len);
     std::lock_guard lock(s_->mu);
-    s_->submitted.push_back(op);
+    s_->submitted.push_back({this, op.tag, bytes});
     return absl::OkStatus();
   }
   void Kick() override {}
   void Reap(const std::function<void(uint64_t, int64_t)>& done) override {
     DrainEventFd(s_->event_fd);
-    std::vector<IoOp> ready;
+    std::vector<Op> ready;
     {
       std::lock_guard lock(s_->mu);
-      while (reaped_ < s_->released) ready.push_back(s_->submitted[reaped_++]);
+      for (size_t i = 0; i < s_->released; ++i) {
+        Op& op = s_->submitted[i];
+        if (op.engine != this || op.reaped) continue;
+        op.reaped = true;
+        ready.push_back(op);
+      }
     }
-    for (const IoOp& op : ready) {
-      int64_t bytes = 0;
-      for (int i = 0; i < op.iovcnt; ++i) bytes += static_cast<int64_t>(op.iov[i].iov_len);
-      done(op.tag, bytes);
-    }
+    for (const Op& op : ready) done(op.tag, op.bytes);
   }
 
  private:
   std::shared_ptr<Shared> s_;
-  size_t reaped_ = 0;
 };
 
 class QuiesceTest : public VirtioBlockTest {
