@@ -120,6 +120,18 @@ class Contract:
         return status, (json.loads(raw) if raw else None)
 
 
+def start_vmm(binary, sock, vm_id):
+    """An edgevisor serving the API on SOCK, once the socket exists (5 s at most)."""
+    vmm = subprocess.Popen([binary, "--api-sock", sock, "--id", vm_id],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+    for _ in range(500):
+        if os.path.exists(sock):
+            break
+        time.sleep(0.01)
+    return vmm
+
+
 def main():
     if len(sys.argv) != 4:
         print(__doc__)
@@ -141,13 +153,7 @@ def main():
         f.truncate(1 << 20)
     metrics = os.path.join(tmp, "metrics.json")
     log = os.path.join(tmp, "vmm.log")
-    vmm = subprocess.Popen([binary, "--api-sock", sock, "--id", "contract"],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE)
-    for _ in range(500):
-        if os.path.exists(sock):
-            break
-        time.sleep(0.01)
+    vmm = start_vmm(binary, sock, "contract")
     c = Contract(spec, sock)
 
     # Pre-boot: Firecracker's getting-started requests plus the rest of the configuration API.
@@ -269,13 +275,7 @@ def main():
 
     # The snapshot, restored in a new process (the first one has let go of the TAP and the disk).
     sock2 = os.path.join(tmp, "api2.sock")
-    vmm2 = subprocess.Popen([binary, "--api-sock", sock2, "--id", "contract2"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    for _ in range(500):
-        if os.path.exists(sock2):
-            break
-        time.sleep(0.01)
+    vmm2 = start_vmm(binary, sock2, "contract2")
     c2 = Contract(spec, sock2)
     metrics2 = os.path.join(tmp, "metrics2.json")
     c2.call("PUT", "/metrics", "/metrics", {"metrics_path": metrics2}, expect=204)

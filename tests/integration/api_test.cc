@@ -71,16 +71,10 @@ TEST(ApiTest, FirecrackerGettingStartedWithCurlBootsPayload) {
 // guest through it.
 TEST(ApiTest, GettingStartedNetworkInterfacePings) {
   ASSERT_EQ(geteuid(), 0u) << "network namespaces and TAPs need root";
-  const std::string ns = "evapi" + std::to_string(getpid());
-  Sh("ip netns del " + ns);
-  ASSERT_EQ(Sh("ip netns add " + ns).first, 0);
-  auto in = [&](const std::string& cmd) {
-    return Sh("ip netns exec " + ns + " sh -c '" + cmd + "'");
-  };
-  ASSERT_EQ(in("ip tuntap add dev tap0 mode tap && ip addr add 10.0.2.1/24 dev tap0 && "
-               "ip link set tap0 up && ip link set lo up")
-                .first,
-            0);
+  TapNamespace net("evapi");
+  ASSERT_TRUE(net.ok());
+  const std::string& ns = net.name();
+  auto in = [&](const std::string& cmd) { return net.In(cmd); };
   const std::string sock = SockPath("net");
   unlink(sock.c_str());
   Spawned proc({"/usr/bin/ip", "netns", "exec", ns, EdgevisorBin(), "--api-sock", sock});
@@ -104,7 +98,6 @@ TEST(ApiTest, GettingStartedNetworkInterfacePings) {
   auto r = proc.Finish(20000);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("net_responder: quit"));
-  Sh("ip netns del " + ns);
 }
 
 // ---- The bad-input suite ---------------------------------------------------------------------

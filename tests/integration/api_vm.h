@@ -30,6 +30,32 @@ inline std::string MakeImage(const std::string& name, size_t bytes) {
   return path;
 }
 
+// A network namespace holding TAP tap0 at 10.0.2.1/24 (the payloads' guest is 10.0.2.15), deleted
+// at the end of the scope. The VMM runs in it: `ip netns exec NAME edgevisor ...`.
+class TapNamespace {
+ public:
+  explicit TapNamespace(const std::string& tag) : name_(tag + std::to_string(getpid())) {
+    Sh("ip netns del " + name_);
+    ok_ = Sh("ip netns add " + name_).first == 0 &&
+          In("ip tuntap add dev tap0 mode tap && ip addr add 10.0.2.1/24 dev tap0 && "
+             "ip link set tap0 up && ip link set lo up")
+                  .first == 0;
+  }
+  ~TapNamespace() { Sh("ip netns del " + name_); }
+  TapNamespace(const TapNamespace&) = delete;
+  TapNamespace& operator=(const TapNamespace&) = delete;
+  bool ok() const { return ok_; }
+  const std::string& name() const { return name_; }
+  // Runs CMD (sh) inside the namespace.
+  std::pair<int, std::string> In(const std::string& cmd) const {
+    return Sh("ip netns exec " + name_ + " sh -c '" + cmd + "'");
+  }
+
+ private:
+  std::string name_;
+  bool ok_ = false;
+};
+
 // The metrics file's lines, parsed (one JSON object per flush).
 inline std::vector<nlohmann::json> MetricsLines(const std::string& path) {
   std::ifstream f(path);

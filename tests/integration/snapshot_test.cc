@@ -174,16 +174,10 @@ TEST(SnapshotTest, ASnapshotOverTheFilesAVmRunsFrom) {
 
 TEST(SnapshotTest, RestoredNetResponderAnswersPing) {
   ASSERT_EQ(geteuid(), 0u) << "network namespaces and TAPs need root";
-  const std::string ns = "evsnap" + std::to_string(getpid());
-  Sh("ip netns del " + ns);
-  ASSERT_EQ(Sh("ip netns add " + ns).first, 0);
-  auto in = [&](const std::string& cmd) {
-    return Sh("ip netns exec " + ns + " sh -c '" + cmd + "'");
-  };
-  ASSERT_EQ(in("ip tuntap add dev tap0 mode tap && ip addr add 10.0.2.1/24 dev tap0 && "
-               "ip link set tap0 up && ip link set lo up")
-                .first,
-            0);
+  TapNamespace net("evsnap");
+  ASSERT_TRUE(net.ok());
+  const std::string& ns = net.name();
+  auto in = [&](const std::string& cmd) { return net.In(cmd); };
   const std::string state = Temp("net.state"), mem = Temp("net.mem");
   const std::string sock1 = SockPath("snapnet"), sock2 = SockPath("snapnet2");
   unlink(sock1.c_str());
@@ -225,7 +219,6 @@ TEST(SnapshotTest, RestoredNetResponderAnswersPing) {
   in("printf quit | socat -u - UDP:10.0.2.15:7");
   auto r = restored->Finish(20000);
   EXPECT_THAT(r.out, HasSubstr("net_responder: quit")) << r.out << r.err;
-  Sh("ip netns del " + ns);
 }
 
 // PSS and RSS, in KiB, of a process's mappings of FILE (/proc/PID/smaps): the guest memory a

@@ -67,13 +67,15 @@ class VirtioBlockTest : public ::testing::TestWithParam<Case> {
     if (!path_.empty()) unlink(path_.c_str());
   }
 
-  absl::Status Activate() {
+  // RESUME: the queue's saved position (empty: from 0).
+  absl::Status Activate(std::vector<virtio::QueueState> resume = {}) {
     virtio::ActivateArgs args;
     args.mem = &mem_;
     args.features = Bit(virtio::kFeatureVersion1);
     args.queues = {{256, kQueueSize, true, kDescTable, kAvail, kUsed}};
     args.notify_fds = {notify_.fd()};
     args.interrupt = &irq_;
+    args.resume = std::move(resume);
     return dev_->Activate(std::move(args));
   }
 
@@ -319,14 +321,7 @@ TEST_P(QuiesceTest, ResumingServesWhatTheDriverQueuedMeanwhile) {
   // a snapshot restored in another process).
   Post(1, virtio_blk::kTypeIn, 1, 512);
   notify_.Drain();
-  virtio::ActivateArgs args;
-  args.mem = &mem_;
-  args.features = Bit(virtio::kFeatureVersion1);
-  args.queues = {{256, kQueueSize, true, kDescTable, kAvail, kUsed}};
-  args.notify_fds = {notify_.fd()};
-  args.interrupt = &irq_;
-  args.resume = *pos;
-  ASSERT_TRUE(dev_->Activate(std::move(args)).ok());
+  ASSERT_TRUE(Activate(*pos).ok());
   ASSERT_TRUE(irq_.WaitFor([&] { return Submitted() == 2; })) << "served without a notify";
   ReleaseAll();
   ASSERT_TRUE(irq_.WaitFor([&] { return UsedIdx() == 2; }));
