@@ -57,6 +57,9 @@ class Vm {
     kvm_clock_data clock{};
   };
   absl::StatusOr<IrqchipState> SaveIrqchip() const;
+  // The bytes of a vCPU's XSAVE area that KVM_GET_XSAVE2 writes and KVM_SET_XSAVE reads
+  // (KVM_CAP_XSAVE2, asked of the VM as KVM documents; at least 4096).
+  size_t XsaveSize() const;
   absl::Status RestoreIrqchip(const IrqchipState& s) const;
 #endif
 

@@ -138,6 +138,12 @@ absl::Status Vcpu::RestoreState(const VcpuState& s, size_t xsave_size) const {
   return set(KVM_SET_DEBUGREGS, &s.debugregs, "KVM_SET_DEBUGREGS");
 }
 
+size_t Vm::XsaveSize() const {
+  const int size = ioctl(fd(), KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+  return size > static_cast<int>(sizeof(kvm_abi::XsaveRegion)) ? static_cast<size_t>(size)
+                                                               : sizeof(kvm_abi::XsaveRegion);
+}
+
 absl::StatusOr<Vm::IrqchipState> Vm::SaveIrqchip() const {
   IrqchipState s;
   s.pic_master.chip_id = KVM_IRQCHIP_PIC_MASTER;

@@ -269,8 +269,7 @@ absl::StatusOr<std::unique_ptr<Vmm>> RestoreVm(const snapshot::VmState& state,
   VirtioPlacement placement(p, nullptr);
   EV_RETURN_IF_ERROR(AddVirtioDevices(cfg, p, placement));
   EV_RETURN_IF_ERROR(Annotate(p.vm.RestoreIrqchip(state.irqchip), "snapshot: irqchip"));
-  const int xsave2 = p.kvm.CheckExtension(KVM_CAP_XSAVE2);
-  const size_t xsave_size = xsave2 > 0 ? static_cast<size_t>(xsave2) : 4096;
+  const size_t xsave_size = p.vm.XsaveSize();
   for (int i = 0; i < cfg.machine.vcpus; ++i) {
     EV_ASSIGN_OR_RETURN(std::unique_ptr<Vcpu> vcpu, Vcpu::Create(p.kvm, p.vm, i));
     EV_RETURN_IF_ERROR(Annotate(vcpu->RestoreState(state.vcpus[i], xsave_size),

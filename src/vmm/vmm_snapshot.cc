@@ -131,8 +131,7 @@ absl::Status Vmm::CreateSnapshot(const std::string& state_path, const std::strin
   }
   s.uart = p_.uart ? p_.uart->SaveState() : Json();
   s.i8042 = p_.i8042 ? p_.i8042->SaveState() : Json();
-  const int xsave2 = ioctl(p_.vm.fd(), KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
-  const size_t xsave_size = xsave2 > 0 ? static_cast<size_t>(xsave2) : 4096;
+  const size_t xsave_size = p_.vm.XsaveSize();
   EV_ASSIGN_OR_RETURN(std::vector<uint32_t> listed, p_.kvm.MsrIndexList());
   EV_ASSIGN_OR_RETURN(std::vector<uint32_t> msrs, p_.vcpus[0]->ReadableMsrs(listed));
   for (const auto& vcpu : p_.vcpus) {

@@ -64,7 +64,8 @@ inline HttpReply Http(const std::string& sock, const std::string& method, const 
   return RawHttp(sock, req + "\r\n" + body);
 }
 
-inline bool WaitForSocket(const std::string& sock, int timeout_ms) {
+// Waits until SOCK accepts a connection, trying every POLL_US microseconds.
+inline bool WaitForSocket(const std::string& sock, int timeout_ms, int poll_us = 10000) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (std::chrono::steady_clock::now() < deadline) {
     int fd = ConnectUnix(sock);
@@ -72,7 +73,7 @@ inline bool WaitForSocket(const std::string& sock, int timeout_ms) {
       close(fd);
       return true;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::this_thread::sleep_for(std::chrono::microseconds(poll_us));
   }
   return false;
 }

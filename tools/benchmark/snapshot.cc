@@ -44,20 +44,7 @@ namespace {
 using edgevisor::testing::Http;
 using edgevisor::testing::HttpReply;
 
-// Waits for a VMM's API socket to accept, looking every 0.2 ms: the restore's latency includes
-// this wait, so it must not be coarser than what it measures.
-bool WaitForSocket(const std::string& sock, double timeout) {
-  const double end = Now() + timeout;
-  while (Now() < end) {
-    const int fd = edgevisor::testing::ConnectUnix(sock);
-    if (fd >= 0) {
-      close(fd);
-      return true;
-    }
-    usleep(200);
-  }
-  return false;
-}
+using edgevisor::testing::WaitForSocket;
 
 // A VMM child with its console on a pipe (stderr to LOG), killed when it goes out of scope.
 class Child {
@@ -154,7 +141,8 @@ struct ApiChild {
         child((unlink(sock.c_str()), std::vector<std::string>{s.ev, "--api-sock", sock, "--id",
                                                               name, "--level", "Warning"}),
               s.dir + "/" + name + ".log") {
-    ready = WaitForSocket(sock, 5);
+    // Every 0.2 ms: the restore latency includes this wait, which must not be coarser.
+    ready = WaitForSocket(sock, 5000, 200);
   }
   int Put(const std::string& path, const std::string& body) {
     return Http(sock, "PUT", path, body).status;
