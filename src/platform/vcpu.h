@@ -30,6 +30,21 @@ struct VcpuState {
   kvm_debugregs debugregs{};
   uint32_t tsc_khz = 0;  // 0: unknown
 };
+#elif defined(__aarch64__)
+// Everything KVM holds for one aarch64 vCPU, as a snapshot records it: the registers that
+// KVM_GET_REG_LIST names (core, FP/SIMD, system, timer, firmware pseudo-registers), each as
+// long as its id says, their values end to end in list order; the PSCI power state; and the
+// pending SError.
+struct VcpuState {
+  kvm_mp_state mp_state{};
+  std::vector<uint64_t> reg_ids;
+  std::vector<uint8_t> reg_values;
+  kvm_vcpu_events events{};
+};
+// The bytes a KVM_{GET,SET}_ONE_REG id transfers (its size field).
+inline size_t OneRegSize(uint64_t id) {
+  return size_t{1} << ((id & KVM_REG_SIZE_MASK) >> KVM_REG_SIZE_SHIFT);
+}
 #endif
 
 class Vcpu {
@@ -69,6 +84,14 @@ class Vcpu {
   // Restores a saved vCPU on a freshly created one, CPUID first. Errors name what KVM refused.
   // XSAVE_SIZE: this host's KVM_CAP_XSAVE2 (KVM_SET_XSAVE reads that many bytes).
   absl::Status RestoreState(const VcpuState& s, size_t xsave_size) const;
+#elif defined(__aarch64__)
+  // The whole vCPU (its thread must be out of KVM_RUN, e.g. paused).
+  absl::StatusOr<VcpuState> SaveState() const;
+  // Restores a saved vCPU on one that KVM_ARM_VCPU_INIT has initialized with the same features.
+  // Errors name the register KVM refused (a host whose CPU differs refuses its ID registers).
+  absl::Status RestoreState(const VcpuState& s) const;
+  // MPIDR_EL1: the affinity that addresses this vCPU's redistributor and GIC CPU registers.
+  absl::StatusOr<uint64_t> Mpidr() const;
 #endif
 
  private:

@@ -1,4 +1,7 @@
 #include "src/vmm/builder.h"
+#if defined(__aarch64__)
+#include "src/platform/vgic_state.h"
+#endif
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -206,6 +209,47 @@ void WarnIfTscNotRestored(const Vcpu& vcpu, const VcpuState& saved) {
 }
 #endif
 
+// The vCPUs and the interrupt controller of a restored VM, then what must follow the vCPUs'
+// creation (FinishVm). x86_64: the guest keeps the CPU it saw, so this host's KVM must be able
+// to give it every feature; the irqchip goes first. aarch64: the vCPUs are initialized and the
+// vGIC too (its registers are written into an initialized one), then the registers and the vGIC.
+absl::Status RestoreCpusAndIrqchip(const snapshot::VmState& state, VmParts& p) {
+  const int vcpus = p.config.machine.vcpus;
+#if defined(__x86_64__)
+  EV_ASSIGN_OR_RETURN(std::vector<kvm_cpuid_entry2> host, p.kvm.SupportedCpuid());
+  std::vector<std::string> missing = snapshot::MissingCpuFeatures(state.vcpus[0].cpuid, host);
+  if (!missing.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the snapshot's guest saw CPU features this host's KVM cannot give: ",
+                     absl::StrJoin(missing, "; ")));
+  }
+  EV_RETURN_IF_ERROR(Annotate(p.vm.RestoreIrqchip(state.irqchip), "snapshot: irqchip"));
+  const size_t xsave_size = p.vm.XsaveSize();
+  for (int i = 0; i < vcpus; ++i) {
+    EV_ASSIGN_OR_RETURN(std::unique_ptr<Vcpu> vcpu, Vcpu::Create(p.kvm, p.vm, i));
+    EV_RETURN_IF_ERROR(Annotate(vcpu->RestoreState(state.vcpus[i], xsave_size),
+                                absl::StrFormat("snapshot: vcpus[%d]", i)));
+    p.vcpus.push_back(std::move(vcpu));
+  }
+  WarnIfTscNotRestored(*p.vcpus[0], state.vcpus[0]);
+  return arch::FinishVm(p.vm, p.arch);
+#else
+  for (int i = 0; i < vcpus; ++i) {
+    EV_ASSIGN_OR_RETURN(std::unique_ptr<Vcpu> vcpu, Vcpu::Create(p.kvm, p.vm, i));
+    EV_RETURN_IF_ERROR(arch::InitVcpu(*vcpu, p.arch));
+    p.vcpus.push_back(std::move(vcpu));
+  }
+  EV_RETURN_IF_ERROR(arch::FinishVm(p.vm, p.arch));
+  for (int i = 0; i < vcpus; ++i) {
+    EV_RETURN_IF_ERROR(Annotate(p.vcpus[i]->RestoreState(state.vcpus[i]),
+                                absl::StrFormat("snapshot: vcpus[%d]", i)));
+  }
+  return Annotate(
+      RestoreGic(p.arch.irqchip.get(), p.arch.its.valid() ? p.arch.its.get() : -1, state.gic),
+      "snapshot: gic");
+#endif
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock vmm_start,
@@ -235,10 +279,6 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
 absl::StatusOr<std::unique_ptr<Vmm>> RestoreVm(const snapshot::VmState& state,
                                                const RestoreOptions& opts, ProcessClock vmm_start,
                                                const seccomp::ThreadFilters& filters) {
-#if !defined(__x86_64__)
-  (void)state, (void)opts, (void)vmm_start, (void)filters;
-  return absl::UnimplementedError("snapshots of aarch64 VMs are not supported yet");
-#else
   UniqueFd mem(open(opts.mem_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!mem.valid()) return ErrnoError(absl::StrFormat("mem_file_path: %s", opts.mem_path));
   struct stat st {};
@@ -251,6 +291,9 @@ absl::StatusOr<std::unique_ptr<Vmm>> RestoreVm(const snapshot::VmState& state,
   VmConfig cfg = state.config;
   cfg.id = opts.id;
   cfg.serial = opts.serial;
+#if defined(__aarch64__)
+  cfg.machine.gic = static_cast<int>(state.gic.version);  // the vGIC the guest had
+#endif
   VmParts p;
   p.filters = filters;
   p.id = cfg.id;
@@ -258,30 +301,14 @@ absl::StatusOr<std::unique_ptr<Vmm>> RestoreVm(const snapshot::VmState& state,
   p.reboot_exit_code = cfg.reboot_exit_code;
   p.start_paused = !opts.resume;
   EV_RETURN_IF_ERROR(CreateMachine(cfg, p, mem.get()));
-  // The guest keeps the CPU it saw: this host's KVM must be able to give it every feature.
-  EV_ASSIGN_OR_RETURN(std::vector<kvm_cpuid_entry2> host, p.kvm.SupportedCpuid());
-  std::vector<std::string> missing = snapshot::MissingCpuFeatures(state.vcpus[0].cpuid, host);
-  if (!missing.empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the snapshot's guest saw CPU features this host's KVM cannot give: ",
-                     absl::StrJoin(missing, "; ")));
-  }
   VirtioPlacement placement(p, nullptr);
   EV_RETURN_IF_ERROR(AddVirtioDevices(cfg, p, placement));
-  EV_RETURN_IF_ERROR(Annotate(p.vm.RestoreIrqchip(state.irqchip), "snapshot: irqchip"));
-  const size_t xsave_size = p.vm.XsaveSize();
-  for (int i = 0; i < cfg.machine.vcpus; ++i) {
-    EV_ASSIGN_OR_RETURN(std::unique_ptr<Vcpu> vcpu, Vcpu::Create(p.kvm, p.vm, i));
-    EV_RETURN_IF_ERROR(Annotate(vcpu->RestoreState(state.vcpus[i], xsave_size),
-                                absl::StrFormat("snapshot: vcpus[%d]", i)));
-    p.vcpus.push_back(std::move(vcpu));
-  }
-  WarnIfTscNotRestored(*p.vcpus[0], state.vcpus[0]);
-  EV_RETURN_IF_ERROR(arch::FinishVm(p.vm, p.arch));
+  EV_RETURN_IF_ERROR(RestoreCpusAndIrqchip(state, p));
   EV_RETURN_IF_ERROR(placement.ConnectInterrupts());
   EV_RETURN_IF_ERROR(AddPlatform(cfg, vmm_start, p));
   EV_RETURN_IF_ERROR(Annotate(p.uart->LoadState(state.uart), "snapshot: uart"));
   if (p.i8042) EV_RETURN_IF_ERROR(Annotate(p.i8042->LoadState(state.i8042), "snapshot: i8042"));
+  if (p.rtc) EV_RETURN_IF_ERROR(Annotate(p.rtc->LoadState(state.rtc), "snapshot: rtc"));
   for (size_t i = 0; i < p.virtio_devices.size(); ++i) {
     EV_RETURN_IF_ERROR(Annotate(p.virtio_devices[i]->LoadState(state.virtio[i]),
                                 absl::StrFormat("snapshot: virtio[%d]", i)));
@@ -289,7 +316,6 @@ absl::StatusOr<std::unique_ptr<Vmm>> RestoreVm(const snapshot::VmState& state,
   spdlog::info("restored VM: {} vCPUs, {} MiB from {}{}", cfg.machine.vcpus, cfg.machine.mem_mib,
                opts.mem_path, opts.resume ? "" : " (paused)");
   return std::make_unique<Vmm>(std::move(p));
-#endif
 }
 
 }  // namespace edgevisor

@@ -17,6 +17,7 @@
 #include "src/devices/block/virtio_block.h"
 #include "src/devices/legacy/boot_timer.h"
 #include "src/devices/legacy/i8042.h"
+#include "src/devices/legacy/pl031.h"
 #include "src/devices/legacy/uart_16550.h"
 #include "src/devices/net/virtio_net.h"
 #include "src/devices/virtio/mmio_transport.h"
@@ -50,6 +51,7 @@ struct VmParts {
   UniqueFd serial_output_file;
   std::shared_ptr<BootTimer> boot_timer;
   std::shared_ptr<I8042> i8042;  // x86 only
+  std::shared_ptr<Pl031> rtc;    // aarch64 only
   std::vector<std::shared_ptr<virtio::MmioTransport>> virtio_devices;
   // The block devices behind virtio_devices, by drive id, for PATCH /drives (owned by their
   // transports).

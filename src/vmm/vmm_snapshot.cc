@@ -12,9 +12,12 @@
 #include "src/vmm/snapshot/file.h"
 #include "src/vmm/snapshot/vm_state.h"
 #include "src/vmm/vmm.h"
+#if defined(__aarch64__)
+#include "src/platform/vgic_state.h"
+#include "src/vmm/arch/aarch64/layout.h"
+#endif
 
 namespace edgevisor {
-#if defined(__x86_64__)
 namespace {
 
 absl::Status WriteAll(int fd, const uint8_t* p, size_t n, uint64_t offset,
@@ -102,15 +105,41 @@ absl::Status WriteStateFile(const std::string& bytes, const std::string& path) {
   return file.Commit();
 }
 
-}  // namespace
+// The vCPUs and the interrupt controller, of a VM whose vCPUs are all paused.
+absl::Status SaveCpusAndIrqchip(const VmParts& p, snapshot::VmState& s) {
+#if defined(__x86_64__)
+  const size_t xsave_size = p.vm.XsaveSize();
+  EV_ASSIGN_OR_RETURN(std::vector<uint32_t> listed, p.kvm.MsrIndexList());
+  EV_ASSIGN_OR_RETURN(std::vector<uint32_t> msrs, p.vcpus[0]->ReadableMsrs(listed));
+  for (const auto& vcpu : p.vcpus) {
+    auto v = vcpu->SaveState(msrs, xsave_size);
+    if (!v.ok()) return Annotate(v.status(), absl::StrFormat("vcpu%d", vcpu->index()));
+    auto cpuid = arch::GuestCpuid(p.kvm, vcpu->index(), static_cast<int>(p.vcpus.size()));
+    if (!cpuid.ok()) return cpuid.status();
+    v->cpuid = *std::move(cpuid);
+    s.vcpus.push_back(*std::move(v));
+  }
+  EV_ASSIGN_OR_RETURN(s.irqchip, p.vm.SaveIrqchip());
+#else
+  std::vector<uint64_t> mpidrs;
+  for (const auto& vcpu : p.vcpus) {
+    auto v = vcpu->SaveState();
+    if (!v.ok()) return Annotate(v.status(), absl::StrFormat("vcpu%d", vcpu->index()));
+    s.vcpus.push_back(*std::move(v));
+    EV_ASSIGN_OR_RETURN(uint64_t mpidr, vcpu->Mpidr());
+    mpidrs.push_back(mpidr);
+  }
+  EV_ASSIGN_OR_RETURN(
+      s.gic, SaveGic(p.arch.irqchip.get(), static_cast<uint32_t>(p.arch.irqchip_version),
+                     p.arch.its.valid() ? p.arch.its.get() : -1, mpidrs, aarch64::kGicNumIrqs));
 #endif
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::Status Vmm::CreateSnapshot(const std::string& state_path, const std::string& mem_path,
                                  const std::string& vmm_version) {
-#if !defined(__x86_64__)
-  (void)state_path, (void)mem_path, (void)vmm_version;
-  return absl::UnimplementedError("snapshots of aarch64 VMs are not supported yet");
-#else
   {
     absl::MutexLock lock(&pause_mu_);
     if (!pause_requested_.load() || paused_count_ != p_.vcpus.size()) {
@@ -131,18 +160,9 @@ absl::Status Vmm::CreateSnapshot(const std::string& state_path, const std::strin
   }
   s.uart = p_.uart ? p_.uart->SaveState() : Json();
   s.i8042 = p_.i8042 ? p_.i8042->SaveState() : Json();
-  const size_t xsave_size = p_.vm.XsaveSize();
-  EV_ASSIGN_OR_RETURN(std::vector<uint32_t> listed, p_.kvm.MsrIndexList());
-  EV_ASSIGN_OR_RETURN(std::vector<uint32_t> msrs, p_.vcpus[0]->ReadableMsrs(listed));
-  for (const auto& vcpu : p_.vcpus) {
-    auto v = vcpu->SaveState(msrs, xsave_size);
-    if (!v.ok()) return Annotate(v.status(), absl::StrFormat("vcpu%d", vcpu->index()));
-    auto cpuid = arch::GuestCpuid(p_.kvm, vcpu->index(), static_cast<int>(p_.vcpus.size()));
-    if (!cpuid.ok()) return cpuid.status();
-    v->cpuid = *std::move(cpuid);
-    s.vcpus.push_back(*std::move(v));
-  }
-  EV_ASSIGN_OR_RETURN(s.irqchip, p_.vm.SaveIrqchip());
+  s.rtc = p_.rtc ? p_.rtc->SaveState() : Json();
+  // Before the memory: on aarch64 the ITS writes its tables into guest RAM.
+  EV_RETURN_IF_ERROR(SaveCpusAndIrqchip(p_, s));
   EV_RETURN_IF_ERROR(WriteMemoryFile(*p_.mem, mem_path));
   const std::string bytes = snapshot::Encode(snapshot::ToJson(s), vmm_version);
   EV_RETURN_IF_ERROR(WriteStateFile(bytes, state_path));
@@ -151,7 +171,6 @@ absl::Status Vmm::CreateSnapshot(const std::string& state_path, const std::strin
   spdlog::info("snapshot: state {} ({} bytes), memory {} ({} MiB) in {:.1f} ms", state_path,
                bytes.size(), mem_path, s.mem_bytes >> 20, ms);
   return absl::OkStatus();
-#endif
 }
 
 }  // namespace edgevisor

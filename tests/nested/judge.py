@@ -75,6 +75,13 @@ def protocol(arch, form):
     return "PVH"
 
 
+def poweroff(arch):
+    """How the guest's power-off shows in the VMM's log: (what it is, the pattern)."""
+    if arch == "arm64":
+        return "PSCI SYSTEM_OFF", r"guest powered off \(exit code 0\)"
+    return "ACPI power-off", r"guest powered off \(ACPI S5\)"
+
+
 def judge(text, arch, gic=3, job="test", forms=(), payloads=(), disks=None, snapshot=False):
     """Returns (header, checks, times) for the console log TEXT."""
     lines = strip(text)
@@ -111,11 +118,8 @@ def judge(text, arch, gic=3, job="test", forms=(), payloads=(), disks=None, snap
               inner(r"seccomp filters installed: main, 2 vCPU\(s\)"))
         check(f"{form}.exit", f"{form}: VMM exit status 0",
               inner(rf"^RIG_INNER_DONE form={re.escape(form)} vmm=edgevisor rc=0 "))
-        if arch == "arm64":
-            check(f"{form}.poweroff", f"{form}: PSCI SYSTEM_OFF",
-                  inner(r"guest powered off \(exit code 0\)"))
-        else:
-            check(f"{form}.poweroff", f"{form}: ACPI power-off", inner(r"guest powered off \(ACPI S5\)"))
+        off, off_rx = poweroff(arch)
+        check(f"{form}.poweroff", f"{form}: {off}", inner(off_rx))
         if job == "test":
             judge_form(check, inner, blk, arch, gic, form, start, end, disks.get(form))
         bt = field(blk, r"Guest-boot-time = +(\d+) us")
@@ -136,7 +140,7 @@ def judge(text, arch, gic=3, job="test", forms=(), payloads=(), disks=None, snap
         check(f"payload-{p}.exit", f"payload {p}: exit through debug-exit, status 1 (returned 0)",
               inner(rf"^RIG_INNER_DONE form=payload-{p} vmm=edgevisor rc=1 "))
     if snapshot:
-        judge_snapshot(check, lines, disks.get("snapshot"), times)
+        judge_snapshot(check, lines, arch, disks.get("snapshot"), times)
     outer_kernel = field(lines, r"^RIG_OUTER_READY .*kernel=(\S+)") or "?"
     outer_up = field(lines, r"^RIG_OUTER_READY uptime=([0-9.]+)")
     times.append(f"outer machine to /init with KVM: {outer_up or '?'} s (its uptime)")
@@ -145,7 +149,7 @@ def judge(text, arch, gic=3, job="test", forms=(), payloads=(), disks=None, snap
     return header, checks, times
 
 
-def judge_snapshot(check, lines, disk, times):
+def judge_snapshot(check, lines, arch, disk, times):
     """The snapshot scenario: "snapshot-src" boots and is snapshotted while it holds, "snapshot"
     is the guest restored in a new VMM, which must do all of its work."""
     src, dst = block(lines, "snapshot-src"), block(lines, "snapshot")
@@ -169,8 +173,11 @@ def judge_snapshot(check, lines, disk, times):
           disk and host_file(disk, "/hello").rstrip("\n").endswith(" as snapshot"))
     check("snapshot.ping", "snapshot: the restored guest pings over virtio-net/TAP",
           grep(dst, r"EV_PING_OK 3 packets received"))
-    check("snapshot.poweroff", "snapshot: the restored guest's ACPI power-off",
-          grep(dst, r"guest powered off \(ACPI S5\)"))
+    if arch == "arm64":
+        check("snapshot.alarm", "snapshot: the restored guest's PL031 alarm interrupts it",
+              grep(dst, r"EV_ALARM_OK interrupts"))
+    off, off_rx = poweroff(arch)
+    check("snapshot.poweroff", f"snapshot: the restored guest's {off}", grep(dst, off_rx))
     check("snapshot.exit", "snapshot: the new VMM's exit status 0",
           grep(dst, r"^RIG_INNER_DONE form=snapshot vmm=edgevisor rc=0 "))
     created = field(lines, r"^RIG_SNAPSHOT_CREATED .* seconds=([0-9.]+)")

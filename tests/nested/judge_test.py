@@ -25,9 +25,9 @@ RECORDED = {
     # name: (arch, gic, forms, payloads, with the snapshot scenario)
     "rig-amd64.log": ("amd64", "3", ["vmlinux", "vmlinuz", "vmlinux@linux"], [], True),
     "rig-arm64-gicv3.log": ("arm64", "3", ["vmlinuz"], ["hello", "blk_integrity", "blk_hostile"],
-                            False),
+                            True),
     "rig-arm64-gicv2.log": ("arm64", "2", ["vmlinuz"], ["hello", "blk_integrity", "blk_hostile"],
-                            False),
+                            True),
 }
 
 

@@ -9,7 +9,9 @@
 #include <algorithm>
 
 #include "absl/synchronization/mutex.h"
+#include "src/base/errors.h"
 #include "src/base/event_fd.h"
+#include "src/base/json_fields.h"
 #include "src/base/log.h"
 
 namespace edgevisor {
@@ -165,6 +167,37 @@ void Pl031::Write(uint64_t offset, absl::Span<const uint8_t> data) {
     CheckMatchLocked();
   }
   Wake();
+}
+
+nlohmann::json Pl031::SaveState() const {
+  absl::MutexLock lock(&mu_);
+  return {
+      {"offset", offset_}, {"match", match_}, {"armed", armed_}, {"imsc", imsc_}, {"ris", ris_}};
+}
+
+absl::Status Pl031::LoadState(const nlohmann::json& j) {
+  using namespace json_fields;  // NOLINT(build/namespaces): the field readers
+  EV_RETURN_IF_ERROR(CheckObject(j, "", {"offset", "match", "armed", "imsc", "ris"}));
+  if (!j.contains("offset") || !j["offset"].is_number_integer()) {
+    return Bad("offset", "must be an integer");
+  }
+  const int64_t offset = j["offset"].get<int64_t>();
+  EV_ASSIGN_OR_RETURN(uint64_t match, GetUint(j, "", "match", 0, 0xffffffffu));
+  EV_ASSIGN_OR_RETURN(bool armed, GetBool(j, "", "armed", true, false));
+  EV_ASSIGN_OR_RETURN(uint64_t imsc, GetUint(j, "", "imsc", 0, 1));
+  EV_ASSIGN_OR_RETURN(bool ris, GetBool(j, "", "ris", true, false));
+  {
+    absl::MutexLock lock(&mu_);
+    offset_ = offset;
+    match_ = static_cast<uint32_t>(match);
+    armed_ = armed;
+    imsc_ = static_cast<uint32_t>(imsc);
+    ris_ = ris;
+    line_ = false;
+    CheckMatchLocked();  // a match reached while the VM was away fires now
+  }
+  Wake();  // the alarm thread re-arms its timer for the loaded match
+  return absl::OkStatus();
 }
 
 }  // namespace edgevisor

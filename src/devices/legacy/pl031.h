@@ -12,7 +12,9 @@
 #include <memory>
 #include <thread>
 
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "nlohmann/json.hpp"
 
 #include "src/base/fd.h"
 #include "src/base/thread_filter.h"
@@ -49,6 +51,12 @@ class Pl031 : public BusDevice {
 
   // Raises the match if the count has reached an armed match value.
   void Poll();
+
+  // Snapshots: the count's offset from the host's clock (so the count goes on with wall time
+  // across a restore, as a battery-backed RTC does), the match, the mask and the raw status.
+  // LoadState checks every field and drives the line to what they say.
+  nlohmann::json SaveState() const;
+  absl::Status LoadState(const nlohmann::json& j);
 
  private:
   uint32_t Count() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -61,6 +61,12 @@ absl::StatusOr<BootEntry> LoadKernel(absl::Span<const uint8_t> kernel, const std
 absl::Status SetupVcpu(const Kvm& kvm, const Vcpu& vcpu, int vcpu_count, const BootEntry& boot,
                        const GuestMemory& mem, const ArchVm& arch);
 
+#if defined(__aarch64__)
+// KVM_ARM_VCPU_INIT with edgevisor's features (PSCI 0.2; secondaries powered off): the part of
+// SetupVcpu a restored vCPU needs before its registers are written back.
+absl::Status InitVcpu(const Vcpu& vcpu, const ArchVm& arch);
+#endif
+
 #if defined(__x86_64__)
 // The CPUID vCPU INDEX of VCPU_COUNT is given: KVM's supported set with the topology and
 // hypervisor bits. A snapshot records it (KVM_GET_CPUID2 may answer more than was set).

@@ -86,9 +86,10 @@ constexpr Names kVcpu = {
     "dup"};
 
 constexpr Names kMain = {"openat", "open", "fstat", "newfstatat", "statx", "lseek", "fcntl",
-                         "eventfd2", "timerfd_settime", "fsync", "fdatasync", "unlink", "shutdown",
-                         "epoll_create1", "io_uring_setup", "io_uring_enter", "pread64", "pwrite64",
-                         "ftruncate",
+                         "eventfd2", "timerfd_settime", "fsync", "fdatasync", "unlink",
+                         // aarch64 has no unlink: the API socket is removed with unlinkat.
+                         "unlinkat", "shutdown", "epoll_create1", "io_uring_setup",
+                         "io_uring_enter", "pread64", "pwrite64", "ftruncate",
                          // The main loop's set-up, when InstanceStart came first.
                          "signalfd4", "signalfd", "timerfd_create",
                          // A refused lock names its holder from /proc/PID/fdinfo.
@@ -139,6 +140,14 @@ Requests MainIoctls() {
            KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_XCRS, KVM_GET_LAPIC, KVM_GET_VCPU_EVENTS,
            KVM_GET_DEBUGREGS, KVM_GET_TSC_KHZ, KVM_GET_IRQCHIP, KVM_GET_PIT2, KVM_GET_CLOCK,
            TUNSETOFFLOAD}) {
+    r.push_back(req);
+  }
+#elif defined(__aarch64__)
+  // A snapshot reads every vCPU's registers, the vGIC and the ITS (which first writes its
+  // tables to guest RAM through KVM_SET_DEVICE_ATTR), and restarts the devices.
+  for (uint64_t req : std::initializer_list<uint64_t>{
+           KVM_GET_MP_STATE, KVM_GET_REG_LIST, KVM_GET_ONE_REG, KVM_GET_VCPU_EVENTS,
+           KVM_GET_DEVICE_ATTR, KVM_SET_DEVICE_ATTR, TUNSETOFFLOAD}) {
     r.push_back(req);
   }
 #endif

@@ -1,5 +1,6 @@
 #include "src/vmm/snapshot/vm_state.h"
 
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 
@@ -244,6 +245,99 @@ absl::StatusOr<Vm::IrqchipState> ParseIrqchip(const Json& j) {
   }
   return s;
 }
+#elif defined(__aarch64__)
+constexpr size_t kMaxRegs = 4096;
+constexpr size_t kMaxGicAttrs = 1 << 16;
+
+Json VcpuJson(const VcpuState& v) {
+  return {{"mp_state", Blob(v.mp_state)},
+          {"reg_ids", BlobArray(v.reg_ids)},
+          {"reg_values", Json::binary(v.reg_values)},
+          {"events", Blob(v.events)}};
+}
+
+absl::StatusOr<VcpuState> ParseVcpu(const Json& j, const std::string& where) {
+  EV_RETURN_IF_ERROR(CheckObject(j, where, {"mp_state", "reg_ids", "reg_values", "events"}));
+  VcpuState v;
+  EV_RETURN_IF_ERROR(GetBlob(j, where, "mp_state", &v.mp_state));
+  EV_RETURN_IF_ERROR(GetBlobArray(j, where, "reg_ids", kMaxRegs, &v.reg_ids));
+  if (v.reg_ids.empty()) return Bad(Field(where, "reg_ids"), "must not be empty");
+  size_t total = 0;
+  for (size_t i = 0; i < v.reg_ids.size(); ++i) {
+    const uint64_t id = v.reg_ids[i];
+    if ((id & KVM_REG_ARCH_MASK) != KVM_REG_ARM64 || OneRegSize(id) > 256) {
+      return Bad(
+          Field(where, "reg_ids"),
+          absl::StrFormat("entry %d (0x%x) is not an arm64 register of at most 2048 bits", i, id));
+    }
+    total += OneRegSize(id);
+  }
+  EV_ASSIGN_OR_RETURN(const std::vector<uint8_t>* values, GetBinary(j, where, "reg_values"));
+  if (values->size() != total) {
+    return Bad(Field(where, "reg_values"),
+               absl::StrFormat("must be %d bytes (the sizes reg_ids name)", total));
+  }
+  v.reg_values = *values;
+  EV_RETURN_IF_ERROR(GetBlob(j, where, "events", &v.events));
+  return v;
+}
+
+Json GicAttrsJson(const std::vector<GicAttr>& v) { return BlobArray(v); }
+
+// Each attribute in a group this version's vGIC (or the ITS) has, its value in that group's
+// width: KVM checks the offsets themselves.
+absl::Status CheckGicAttrs(const std::vector<GicAttr>& attrs, const std::string& field,
+                           const std::vector<uint64_t>& groups) {
+  for (size_t i = 0; i < attrs.size(); ++i) {
+    const GicAttr& a = attrs[i];
+    if (std::find(groups.begin(), groups.end(), a.group) == groups.end()) {
+      return Bad(field,
+                 absl::StrFormat("entry %d: group %d is not one this device has", i, a.group));
+    }
+    if (GicAttrBits(a.group) == 32 && a.value > 0xffffffffu) {
+      return Bad(field, absl::StrFormat("entry %d: 0x%x is wider than 32 bits", i, a.value));
+    }
+  }
+  return absl::OkStatus();
+}
+
+Json GicJson(const GicState& g) {
+  return {{"version", g.version},
+          {"regs", GicAttrsJson(g.regs)},
+          {"its", g.its},
+          {"its_regs", GicAttrsJson(g.its_regs)},
+          {"its_ctlr", g.its_ctlr}};
+}
+
+absl::StatusOr<GicState> ParseGic(const Json& j, int config_gic) {
+  const std::string where = "gic";
+  EV_RETURN_IF_ERROR(CheckObject(j, where, {"version", "regs", "its", "its_regs", "its_ctlr"}));
+  GicState g;
+  EV_ASSIGN_OR_RETURN(uint64_t version, GetUint(j, where, "version", 2, 3));
+  g.version = static_cast<uint32_t>(version);
+  if (config_gic != 0 && static_cast<uint32_t>(config_gic) != g.version) {
+    return Bad(Field(where, "version"),
+               absl::StrFormat("%d, but config.gic is %d", g.version, config_gic));
+  }
+  EV_RETURN_IF_ERROR(GetBlobArray(j, where, "regs", kMaxGicAttrs, &g.regs));
+  if (g.regs.empty()) return Bad(Field(where, "regs"), "must not be empty");
+  const std::vector<uint64_t> groups =
+      g.version == 3
+          ? std::vector<uint64_t>{KVM_DEV_ARM_VGIC_GRP_DIST_REGS, KVM_DEV_ARM_VGIC_GRP_REDIST_REGS,
+                                  KVM_DEV_ARM_VGIC_GRP_CPU_SYSREGS, KVM_DEV_ARM_VGIC_GRP_LEVEL_INFO}
+          : std::vector<uint64_t>{KVM_DEV_ARM_VGIC_GRP_DIST_REGS, KVM_DEV_ARM_VGIC_GRP_CPU_REGS};
+  EV_RETURN_IF_ERROR(CheckGicAttrs(g.regs, Field(where, "regs"), groups));
+  EV_ASSIGN_OR_RETURN(g.its, GetBool(j, where, "its", true, false));
+  if (g.its && g.version != 3) return Bad(Field(where, "its"), "a GICv2 has no ITS");
+  EV_RETURN_IF_ERROR(GetBlobArray(j, where, "its_regs", 64, &g.its_regs));
+  if (g.its == g.its_regs.empty()) {
+    return Bad(Field(where, "its_regs"), g.its ? "must not be empty" : "must be empty without its");
+  }
+  EV_RETURN_IF_ERROR(
+      CheckGicAttrs(g.its_regs, Field(where, "its_regs"), {KVM_DEV_ARM_VGIC_GRP_ITS_REGS}));
+  EV_ASSIGN_OR_RETURN(g.its_ctlr, GetUint(j, where, "its_ctlr", 0, ~uint64_t{0}));
+  return g;
+}
 #endif
 
 }  // namespace
@@ -253,19 +347,22 @@ Json ToJson(const VmState& s) {
             {"mem_bytes", s.mem_bytes},
             {"uart", s.uart},
             {"i8042", s.i8042},
+            {"rtc", s.rtc},
             {"virtio", s.virtio}};
-#if defined(__x86_64__)
   Json vcpus = Json::array();
   for (const VcpuState& v : s.vcpus) vcpus.push_back(VcpuJson(v));
   j["vcpus"] = std::move(vcpus);
+#if defined(__x86_64__)
   j["irqchip"] = IrqchipJson(s.irqchip);
+#elif defined(__aarch64__)
+  j["gic"] = GicJson(s.gic);
 #endif
   return j;
 }
 
 absl::StatusOr<VmState> Parse(const Json& j) {
-  EV_RETURN_IF_ERROR(
-      CheckObject(j, "", {"config", "mem_bytes", "uart", "i8042", "virtio", "vcpus", "irqchip"}));
+  EV_RETURN_IF_ERROR(CheckObject(
+      j, "", {"config", "mem_bytes", "uart", "i8042", "rtc", "virtio", "vcpus", "irqchip", "gic"}));
   VmState s;
   if (!j.contains("config")) return Bad("config", "missing required field");
   EV_ASSIGN_OR_RETURN(s.config, ParseConfig(j["config"]));
@@ -279,6 +376,7 @@ absl::StatusOr<VmState> Parse(const Json& j) {
   }
   s.uart = j["uart"];
   s.i8042 = j["i8042"];
+  if (j.contains("rtc")) s.rtc = j["rtc"];
   const size_t devices = s.config.drives.size() + s.config.nets.size();
   if (!j.contains("virtio") || !j["virtio"].is_array() || j["virtio"].size() != devices) {
     return Bad("virtio", absl::StrFormat("must be an array of %d device states (one per drive and "
@@ -286,7 +384,6 @@ absl::StatusOr<VmState> Parse(const Json& j) {
                                          devices));
   }
   for (const Json& d : j["virtio"]) s.virtio.push_back(d);
-#if defined(__x86_64__)
   if (!j.contains("vcpus") || !j["vcpus"].is_array() ||
       j["vcpus"].size() != static_cast<size_t>(s.config.machine.vcpus)) {
     return Bad("vcpus", absl::StrFormat("must be an array of %d vCPU states (config.vcpus)",
@@ -296,8 +393,12 @@ absl::StatusOr<VmState> Parse(const Json& j) {
     EV_ASSIGN_OR_RETURN(VcpuState v, ParseVcpu(j["vcpus"][i], absl::StrFormat("vcpus[%d]", i)));
     s.vcpus.push_back(std::move(v));
   }
+#if defined(__x86_64__)
   if (!j.contains("irqchip")) return Bad("irqchip", "missing required field");
   EV_ASSIGN_OR_RETURN(s.irqchip, ParseIrqchip(j["irqchip"]));
+#elif defined(__aarch64__)
+  if (!j.contains("gic")) return Bad("gic", "missing required field");
+  EV_ASSIGN_OR_RETURN(s.gic, ParseGic(j["gic"], s.config.machine.gic));
 #endif
   return s;
 }

@@ -12,6 +12,7 @@
 #include "nlohmann/json.hpp"
 #include "src/platform/kvm.h"
 #include "src/platform/vcpu.h"
+#include "src/platform/vgic_state.h"
 #include "src/vmm/config/vm_config.h"
 
 namespace edgevisor::snapshot {
@@ -23,12 +24,15 @@ struct VmState {
   // the exit behaviour. The kernel and command line are not needed: they are in guest memory.
   VmConfig config;
   uint64_t mem_bytes = 0;  // guest RAM, the memory file's expected length
-#if defined(__x86_64__)
   std::vector<VcpuState> vcpus;
+#if defined(__x86_64__)
   Vm::IrqchipState irqchip;
+#elif defined(__aarch64__)
+  GicState gic;
 #endif
   Json uart;                 // Uart16550::SaveState
   Json i8042;                // x86_64 only; null elsewhere
+  Json rtc;                  // aarch64: Pl031::SaveState; null elsewhere
   std::vector<Json> virtio;  // MmioTransport::SaveState, one per slot in slot order
 };
 

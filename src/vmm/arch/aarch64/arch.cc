@@ -187,14 +187,19 @@ absl::StatusOr<BootEntry> LoadKernel(absl::Span<const uint8_t> kernel, const std
   return b;
 }
 
-absl::Status SetupVcpu(const Kvm&, const Vcpu& vcpu, int, const BootEntry& boot, const GuestMemory&,
-                       const ArchVm& arch) {
+absl::Status InitVcpu(const Vcpu& vcpu, const ArchVm& arch) {
   kvm_vcpu_init init{};
   init.target = arch.vcpu_target;
   init.features[0] |= 1u << KVM_ARM_VCPU_PSCI_0_2;
   // Secondaries wait, powered off, for the boot CPU's PSCI CPU_ON.
   if (vcpu.index() != 0) init.features[0] |= 1u << KVM_ARM_VCPU_POWER_OFF;
   if (ioctl(vcpu.fd(), KVM_ARM_VCPU_INIT, &init) < 0) return ErrnoError("KVM_ARM_VCPU_INIT");
+  return absl::OkStatus();
+}
+
+absl::Status SetupVcpu(const Kvm&, const Vcpu& vcpu, int, const BootEntry& boot, const GuestMemory&,
+                       const ArchVm& arch) {
+  EV_RETURN_IF_ERROR(InitVcpu(vcpu, arch));
   if (vcpu.index() != 0) return absl::OkStatus();
   EV_RETURN_IF_ERROR(SetCoreReg(vcpu, offsetof(kvm_regs, regs.pstate), kPstateEl1hMasked));
   EV_RETURN_IF_ERROR(SetCoreReg(vcpu, offsetof(kvm_regs, regs.pc), boot.entry));

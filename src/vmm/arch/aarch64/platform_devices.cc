@@ -16,10 +16,10 @@ absl::Status AddPlatformDevices(const PlatformInputs& in, VmParts& p) {
                                        LevelIrq(p.vm.fd(), aarch64::kUartSpi, "serial"));
   EV_RETURN_IF_ERROR(p.mmio->Insert(p.uart, aarch64::kUartBase, 8, "uart"));
 
-  auto rtc = std::make_shared<Pl031>([] { return static_cast<uint64_t>(time(nullptr)); },
-                                     LevelIrq(p.vm.fd(), aarch64::kRtcSpi, "pl031"),
-                                     /*timer=*/true, in.rtc_filter);
-  EV_RETURN_IF_ERROR(p.mmio->Insert(rtc, aarch64::kRtcBase, Pl031::kSize, "pl031"));
+  p.rtc = std::make_shared<Pl031>([] { return static_cast<uint64_t>(time(nullptr)); },
+                                  LevelIrq(p.vm.fd(), aarch64::kRtcSpi, "pl031"),
+                                  /*timer=*/true, in.rtc_filter);
+  EV_RETURN_IF_ERROR(p.mmio->Insert(p.rtc, aarch64::kRtcBase, Pl031::kSize, "pl031"));
 
   if (in.debug_exit) {
     std::shared_ptr<StopController> stop = p.stop;

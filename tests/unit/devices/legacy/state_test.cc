@@ -1,5 +1,5 @@
-// Snapshot state of the legacy devices (Uart16550 and I8042 SaveState/LoadState): a saved device
-// loads into a fresh one that then reads back the same registers and bytes, and a malformed
+// Snapshot state of the legacy devices (Uart16550, I8042 and Pl031 SaveState/LoadState): a saved
+// device loads into a fresh one that then reads back the same registers and bytes, and a malformed
 // state is refused, naming the field, without changing the device.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "src/devices/legacy/i8042.h"
+#include "src/devices/legacy/pl031.h"
 #include "src/devices/legacy/uart_16550.h"
 
 namespace edgevisor {
@@ -211,6 +212,78 @@ TEST(I8042StateTest, MalformedFieldsAreNamed) {
     auto d = std::make_unique<I8042>([] {});
     d->SendCtrlAltDel();
     return d;
+  });
+}
+
+// --- PL031 RTC --------------------------------------------------------------------------------
+
+struct Rtc {
+  uint64_t host = 1'000;  // the host's wall clock, seconds
+  std::vector<bool> irq;
+  Pl031 dev{[this] { return host; }, [this](bool level) { irq.push_back(level); }, false};
+  uint32_t In(uint64_t reg) {
+    uint8_t b[4] = {};
+    dev.Read(reg, absl::MakeSpan(b, 4));
+    return b[0] | (b[1] << 8) | (b[2] << 16) | (static_cast<uint32_t>(b[3]) << 24);
+  }
+  void Out(uint64_t reg, uint32_t v) {
+    const uint8_t b[4] = {static_cast<uint8_t>(v), static_cast<uint8_t>(v >> 8),
+                          static_cast<uint8_t>(v >> 16), static_cast<uint8_t>(v >> 24)};
+    dev.Write(reg, absl::MakeConstSpan(b, 4));
+  }
+};
+
+// The guest set its clock to 5000 at host second 1000 and armed an alarm for 5010.
+Json ArmedRtcState() {
+  Rtc r;
+  r.Out(Pl031::kLr, 5000);
+  r.Out(Pl031::kMr, 5010);
+  r.Out(Pl031::kImsc, 1);
+  EXPECT_EQ(r.In(Pl031::kRis), 0u);
+  return r.dev.SaveState();
+}
+
+// Restored 5 s later: the count went on with the wall clock, the alarm is still armed and fires
+// at its second.
+TEST(Pl031StateTest, LoadsIntoAFreshDeviceAndTheAlarmStillFires) {
+  Rtc r;
+  r.host = 1'005;
+  ASSERT_TRUE(r.dev.LoadState(ArmedRtcState()).ok());
+  EXPECT_EQ(r.In(Pl031::kDr), 5005u);
+  EXPECT_EQ(r.In(Pl031::kMr), 5010u);
+  EXPECT_EQ(r.In(Pl031::kImsc), 1u);
+  EXPECT_EQ(r.In(Pl031::kRis), 0u);
+  EXPECT_TRUE(r.irq.empty());
+  r.host = 1'010;
+  r.dev.Poll();
+  EXPECT_EQ(r.In(Pl031::kRis), 1u);
+  EXPECT_EQ(r.irq, std::vector<bool>{true});
+}
+
+// Restored after the alarm's second: it fires on load, and the line goes up.
+TEST(Pl031StateTest, AnAlarmDueWhileAwayFiresOnLoad) {
+  Rtc r;
+  r.host = 2'000;
+  ASSERT_TRUE(r.dev.LoadState(ArmedRtcState()).ok());
+  EXPECT_EQ(r.In(Pl031::kDr), 6000u);
+  EXPECT_EQ(r.In(Pl031::kRis), 1u);
+  EXPECT_EQ(r.In(Pl031::kMis), 1u);
+  EXPECT_EQ(r.irq, std::vector<bool>{true});
+}
+
+TEST(Pl031StateTest, MalformedFieldsAreNamed) {
+  const std::vector<BadField> cases = {
+      {"unknown key", [](Json& j) { j["lr"] = 1; }, "lr", "unknown field"},
+      {"offset not a number", [](Json& j) { j["offset"] = "4000"; }, "offset",
+       "must be an integer"},
+      {"match over 32 bits", [](Json& j) { j["match"] = uint64_t{1} << 32; }, "match",
+       "is outside [0, 4294967295]"},
+      {"imsc 2", [](Json& j) { j["imsc"] = 2u; }, "imsc", "2 is outside [0, 1]"},
+      {"armed a number", [](Json& j) { j["armed"] = 1; }, "armed", "must be true or false"},
+      {"missing ris", [](Json& j) { j.erase("ris"); }, "ris", "missing required field"},
+  };
+  ExpectRefused<Pl031>(ArmedRtcState(), cases, [] {
+    return std::make_unique<Pl031>([] { return uint64_t{1'000}; }, nullptr, false);
   });
 }
 

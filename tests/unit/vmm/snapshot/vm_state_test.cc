@@ -56,6 +56,20 @@ VcpuState ValidVcpu() {
   v.tsc_khz = 2995200;
   return v;
 }
+#elif defined(__aarch64__)
+// X0 (core, 64-bit), V0 (core, 128-bit), CNTV_CTL_EL0 (the timer).
+constexpr uint64_t kX0 = KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE;
+constexpr uint64_t kV0 = KVM_REG_ARM64 | KVM_REG_SIZE_U128 | KVM_REG_ARM_CORE | 0x44;
+
+VcpuState ValidVcpu() {
+  VcpuState v;
+  v.mp_state.mp_state = KVM_MP_STATE_STOPPED;
+  v.reg_ids = {kX0, kV0, KVM_REG_ARM_TIMER_CTL};
+  v.reg_values.resize(8 + 16 + 8);
+  for (size_t i = 0; i < v.reg_values.size(); ++i) v.reg_values[i] = static_cast<uint8_t>(i * 3);
+  v.events.exception.serror_pending = 1;
+  return v;
+}
 #endif
 
 VmState Valid() {
@@ -85,6 +99,17 @@ VmState Valid() {
   s.irqchip.ioapic.chip.ioapic.base_address = 0xfec00000;
   s.irqchip.pit.channels[0].count = 0x1234;
   s.irqchip.clock.clock = 987654321;
+#elif defined(__aarch64__)
+  s.vcpus.push_back(ValidVcpu());
+  s.gic.version = 3;
+  s.gic.regs = {{KVM_DEV_ARM_VGIC_GRP_DIST_REGS, 0x0, 0x12},
+                {KVM_DEV_ARM_VGIC_GRP_REDIST_REGS, 0x10100, 0xffff},
+                {KVM_DEV_ARM_VGIC_GRP_CPU_SYSREGS, 0xc665, 0x8000000000000007},
+                {KVM_DEV_ARM_VGIC_GRP_LEVEL_INFO, 32, 0x2}};
+  s.gic.its = true;
+  s.gic.its_regs = {{KVM_DEV_ARM_VGIC_GRP_ITS_REGS, 0x80, 0xb80000004002a000}};
+  s.gic.its_ctlr = 1;
+  s.rtc = {{"match", 7}};
 #endif
   s.uart = {{"scr", 5}, {"rx", {1, 2}}};
   s.i8042 = {{"ctr", 1}};
@@ -157,6 +182,21 @@ TEST(VmStateTest, RoundTripKeepsEveryField) {
   EXPECT_TRUE(SameBytes(out->irqchip.ioapic, in.irqchip.ioapic));
   EXPECT_TRUE(SameBytes(out->irqchip.pit, in.irqchip.pit));
   EXPECT_TRUE(SameBytes(out->irqchip.clock, in.irqchip.clock));
+#elif defined(__aarch64__)
+  ASSERT_EQ(out->vcpus.size(), 1u);
+  EXPECT_TRUE(SameBytes(out->vcpus[0].mp_state, in.vcpus[0].mp_state));
+  EXPECT_EQ(out->vcpus[0].reg_ids, in.vcpus[0].reg_ids);
+  EXPECT_EQ(out->vcpus[0].reg_values, in.vcpus[0].reg_values);
+  EXPECT_TRUE(SameBytes(out->vcpus[0].events, in.vcpus[0].events));
+  EXPECT_EQ(out->gic.version, 3u);
+  ASSERT_EQ(out->gic.regs.size(), 4u);
+  EXPECT_EQ(out->gic.regs[2].attr, 0xc665u);
+  EXPECT_EQ(out->gic.regs[2].value, 0x8000000000000007u);
+  EXPECT_TRUE(out->gic.its);
+  ASSERT_EQ(out->gic.its_regs.size(), 1u);
+  EXPECT_EQ(out->gic.its_regs[0].value, 0xb80000004002a000u);
+  EXPECT_EQ(out->gic.its_ctlr, 1u);
+  EXPECT_EQ(out->rtc, in.rtc);
 #endif
 }
 
@@ -299,6 +339,102 @@ std::vector<BadField> BadFields() {
        absl::StrFormat("must be a %d-byte binary", sizeof(kvm_pit_state2))},
   };
   v.insert(v.end(), x86.begin(), x86.end());
+#elif defined(__aarch64__)
+  auto vcpu = [](Json& j) -> Json& { return j["vcpus"][0]; };
+  // GIC attribute records, 24 bytes each: group, attr, value.
+  auto attrs = [](std::vector<GicAttr> a) {
+    const auto* p = reinterpret_cast<const uint8_t*>(a.data());
+    return Json::binary(std::vector<uint8_t>(p, p + a.size() * sizeof(GicAttr)));
+  };
+  auto ids = [](std::vector<uint64_t> a) {
+    const auto* p = reinterpret_cast<const uint8_t*>(a.data());
+    return Json::binary(std::vector<uint8_t>(p, p + a.size() * 8));
+  };
+  std::vector<BadField> arm = {
+      {"vcpus count != config.vcpus", [](Json& j) { j["vcpus"].push_back(j["vcpus"][0]); }, "vcpus",
+       "must be an array of 1 vCPU states (config.vcpus)"},
+      {"unknown vcpu key", [vcpu](Json& j) { vcpu(j)["sve"] = 0u; }, "vcpus[0].sve",
+       "unknown field"},
+      {"no registers", [vcpu](Json& j) { vcpu(j)["reg_ids"] = Bin(0); }, "vcpus[0].reg_ids",
+       "must not be empty"},
+      {"reg_ids not a multiple of 8", [vcpu](Json& j) { vcpu(j)["reg_ids"] = Bin(12); },
+       "vcpus[0].reg_ids", "must hold at most 4096 entries of 8 bytes"},
+      {"over 4096 registers", [vcpu](Json& j) { vcpu(j)["reg_ids"] = Bin(4097 * 8); },
+       "vcpus[0].reg_ids", "must hold at most 4096 entries of 8 bytes"},
+      {"an x86 register id",
+       [vcpu, ids](Json& j) {
+         vcpu(j)["reg_ids"] = ids({kX0, KVM_REG_X86 | KVM_REG_SIZE_U64});
+       },
+       "vcpus[0].reg_ids", "entry 1 (0x2030000000000000) is not an arm64 register"},
+      {"a 4096-bit register",
+       [vcpu, ids](Json& j) { vcpu(j)["reg_ids"] = ids({KVM_REG_ARM64 | (9ULL << 52)}); },
+       "vcpus[0].reg_ids", "entry 0 (0x6090000000000000) is not an arm64 register of at most"},
+      {"values shorter than the ids say", [vcpu](Json& j) { vcpu(j)["reg_values"] = Bin(31); },
+       "vcpus[0].reg_values", "must be 32 bytes (the sizes reg_ids name)"},
+      {"values longer than the ids say", [vcpu](Json& j) { vcpu(j)["reg_values"] = Bin(33); },
+       "vcpus[0].reg_values", "must be 32 bytes"},
+      {"mp_state wrong size", [vcpu](Json& j) { vcpu(j)["mp_state"] = Bin(8); },
+       "vcpus[0].mp_state", "must be a 4-byte binary"},
+      {"missing gic", [](Json& j) { j.erase("gic"); }, "gic", "missing required field"},
+      {"gic version 4", [](Json& j) { j["gic"]["version"] = 4u; }, "gic.version",
+       "4 is outside [2, 3]"},
+      {"gic version not the config's",
+       [](Json& j) {
+         j["config"]["gic"] = 2u;
+         j["gic"]["its"] = false;
+       },
+       "gic.version", "3, but config.gic is 2"},
+      {"gic regs empty", [](Json& j) { j["gic"]["regs"] = Bin(0); }, "gic.regs",
+       "must not be empty"},
+      {"gic regs cut", [](Json& j) { j["gic"]["regs"] = Bin(25); }, "gic.regs",
+       "entries of 24 bytes"},
+      {"gic control group (would init or save tables)",
+       [attrs](Json& j) {
+         j["gic"]["regs"] = attrs({{KVM_DEV_ARM_VGIC_GRP_CTRL, 0, 0}});
+       },
+       "gic.regs", "entry 0: group 4 is not one this device has"},
+      {"gic address group",
+       [attrs](Json& j) {
+         j["gic"]["regs"] = attrs({{KVM_DEV_ARM_VGIC_GRP_ADDR, 0, 0}});
+       },
+       "gic.regs", "entry 0: group 0 is not one this device has"},
+      {"GICv2 CPU registers on a GICv3",
+       [attrs](Json& j) {
+         j["gic"]["regs"] = attrs({{KVM_DEV_ARM_VGIC_GRP_CPU_REGS, 0, 0}});
+       },
+       "gic.regs", "group 2 is not one this device has"},
+      {"GICv3 redistributor on a GICv2",
+       [attrs](Json& j) {
+         j["gic"]["version"] = 2u;
+         j["gic"]["its"] = false;
+         j["gic"]["its_regs"] = Bin(0);
+         j["gic"]["regs"] = attrs({{KVM_DEV_ARM_VGIC_GRP_REDIST_REGS, 0, 0}});
+       },
+       "gic.regs", "group 5 is not one this device has"},
+      {"a 32-bit register with a 64-bit value",
+       [attrs](Json& j) {
+         j["gic"]["regs"] = attrs({{KVM_DEV_ARM_VGIC_GRP_DIST_REGS, 0, uint64_t{1} << 32}});
+       },
+       "gic.regs", "entry 0: 0x100000000 is wider than 32 bits"},
+      {"an ITS on a GICv2",
+       [attrs](Json& j) {
+         j["gic"]["version"] = 2u;
+         j["gic"]["regs"] = attrs({{KVM_DEV_ARM_VGIC_GRP_DIST_REGS, 0, 0}});
+       },
+       "gic.its", "a GICv2 has no ITS"},
+      {"its without registers", [](Json& j) { j["gic"]["its_regs"] = Bin(0); }, "gic.its_regs",
+       "must not be empty"},
+      {"its registers without its", [](Json& j) { j["gic"]["its"] = false; }, "gic.its_regs",
+       "must be empty without its"},
+      {"a distributor register among the ITS's",
+       [attrs](Json& j) {
+         j["gic"]["its_regs"] = attrs({{KVM_DEV_ARM_VGIC_GRP_DIST_REGS, 0, 0}});
+       },
+       "gic.its_regs", "entry 0: group 1 is not one this device has"},
+      {"its_ctlr negative", [](Json& j) { j["gic"]["its_ctlr"] = -1; }, "gic.its_ctlr",
+       "must be a non-negative integer"},
+  };
+  v.insert(v.end(), arm.begin(), arm.end());
 #endif
   return v;
 }
