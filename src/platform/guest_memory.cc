@@ -53,19 +53,51 @@ absl::StatusOr<GuestMemory> GuestMemory::Create(const std::vector<GuestRange>& l
 
 GuestMemory::~GuestMemory() { Unmap(); }
 
-GuestMemory::GuestMemory(GuestMemory&& o) noexcept : regions_(std::exchange(o.regions_, {})) {}
+GuestMemory::GuestMemory(GuestMemory&& o) noexcept
+    : regions_(std::exchange(o.regions_, {})), dirty_(std::exchange(o.dirty_, {})) {}
 
 GuestMemory& GuestMemory::operator=(GuestMemory&& o) noexcept {
   if (this != &o) {
     Unmap();
     regions_ = std::exchange(o.regions_, {});
+    dirty_ = std::exchange(o.dirty_, {});
   }
   return *this;
+}
+
+void GuestMemory::TrackDirty() {
+  if (tracking_dirty()) return;
+  for (const GuestRegion& r : regions_) {
+    const size_t words = (r.size / kDirtyPageSize + 63) / 64;
+    auto bits = std::make_unique<std::atomic<uint64_t>[]>(words);
+    for (size_t i = 0; i < words; ++i) bits[i].store(0, std::memory_order_relaxed);
+    dirty_.push_back(std::move(bits));
+  }
+}
+
+void GuestMemory::MarkDirty(size_t region, uint64_t offset, uint64_t len) const {
+  if (len == 0) return;
+  std::atomic<uint64_t>* bits = dirty_[region].get();
+  const uint64_t last = (offset + len - 1) / kDirtyPageSize;
+  for (uint64_t page = offset / kDirtyPageSize; page <= last; ++page) {
+    bits[page / 64].fetch_or(uint64_t{1} << (page % 64), std::memory_order_relaxed);
+  }
+}
+
+std::vector<uint64_t> GuestMemory::TakeDirty(size_t region) const {
+  if (region >= dirty_.size()) return {};
+  const size_t words = (regions_[region].size / kDirtyPageSize + 63) / 64;
+  std::vector<uint64_t> out(words);
+  for (size_t i = 0; i < words; ++i) {
+    out[i] = dirty_[region][i].exchange(0, std::memory_order_relaxed);
+  }
+  return out;
 }
 
 void GuestMemory::Unmap() {
   for (const GuestRegion& r : regions_) munmap(r.hva, r.size);
   regions_.clear();
+  dirty_.clear();
 }
 
 uint64_t GuestMemory::total_size() const {
@@ -77,11 +109,13 @@ uint64_t GuestMemory::total_size() const {
 bool GuestMemory::Contains(uint64_t gpa, uint64_t len) const { return Translate(gpa, len).ok(); }
 
 absl::StatusOr<absl::Span<uint8_t>> GuestMemory::Translate(uint64_t gpa, uint64_t len) const {
-  for (const GuestRegion& r : regions_) {
+  for (size_t i = 0; i < regions_.size(); ++i) {
+    const GuestRegion& r = regions_[i];
     if (gpa < r.gpa) continue;
     const uint64_t off = gpa - r.gpa;
     // Written so that no sum can wrap: off <= size and len <= size - off.
     if (off > r.size || len > r.size - off) continue;
+    if (!dirty_.empty()) MarkDirty(i, off, len);
     return absl::Span<uint8_t>(r.hva + off, len);
   }
   return absl::OutOfRangeError(

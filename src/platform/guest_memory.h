@@ -5,8 +5,10 @@
 // length can make the VMM touch host memory outside guest RAM.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -72,9 +74,21 @@ class GuestMemory {
   const std::vector<GuestRegion>& regions() const { return regions_; }
   uint64_t total_size() const;
 
+  // Dirty-page tracking of the VMM's own writes, for Diff snapshots: KVM's dirty log sees only
+  // what the vCPUs write, not what device threads write through Translate (DMA). Once on, every
+  // page a Translate covers is marked (reads too: a Diff snapshot may hold a page more, never
+  // one less). Off until TrackDirty(), which must come before any device runs.
+  static constexpr uint64_t kDirtyPageSize = 4096;
+  void TrackDirty();
+  bool tracking_dirty() const { return !dirty_.empty(); }
+  // Region REGION's marked pages, one bit per page (bit i of word w: page 64 * w + i), cleared.
+  std::vector<uint64_t> TakeDirty(size_t region) const;
+
  private:
   void Unmap();
+  void MarkDirty(size_t region, uint64_t offset, uint64_t len) const;
   std::vector<GuestRegion> regions_;
+  std::vector<std::unique_ptr<std::atomic<uint64_t>[]>> dirty_;  // one bitmap per region
 };
 
 }  // namespace edgevisor

@@ -64,9 +64,11 @@ absl::StatusOr<Vm> Vm::Create(const Kvm& kvm) {
   return vm;
 }
 
-absl::Status Vm::SetUserMemoryRegion(uint32_t slot, uint64_t gpa, uint64_t size, void* hva) const {
+absl::Status Vm::SetUserMemoryRegion(uint32_t slot, uint64_t gpa, uint64_t size, void* hva,
+                                     bool log_dirty) const {
   kvm_userspace_memory_region r{};
   r.slot = slot;
+  r.flags = log_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0;
   r.guest_phys_addr = gpa;
   r.memory_size = size;
   r.userspace_addr = reinterpret_cast<uint64_t>(hva);
@@ -110,6 +112,18 @@ absl::Status Vm::AddIrqfd(int fd, uint32_t gsi) const {
   if (ioctl(fd_.get(), KVM_IRQFD, &irq) < 0)
     return ErrnoError(absl::StrFormat("KVM_IRQFD gsi %d", gsi));
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<uint64_t>> Vm::GetDirtyLog(uint32_t slot, uint64_t size) const {
+  constexpr uint64_t kPage = 4096;
+  std::vector<uint64_t> bits((size / kPage + 63) / 64, 0);
+  kvm_dirty_log log{};
+  log.slot = slot;
+  log.dirty_bitmap = bits.data();
+  if (ioctl(fd(), KVM_GET_DIRTY_LOG, &log) < 0) {
+    return ErrnoError(absl::StrFormat("KVM_GET_DIRTY_LOG slot %d", slot));
+  }
+  return bits;
 }
 
 }  // namespace edgevisor

@@ -39,7 +39,12 @@ class Vm {
   static absl::StatusOr<Vm> Create(const Kvm& kvm);
 
   int fd() const { return fd_.get(); }
-  absl::Status SetUserMemoryRegion(uint32_t slot, uint64_t gpa, uint64_t size, void* hva) const;
+  // LOG_DIRTY: KVM keeps a log of the pages the vCPUs write (KVM_MEM_LOG_DIRTY_PAGES).
+  absl::Status SetUserMemoryRegion(uint32_t slot, uint64_t gpa, uint64_t size, void* hva,
+                                   bool log_dirty = false) const;
+  // The pages of SLOT (SIZE bytes) the vCPUs wrote since the last call, one bit per 4 KiB page
+  // (KVM_GET_DIRTY_LOG, which also clears the log).
+  absl::StatusOr<std::vector<uint64_t>> GetDirtyLog(uint32_t slot, uint64_t size) const;
   // Drives a level-triggered interrupt line of the in-kernel irqchip. Static so that a device
   // can hold the fd number without pointing at a Vm object that may move.
   static absl::Status SetIrqLine(int vm_fd, uint32_t irq, bool level);

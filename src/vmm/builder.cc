@@ -70,9 +70,12 @@ absl::Status CreateMachine(const VmConfig& cfg, VmParts& p, int mem_fd = -1) {
   EV_ASSIGN_OR_RETURN(GuestMemory mem,
                       GuestMemory::Create(arch::RamLayout(cfg.machine.mem_mib << 20), mem_fd));
   p.mem = std::make_unique<GuestMemory>(std::move(mem));
+  // Diff snapshots: KVM logs the vCPUs' writes, GuestMemory the devices'.
+  const bool track = cfg.machine.track_dirty_pages;
+  if (track) p.mem->TrackDirty();
   uint32_t slot = 0;
   for (const GuestRegion& r : p.mem->regions()) {
-    EV_RETURN_IF_ERROR(p.vm.SetUserMemoryRegion(slot++, r.gpa, r.size, r.hva));
+    EV_RETURN_IF_ERROR(p.vm.SetUserMemoryRegion(slot++, r.gpa, r.size, r.hva, track));
   }
   EV_ASSIGN_OR_RETURN(p.arch, arch::SetupVm(p.vm, cfg.machine.vcpus, cfg.machine.gic));
   return absl::OkStatus();
@@ -291,6 +294,7 @@ absl::StatusOr<std::unique_ptr<Vmm>> RestoreVm(const snapshot::VmState& state,
   VmConfig cfg = state.config;
   cfg.id = opts.id;
   cfg.serial = opts.serial;
+  cfg.machine.track_dirty_pages = cfg.machine.track_dirty_pages || opts.track_dirty_pages;
 #if defined(__aarch64__)
   cfg.machine.gic = static_cast<int>(state.gic.version);  // the vGIC the guest had
 #endif

@@ -23,7 +23,8 @@ struct RestoreOptions {
   std::string mem_path;  // the snapshot's memory file, mapped MAP_PRIVATE (copy-on-write)
   bool resume = false;   // run at once; else the vCPUs wait for Vmm::Resume
   std::string id = "anonymous";
-  SerialConfig serial;  // the console of this process (stdio by default)
+  SerialConfig serial;             // the console of this process (stdio by default)
+  bool track_dirty_pages = false;  // on even if the snapshot's VM did not track (Diff snapshots)
 };
 
 // Builds a VM from a snapshot's parsed state: the same devices in the same slots (their drives

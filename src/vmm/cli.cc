@@ -141,7 +141,9 @@ std::string RunUsage() {
          "                 [--level Error|Warning|Info|Debug|Trace|Off] [--log-path FILE]\n"
          "                 [--show-level] [--metrics-path FILE] [--http-api-max-payload-size N]\n"
          "                 [--no-seccomp]\n"
-         "                 (Firecracker's command line; the REST API is in docs/API.md)\n";
+         "                 (Firecracker's command line; the REST API is in docs/API.md)\n"
+         "       edgevisor rebase-snap --base-file MEM --diff-file DIFF_MEM\n"
+         "                 (a Diff snapshot's memory onto the one before; docs/snapshots.md)\n";
 }
 
 namespace {

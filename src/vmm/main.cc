@@ -37,6 +37,7 @@
 #include "src/vmm/config/fc_config.h"
 #include "src/vmm/metrics.h"
 #include "src/vmm/snapshot/file.h"
+#include "src/vmm/snapshot/rebase.h"
 #include "src/vmm/snapshot/vm_state.h"
 
 #if defined(EV_SANITIZERS)
@@ -158,9 +159,11 @@ class VmmHandle : public edgevisor::api::RunningVm {
   absl::Status ReplaceDriveBacking(const std::string& id, const std::string& path) override {
     return vmm_->ReplaceDriveBacking(id, path);
   }
-  absl::Status CreateSnapshot(const std::string& state, const std::string& mem) override {
-    return vmm_->CreateSnapshot(state, mem, kVersion);
+  absl::Status CreateSnapshot(const std::string& state, const std::string& mem,
+                              bool diff) override {
+    return vmm_->CreateSnapshot(state, mem, kVersion, diff);
   }
+  bool tracking_dirty_pages() const override { return vmm_->tracking_dirty_pages(); }
 
  private:
   edgevisor::Vmm* vmm_;
@@ -285,8 +288,12 @@ int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
                             std::shared_ptr<edgevisor::MetricsWriter> metrics)
       -> absl::StatusOr<edgevisor::api::LoadedVm> {
     EV_ASSIGN_OR_RETURN(edgevisor::snapshot::VmState state, ReadSnapshot(load.snapshot_path));
-    const edgevisor::RestoreOptions opts{
-        .mem_path = load.mem_path, .resume = load.resume, .id = vm_id, .serial = {}};
+    const edgevisor::RestoreOptions opts{.mem_path = load.mem_path,
+                                         .resume = load.resume,
+                                         .id = vm_id,
+                                         .serial = {},
+                                         .track_dirty_pages = load.track_dirty_pages};
+    state.config.machine.track_dirty_pages |= load.track_dirty_pages;  // for GET /vm/config
     auto vmm = edgevisor::RestoreVm(state, opts, start, *filters);
     if (!vmm.ok()) return vmm.status();
     EV_ASSIGN_OR_RETURN(VmmHandle * handle,
@@ -407,6 +414,40 @@ int FirecrackerMain(const std::vector<std::string>& args, edgevisor::ProcessCloc
   return Boot(cfg->vm, start, fa->seccomp, std::move(metrics));
 }
 
+// `edgevisor rebase-snap --base-file MEM --diff-file DIFF_MEM` (Firecracker's rebase-snap).
+int RebaseSnap(const std::vector<std::string>& args) {
+  std::string base, diff;
+  for (size_t i = 1; i < args.size(); ++i) {
+    if ((args[i] == "--base-file" || args[i] == "--diff-file") && i + 1 < args.size()) {
+      (args[i] == "--base-file" ? base : diff) = args[i + 1];
+      ++i;
+    } else {
+      std::fprintf(stderr, "edgevisor rebase-snap: unknown argument '%s'\n", args[i].c_str());
+      base.clear();
+      break;
+    }
+  }
+  if (base.empty() || diff.empty()) {
+    std::fputs(
+        "usage: edgevisor rebase-snap --base-file MEM --diff-file DIFF_MEM\n"
+        "  writes the pages a Diff snapshot's memory file holds onto the memory file of the\n"
+        "  snapshot it follows; MEM then restores with the Diff snapshot's state file\n",
+        stderr);
+    return edgevisor::kExitUsage;
+  }
+  auto copied = edgevisor::snapshot::RebaseMemoryFile(base, diff);
+  if (!copied.ok()) {
+    std::fprintf(stderr, "edgevisor rebase-snap: %s\n",
+                 std::string(copied.status().message()).c_str());
+    return edgevisor::IsUsageError(copied.status()) ? edgevisor::kExitUsage
+                                                    : edgevisor::kExitVmmError;
+  }
+  std::printf("rebase-snap: %llu bytes of %s written onto %s\n",
+              static_cast<unsigned long long>(*copied), diff.c_str(),  // NOLINT(runtime/int)
+              base.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -422,6 +463,7 @@ int main(int argc, char** argv) {
     std::printf("edgevisor %s\n", kVersion);
     return 0;
   }
+  if (args[0] == "rebase-snap") return RebaseSnap(args);
   if (args[0] != "run" && args[0].rfind("--", 0) == 0) return FirecrackerMain(args, start);
   if (args[0] != "run") {
     std::fprintf(stderr, "edgevisor: unknown command '%s'\n%s", args[0].c_str(),

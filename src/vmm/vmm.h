@@ -89,12 +89,15 @@ class Vmm {
   absl::Status ReplaceDriveBacking(const std::string& id, const std::string& path);
   // Presses Ctrl+Alt+Del on the i8042 keyboard (x86).
   absl::Status SendCtrlAltDel();
-  // Writes a full snapshot of the paused VM: its state to STATE_PATH (snapshot/file.h, stamped
-  // with VMM_VERSION) and guest RAM to MEM_PATH (sparse: zero pages are holes). The devices
-  // finish their I/O in flight first and then stay stopped with the vCPUs: the VM goes on only
-  // after Resume().
+  // Writes a snapshot of the paused VM: its state to STATE_PATH (snapshot/file.h, stamped with
+  // VMM_VERSION) and guest RAM to MEM_PATH (sparse: zero pages are holes). DIFF (with dirty-page
+  // tracking on): MEM_PATH holds only the pages written since the last snapshot, or since the
+  // start, at their offsets; the rest are holes (a layer for `edgevisor rebase-snap`). The
+  // devices finish their I/O in flight first and then stay stopped with the vCPUs: the VM goes
+  // on only after Resume().
   absl::Status CreateSnapshot(const std::string& state_path, const std::string& mem_path,
-                              const std::string& vmm_version);
+                              const std::string& vmm_version, bool diff = false);
+  bool tracking_dirty_pages() const { return p_.mem->tracking_dirty(); }
   // Cumulative counters: vCPU exits, and per-device block and net counters.
   Json Counters() const;
   // Metrics flushed every MetricsWriter::kPeriodSeconds and when the VM stops. Before Run().

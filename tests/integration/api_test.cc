@@ -198,7 +198,6 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"Smt", When::kPreBoot, "PUT", "/machine-config", R"({"vcpu_count": 2, "mem_size_mib": 64, "smt": true})", "smt"},
         BadCase{"CpuTemplate", When::kPreBoot, "PUT", "/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 64, "cpu_template": "T2"})", "cpu_template"},
         BadCase{"HugePages", When::kPreBoot, "PUT", "/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 64, "huge_pages": "2M"})", "huge_pages"},
-        BadCase{"DirtyPages", When::kPreBoot, "PUT", "/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 64, "track_dirty_pages": true})", "track_dirty_pages"},
         BadCase{"MachineUnknownField", When::kPreBoot, "PUT", "/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 64, "cpus": 2})", "cpus: unknown field"},
         BadCase{"MachinePatchEmpty", When::kPreBoot, "PATCH", "/machine-config", "{}", "empty PATCH"},
         BadCase{"MachinePatchWrongType", When::kPreBoot, "PATCH", "/machine-config", R"({"vcpu_count": true})", "vcpu_count"},

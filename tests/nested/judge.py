@@ -159,6 +159,12 @@ def judge_snapshot(check, lines, arch, disk, times):
           not grep(src, r"EV_HELD|EV_DISK_|EV_PING_"))
     check("snapshot.created", "snapshot: PATCH /vm Paused and PUT /snapshot/create answered 204",
           grep(lines, r"^RIG_SNAPSHOT_CREATED pause=204 create=204 "))
+    check("snapshot.diff", "snapshot: resumed and paused again, a Diff snapshot answered 204, "
+          "and rebase-snap put its dirty pages onto the Full snapshot's memory file, which then "
+          "equals a Full snapshot of the Diff's moment",
+          grep(lines, r"^RIG_SNAPSHOT_DIFF resume=204 pause=204 create=204 ") and
+          grep(src, r"snapshot \(Diff\): .* dirty pages\)") and
+          grep(lines, r"^RIG_SNAPSHOT_REBASED rc=0 same_as_full=1$"))
     check("snapshot.loaded", "snapshot: PUT /snapshot/load answered 204 in a new VMM",
           grep(dst, r"^RIG_SNAPSHOT_LOADED http=204"))
     check("snapshot.restored", "snapshot: the new VMM restored both vCPUs from the files",

@@ -87,6 +87,7 @@ BREAK = {
     # The snapshot scenario's own checks (by full id: their scopes are its two runs).
     "snapshot.hold": ("snapshot-src", after(r"EV_HOLD ", "EV_DISK_OK written too early")),
     "snapshot.created": (None, sub(r"create=204 ", "create=400 ")),
+    "snapshot.diff": (None, sub(r"same_as_full=1$", "same_as_full=0")),
     "snapshot.loaded": ("snapshot", sub(r"http=204", "http=400")),
     "snapshot.restored": ("snapshot", drop(r"restored VM:")),
     "snapshot.clean": ("snapshot-src", after(r"EV_HOLD ", "EV_INSMOD_FAILED virtio_blk")),

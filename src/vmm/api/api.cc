@@ -388,12 +388,13 @@ HttpResponse ApiController::OnSnapshot(const std::string& what, const std::strin
   for (const auto* r : {&type, &state_path, &mem_path, &version}) {
     if (!r->ok()) return Fault(r->status());
   }
-  if (*type == "Diff") {
+  const bool diff = *type == "Diff";
+  if (diff && !vm_->tracking_dirty_pages()) {
     return Fault(
-        "snapshot_type: Diff snapshots need dirty-page tracking, which edgevisor does not have "
-        "yet; take a Full snapshot");
+        "snapshot_type: Diff snapshots need dirty-page tracking: set machine-config "
+        "track_dirty_pages (or track_dirty_pages on PUT /snapshot/load), or take a Full snapshot");
   }
-  if (!type->empty() && *type != "Full") {
+  if (!diff && !type->empty() && *type != "Full") {
     return Fault(absl::StrFormat("snapshot_type: '%s' is not Full or Diff", *type));
   }
   if (state_path->empty()) return Fault("snapshot_path: must not be empty");
@@ -401,7 +402,7 @@ HttpResponse ApiController::OnSnapshot(const std::string& what, const std::strin
   if (!vm_->paused()) {
     return Fault(absl::StrCat(what, ": the microVM must be Paused first (PATCH /vm)"));
   }
-  absl::Status s = vm_->CreateSnapshot(*state_path, *mem_path);
+  absl::Status s = vm_->CreateSnapshot(*state_path, *mem_path, diff);
   return s.ok() ? NoContent() : Fault(absl::StrCat(what, ": ", s.message()));
 }
 
@@ -413,27 +414,25 @@ HttpResponse ApiController::LoadSnapshot(const Json& body) {
         "PUT /snapshot/load: a snapshot brings its own machine, drives and network interfaces; "
         "load it before any other configuration");
   }
-  if (absl::Status s = CheckObject(
-          body, "",
-          {"snapshot_path", "mem_file_path", "mem_backend", "enable_diff_snapshots", "resume_vm"});
+  if (absl::Status s = CheckObject(body, "",
+                                   {"snapshot_path", "mem_file_path", "mem_backend",
+                                    "enable_diff_snapshots", "track_dirty_pages", "resume_vm"});
       !s.ok()) {
     return Fault(s);
   }
   SnapshotLoad load;
   auto state_path = GetString(body, "", "snapshot_path", true);
   auto mem_file = GetString(body, "", "mem_file_path", false);
-  auto diff = GetBool(body, "", "enable_diff_snapshots", false, false);
+  auto diff = GetBool(body, "", "enable_diff_snapshots", false, false);  // deprecated alias
+  auto track = GetBool(body, "", "track_dirty_pages", false, false);
   auto resume = GetBool(body, "", "resume_vm", false, false);
   if (!state_path.ok()) return Fault(state_path.status());
   if (!mem_file.ok()) return Fault(mem_file.status());
   if (!diff.ok()) return Fault(diff.status());
+  if (!track.ok()) return Fault(track.status());
   if (!resume.ok()) return Fault(resume.status());
   if (state_path->empty()) return Fault("snapshot_path: must not be empty");
-  if (*diff) {
-    return Fault(
-        "enable_diff_snapshots: edgevisor has no dirty-page tracking yet (Diff snapshots); "
-        "leave it false");
-  }
+  load.track_dirty_pages = *diff || *track;
   const bool has_backend = body.contains("mem_backend");
   if (has_backend == !mem_file->empty()) {
     return Fault("mem_backend: give exactly one of mem_backend and mem_file_path");

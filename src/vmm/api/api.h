@@ -30,9 +30,12 @@ class RunningVm {
   virtual Json Counters() const = 0;
   // PATCH /drives/{id} with path_on_host.
   virtual absl::Status ReplaceDriveBacking(const std::string& id, const std::string& path) = 0;
-  // PUT /snapshot/create (Full), while paused.
+  // PUT /snapshot/create, while paused. DIFF: only the pages written since the last snapshot
+  // (or the start), which needs dirty-page tracking.
   virtual absl::Status CreateSnapshot(const std::string& snapshot_path,
-                                      const std::string& mem_file_path) = 0;
+                                      const std::string& mem_file_path, bool diff) = 0;
+  // Whether dirty pages are tracked (machine-config track_dirty_pages, or a load's).
+  virtual bool tracking_dirty_pages() const = 0;
 };
 
 // PUT /snapshot/load, checked.
@@ -40,6 +43,7 @@ struct SnapshotLoad {
   std::string snapshot_path;
   std::string mem_path;  // mem_backend.backend_path (File), or the older mem_file_path
   bool resume = false;
+  bool track_dirty_pages = false;  // track_dirty_pages, or the older enable_diff_snapshots
 };
 
 // What a snapshot load built: the VM, and the configuration it was restored with (for GET

@@ -86,8 +86,10 @@ absl::StatusOr<MachineConfig> ParseMachineConfig(const Json& j, const std::strin
   bool b;
   ASSIGN_OR_RETURN(b, GetBool(j, where, "smt", false, false));
   if (b) return Bad(Field(where, "smt"), "true is not supported");
-  ASSIGN_OR_RETURN(b, GetBool(j, where, "track_dirty_pages", false, false));
-  if (b) return Bad(Field(where, "track_dirty_pages"), "true is not supported");
+  if (base == nullptr || j.contains("track_dirty_pages")) {
+    // KVM's dirty log plus the devices' writes, for Diff snapshots (docs/snapshots.md).
+    ASSIGN_OR_RETURN(m.track_dirty_pages, GetBool(j, where, "track_dirty_pages", false, false));
+  }
   std::string t;
   ASSIGN_OR_RETURN(t, GetString(j, where, "cpu_template", false));
   if (!t.empty() && t != "None") {
@@ -202,7 +204,7 @@ Json MachineConfigJson(const MachineConfig& m) {
   return Json{{"vcpu_count", m.vcpus},
               {"mem_size_mib", m.mem_mib},
               {"smt", false},
-              {"track_dirty_pages", false},
+              {"track_dirty_pages", m.track_dirty_pages},
               {"huge_pages", "None"}};
 }
 

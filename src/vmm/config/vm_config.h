@@ -17,6 +17,8 @@ struct MachineConfig {
   int vcpus = 1;
   int gic = 0;  // aarch64 interrupt controller: 0 (auto: GICv3, else GICv2), 2 or 3
   uint64_t mem_mib = 128;
+  // Dirty-page tracking (Firecracker's track_dirty_pages): needed for Diff snapshots.
+  bool track_dirty_pages = false;
 };
 
 struct BootSource {

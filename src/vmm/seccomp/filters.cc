@@ -131,7 +131,9 @@ Requests VcpuIoctls() {
 
 Requests MainIoctls() {
   // The i8042's Ctrl+Alt+Del raises its IRQ from here; a drive swap sizes a block device.
-  Requests r = {KVM_IRQ_LINE, KVM_IRQFD, KVM_IOEVENTFD, 0x80081272 /* BLKGETSIZE64 */};
+  // A Diff snapshot reads (and so clears) KVM's dirty log; a Full one with tracking on clears it.
+  Requests r = {KVM_IRQ_LINE, KVM_IRQFD, KVM_IOEVENTFD, 0x80081272 /* BLKGETSIZE64 */,
+                KVM_GET_DIRTY_LOG};
 #if defined(__x86_64__)
   // A snapshot reads every vCPU and the irqchip (vmm_snapshot.cc), and restarts the devices.
   for (uint64_t req : std::initializer_list<uint64_t>{

@@ -96,6 +96,7 @@ Json ConfigJson(const VmConfig& c) {
   return {{"vcpus", static_cast<uint64_t>(c.machine.vcpus)},
           {"mem_mib", c.machine.mem_mib},
           {"gic", static_cast<uint64_t>(c.machine.gic)},
+          {"track_dirty_pages", c.machine.track_dirty_pages},
           {"debug_exit", c.debug_exit},
           {"reboot_exit_code", static_cast<uint64_t>(c.reboot_exit_code)},
           {"drives", std::move(drives)},
@@ -144,12 +145,15 @@ absl::StatusOr<NetConfig> ParseNet(const Json& j, const std::string& where) {
 
 absl::StatusOr<VmConfig> ParseConfig(const Json& j) {
   const std::string where = "config";
-  EV_RETURN_IF_ERROR(CheckObject(
-      j, where, {"vcpus", "mem_mib", "gic", "debug_exit", "reboot_exit_code", "drives", "nets"}));
+  EV_RETURN_IF_ERROR(CheckObject(j, where,
+                                 {"vcpus", "mem_mib", "gic", "track_dirty_pages", "debug_exit",
+                                  "reboot_exit_code", "drives", "nets"}));
   VmConfig c;
   EV_ASSIGN_OR_RETURN(uint64_t vcpus, GetUint(j, where, "vcpus", 1, 256));
   EV_ASSIGN_OR_RETURN(c.machine.mem_mib, GetUint(j, where, "mem_mib", 1, uint64_t{1} << 24));
   EV_ASSIGN_OR_RETURN(uint64_t gic, GetUint(j, where, "gic", 0, 3));
+  EV_ASSIGN_OR_RETURN(c.machine.track_dirty_pages,
+                      GetBool(j, where, "track_dirty_pages", false, false));
   EV_ASSIGN_OR_RETURN(c.debug_exit, GetBool(j, where, "debug_exit", true, false));
   EV_ASSIGN_OR_RETURN(uint64_t reboot, GetUint(j, where, "reboot_exit_code", 0, 255));
   c.machine.vcpus = static_cast<int>(vcpus);

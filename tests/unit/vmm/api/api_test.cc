@@ -7,6 +7,7 @@
 
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "tests/unit/vmm/api/fake_vm.h"
 
@@ -223,6 +224,81 @@ TEST_F(ApiControllerTest, FaultJsonEscapesUserInput) {
   EXPECT_EQ(r.status, 400);
   Json j = Json::parse(r.body);  // must stay valid JSON
   EXPECT_THAT(j["fault_message"].get<std::string>(), HasSubstr("a\"b\\c"));
+}
+
+// PUT /snapshot/create: Full, or Diff where dirty pages are tracked; only while Paused.
+TEST_F(ApiControllerTest, SnapshotCreateFullAndDiff) {
+  Configure();
+  ASSERT_EQ(Call("PUT", "/actions", R"({"action_type": "InstanceStart"})").status, 204);
+  const std::string full = R"({"snapshot_path": "/s", "mem_file_path": "/m"})";
+  const std::string diff =
+      R"({"snapshot_type": "Diff", "snapshot_path": "/s", "mem_file_path": "/m"})";
+  HttpResponse r = Call("PUT", "/snapshot/create", full);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(Fault(r), HasSubstr("must be Paused first"));
+  ASSERT_EQ(Call("PATCH", "/vm", R"({"state": "Paused"})").status, 204);
+  ASSERT_EQ(Call("PUT", "/snapshot/create", full).status, 204);
+  EXPECT_EQ(vm.last_snapshot, "/s|/m|full");
+  r = Call("PUT", "/snapshot/create", diff);
+  EXPECT_EQ(r.status, 400) << "no dirty-page tracking";
+  EXPECT_THAT(Fault(r), HasSubstr("snapshot_type: Diff snapshots need dirty-page tracking"));
+  EXPECT_THAT(Fault(r), HasSubstr("track_dirty_pages"));
+  vm.tracking = true;
+  ASSERT_EQ(Call("PUT", "/snapshot/create", diff).status, 204);
+  EXPECT_EQ(vm.last_snapshot, "/s|/m|diff");
+  r = Call("PUT", "/snapshot/create",
+           R"({"snapshot_type": "Half", "snapshot_path": "/s", "mem_file_path": "/m"})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(Fault(r), HasSubstr("snapshot_type: 'Half' is not Full or Diff"));
+}
+
+// machine-config track_dirty_pages reaches the VM's configuration and GET /vm/config.
+TEST_F(ApiControllerTest, TrackDirtyPagesIsConfigured) {
+  Configure();
+  ASSERT_EQ(Call("PUT", "/machine-config",
+                 R"({"vcpu_count": 1, "mem_size_mib": 64, "track_dirty_pages": true})")
+                .status,
+            204);
+  EXPECT_EQ(Json::parse(Call("GET", "/vm/config").body)["machine-config"]["track_dirty_pages"],
+            true);
+  ASSERT_EQ(Call("PUT", "/actions", R"({"action_type": "InstanceStart"})").status, 204);
+  ASSERT_TRUE(started.has_value());
+  EXPECT_TRUE(started->machine.track_dirty_pages);
+}
+
+class ApiLoadTest : public ApiControllerTest {
+ protected:
+  ApiLoadTest() { Fresh(); }
+  // A controller that has not loaded anything yet.
+  void Fresh() {
+    loaded.reset();
+    ApiHooks hooks;
+    hooks.load_snapshot = [this](const SnapshotLoad& l,
+                                 std::shared_ptr<MetricsWriter>) -> absl::StatusOr<LoadedVm> {
+      loaded = l;
+      return LoadedVm{&vm, VmConfig{}};
+    };
+    api = std::make_unique<ApiController>("vm1", "0.1.0", HostLimits{4096, 8}, std::move(hooks));
+  }
+  std::optional<SnapshotLoad> loaded;
+};
+
+// PUT /snapshot/load: track_dirty_pages, and its older name enable_diff_snapshots, turn dirty-page
+// tracking on in the restored VM.
+TEST_F(ApiLoadTest, LoadPassesDirtyPageTracking) {
+  for (const std::string field : {"track_dirty_pages", "enable_diff_snapshots", ""}) {
+    SCOPED_TRACE(field);
+    Fresh();
+    std::string body =
+        R"({"snapshot_path": "/s", "mem_backend": {"backend_type": "File", "backend_path": "/m"})";
+    if (!field.empty()) body += absl::StrCat(R"(, ")", field, R"(": true)");
+    body += "}";
+    HttpResponse r = Call("PUT", "/snapshot/load", body);
+    ASSERT_EQ(r.status, 204) << Fault(r);
+    ASSERT_TRUE(loaded.has_value());
+    EXPECT_EQ(loaded->track_dirty_pages, !field.empty());
+    EXPECT_EQ(loaded->mem_path, "/m");
+  }
 }
 
 }  // namespace

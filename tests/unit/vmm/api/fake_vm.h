@@ -28,16 +28,19 @@ class FakeVm : public RunningVm {
     last_backing = path;
     return absl::OkStatus();
   }
-  absl::Status CreateSnapshot(const std::string& state, const std::string& mem) override {
-    last_snapshot = state + "|" + mem;
+  absl::Status CreateSnapshot(const std::string& state, const std::string& mem,
+                              bool diff) override {
+    last_snapshot = state + "|" + mem + (diff ? "|diff" : "|full");
     return absl::OkStatus();
   }
+  bool tracking_dirty_pages() const override { return tracking; }
   Json Counters() const override { return Json{{"vcpu", {{"exit_io_out", exits}}}}; }
 
   int pauses = 0, ctrl_alt_dels = 0;
   uint64_t exits = 0;
   std::string last_backing;
-  std::string last_snapshot;  // "STATE|MEM" of the last CreateSnapshot
+  std::string last_snapshot;  // "STATE|MEM|full" or "STATE|MEM|diff" of the last CreateSnapshot
+  bool tracking = false;
 
  private:
   bool paused_ = false;
