@@ -68,64 +68,25 @@ class NewFile {
   UniqueFd fd_;
 };
 
-// Guest RAM, region after region, as a sparse file: pages of zeros stay holes, so a 1 GiB guest
-// that touched 40 MiB writes 40 MiB and its clones share only what it wrote.
-absl::Status WriteMemoryFile(const GuestMemory& mem, const std::string& path) {
+constexpr uint64_t kPage = GuestMemory::kDirtyPageSize;
+
+// A memory file as long as guest RAM, its regions back to back, holding the pages for which
+// WANTED(region index, page index) holds, runs of them at once; the rest stay holes. Returns
+// the number of pages written.
+template <typename Wanted>
+absl::StatusOr<uint64_t> WriteMemoryPages(const GuestMemory& mem, const std::string& path,
+                                          Wanted wanted) {
   EV_ASSIGN_OR_RETURN(NewFile file, NewFile::Create(path, "mem_file_path"));
-  const int fd_num = file.fd();
-  if (ftruncate(fd_num, static_cast<off_t>(mem.total_size())) != 0) {
+  if (ftruncate(file.fd(), static_cast<off_t>(mem.total_size())) != 0) {
     return ErrnoError(absl::StrFormat("mem_file_path: %s: ftruncate", path));
   }
-  constexpr size_t kPage = 4096;
-  static const uint8_t kZero[kPage] = {};
-  uint64_t file_offset = 0;
-  for (const GuestRegion& r : mem.regions()) {
-    size_t run = 0;  // bytes of non-zero pages waiting to be written, ending at `at`
-    for (size_t at = 0; at <= r.size; at += kPage) {
-      const bool zero = at == r.size || std::memcmp(r.hva + at, kZero, kPage) == 0;
-      if (!zero) {
-        run += kPage;
-        continue;
-      }
-      if (run > 0) {
-        EV_RETURN_IF_ERROR(WriteAll(fd_num, r.hva + at - run, run, file_offset + at - run,
-                                    "mem_file_path " + path));
-        run = 0;
-      }
-    }
-    file_offset += r.size;
-  }
-  return file.Commit();
-}
-
-// The dirty pages of region I: those KVM logged for the vCPUs and those the devices touched
-// (GuestMemory), one bit per page; reading them clears both logs.
-absl::StatusOr<std::vector<uint64_t>> TakeDirtyPages(const VmParts& p, size_t i) {
-  const GuestRegion& r = p.mem->regions()[i];
-  EV_ASSIGN_OR_RETURN(std::vector<uint64_t> bits,
-                      p.vm.GetDirtyLog(static_cast<uint32_t>(i), r.size));
-  const std::vector<uint64_t> dev = p.mem->TakeDirty(i);
-  for (size_t w = 0; w < bits.size() && w < dev.size(); ++w) bits[w] |= dev[w];
-  return bits;
-}
-
-// A Diff snapshot's memory file: as long as guest RAM, holding only the pages written since the
-// last snapshot (or the start), at their offsets, zero pages too; every other page is a hole.
-// `edgevisor rebase-snap` copies its data onto the previous snapshot's memory file.
-absl::StatusOr<uint64_t> WriteDirtyPages(const VmParts& p, const std::string& path) {
-  EV_ASSIGN_OR_RETURN(NewFile file, NewFile::Create(path, "mem_file_path"));
-  if (ftruncate(file.fd(), static_cast<off_t>(p.mem->total_size())) != 0) {
-    return ErrnoError(absl::StrFormat("mem_file_path: %s: ftruncate", path));
-  }
-  constexpr uint64_t kPage = GuestMemory::kDirtyPageSize;
   uint64_t file_offset = 0, written = 0;
-  for (size_t i = 0; i < p.mem->regions().size(); ++i) {
-    const GuestRegion& r = p.mem->regions()[i];
-    EV_ASSIGN_OR_RETURN(std::vector<uint64_t> bits, TakeDirtyPages(p, i));
+  for (size_t i = 0; i < mem.regions().size(); ++i) {
+    const GuestRegion& r = mem.regions()[i];
     const uint64_t pages = r.size / kPage;
-    uint64_t run = 0;  // dirty pages waiting to be written, ending before `page`
+    uint64_t run = 0;  // wanted pages waiting to be written, ending before `page`
     for (uint64_t page = 0; page <= pages; ++page) {
-      if (page < pages && (bits[page / 64] >> (page % 64)) & 1) {
+      if (page < pages && wanted(i, page)) {
         ++run;
         continue;
       }
@@ -141,6 +102,40 @@ absl::StatusOr<uint64_t> WriteDirtyPages(const VmParts& p, const std::string& pa
   }
   EV_RETURN_IF_ERROR(file.Commit());
   return written;
+}
+
+// Full: every page but those of zeros, so a 1 GiB guest that touched 40 MiB writes 40 MiB and
+// its clones share only what it wrote.
+absl::StatusOr<uint64_t> WriteMemoryFile(const GuestMemory& mem, const std::string& path) {
+  static const uint8_t kZero[kPage] = {};
+  return WriteMemoryPages(mem, path, [&mem](size_t i, uint64_t page) {
+    return std::memcmp(mem.regions()[i].hva + page * kPage, kZero, kPage) != 0;
+  });
+}
+
+// The dirty pages of region I: those KVM logged for the vCPUs and those the devices touched
+// (GuestMemory), one bit per page; reading them clears both logs.
+absl::StatusOr<std::vector<uint64_t>> TakeDirtyPages(const VmParts& p, size_t i) {
+  const GuestRegion& r = p.mem->regions()[i];
+  EV_ASSIGN_OR_RETURN(std::vector<uint64_t> bits,
+                      p.vm.GetDirtyLog(static_cast<uint32_t>(i), r.size));
+  const std::vector<uint64_t> dev = p.mem->TakeDirty(i);
+  for (size_t w = 0; w < bits.size() && w < dev.size(); ++w) bits[w] |= dev[w];
+  return bits;
+}
+
+// Diff: only the pages written since the last snapshot (or the start), zero pages too, at their
+// offsets; every other page is a hole. `edgevisor rebase-snap` copies its data onto the
+// previous snapshot's memory file.
+absl::StatusOr<uint64_t> WriteDirtyPages(const VmParts& p, const std::string& path) {
+  std::vector<std::vector<uint64_t>> bits;
+  for (size_t i = 0; i < p.mem->regions().size(); ++i) {
+    EV_ASSIGN_OR_RETURN(std::vector<uint64_t> b, TakeDirtyPages(p, i));
+    bits.push_back(std::move(b));
+  }
+  return WriteMemoryPages(*p.mem, path, [&bits](size_t i, uint64_t page) {
+    return ((bits[i][page / 64] >> (page % 64)) & 1) != 0;
+  });
 }
 
 absl::Status WriteStateFile(const std::string& bytes, const std::string& path) {
@@ -218,7 +213,7 @@ absl::Status Vmm::CreateSnapshot(const std::string& state_path, const std::strin
     EV_ASSIGN_OR_RETURN(uint64_t pages, WriteDirtyPages(p_, mem_path));
     what = absl::StrFormat("%d dirty pages", pages);
   } else {
-    EV_RETURN_IF_ERROR(WriteMemoryFile(*p_.mem, mem_path));
+    EV_RETURN_IF_ERROR(WriteMemoryFile(*p_.mem, mem_path).status());
     // The next Diff holds what changes after this snapshot.
     for (size_t i = 0; tracking && i < p_.mem->regions().size(); ++i) {
       EV_RETURN_IF_ERROR(TakeDirtyPages(p_, i).status());
