@@ -68,7 +68,7 @@ GuestMemory& GuestMemory::operator=(GuestMemory&& o) noexcept {
 void GuestMemory::TrackDirty() {
   if (tracking_dirty()) return;
   for (const GuestRegion& r : regions_) {
-    const size_t words = (r.size / kDirtyPageSize + 63) / 64;
+    const size_t words = DirtyBitmapWords(r.size);
     auto bits = std::make_unique<std::atomic<uint64_t>[]>(words);
     for (size_t i = 0; i < words; ++i) bits[i].store(0, std::memory_order_relaxed);
     dirty_.push_back(std::move(bits));
@@ -86,7 +86,7 @@ void GuestMemory::MarkDirty(size_t region, uint64_t offset, uint64_t len) const 
 
 std::vector<uint64_t> GuestMemory::TakeDirty(size_t region) const {
   if (region >= dirty_.size()) return {};
-  const size_t words = (regions_[region].size / kDirtyPageSize + 63) / 64;
+  const size_t words = DirtyBitmapWords(regions_[region].size);
   std::vector<uint64_t> out(words);
   for (size_t i = 0; i < words; ++i) {
     out[i] = dirty_[region][i].exchange(0, std::memory_order_relaxed);

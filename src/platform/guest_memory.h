@@ -79,6 +79,10 @@ class GuestMemory {
   // page a Translate covers is marked (reads too: a Diff snapshot may hold a page more, never
   // one less). Off until TrackDirty(), which must come before any device runs.
   static constexpr uint64_t kDirtyPageSize = 4096;
+  // The 64-bit words of a dirty bitmap for SIZE bytes (KVM_GET_DIRTY_LOG's layout too).
+  static constexpr size_t DirtyBitmapWords(uint64_t size) {
+    return static_cast<size_t>((size / kDirtyPageSize + 63) / 64);
+  }
   void TrackDirty();
   bool tracking_dirty() const { return !dirty_.empty(); }
   // Region REGION's marked pages, one bit per page (bit i of word w: page 64 * w + i), cleared.

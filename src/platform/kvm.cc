@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_format.h"
 #include "src/base/errors.h"
+#include "src/platform/guest_memory.h"
 #include "src/platform/kvm_abi.h"
 
 namespace edgevisor {
@@ -115,8 +116,7 @@ absl::Status Vm::AddIrqfd(int fd, uint32_t gsi) const {
 }
 
 absl::StatusOr<std::vector<uint64_t>> Vm::GetDirtyLog(uint32_t slot, uint64_t size) const {
-  constexpr uint64_t kPage = 4096;
-  std::vector<uint64_t> bits((size / kPage + 63) / 64, 0);
+  std::vector<uint64_t> bits(GuestMemory::DirtyBitmapWords(size), 0);
   kvm_dirty_log log{};
   log.slot = slot;
   log.dirty_bitmap = bits.data();

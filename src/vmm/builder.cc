@@ -294,7 +294,6 @@ absl::StatusOr<std::unique_ptr<Vmm>> RestoreVm(const snapshot::VmState& state,
   VmConfig cfg = state.config;
   cfg.id = opts.id;
   cfg.serial = opts.serial;
-  cfg.machine.track_dirty_pages = cfg.machine.track_dirty_pages || opts.track_dirty_pages;
 #if defined(__aarch64__)
   cfg.machine.gic = static_cast<int>(state.gic.version);  // the vGIC the guest had
 #endif

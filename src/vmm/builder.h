@@ -23,8 +23,7 @@ struct RestoreOptions {
   std::string mem_path;  // the snapshot's memory file, mapped MAP_PRIVATE (copy-on-write)
   bool resume = false;   // run at once; else the vCPUs wait for Vmm::Resume
   std::string id = "anonymous";
-  SerialConfig serial;             // the console of this process (stdio by default)
-  bool track_dirty_pages = false;  // on even if the snapshot's VM did not track (Diff snapshots)
+  SerialConfig serial;  // the console of this process (stdio by default)
 };
 
 // Builds a VM from a snapshot's parsed state: the same devices in the same slots (their drives

@@ -288,10 +288,10 @@ int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
                             std::shared_ptr<edgevisor::MetricsWriter> metrics)
       -> absl::StatusOr<edgevisor::api::LoadedVm> {
     EV_ASSIGN_OR_RETURN(edgevisor::snapshot::VmState state, ReadSnapshot(load.snapshot_path));
-    edgevisor::RestoreOptions opts;
-    opts.mem_path = load.mem_path, opts.resume = load.resume, opts.id = vm_id;
-    opts.track_dirty_pages = load.track_dirty_pages;
-    state.config.machine.track_dirty_pages |= load.track_dirty_pages;  // for GET /vm/config
+    // Tracking asked for at the load: for the restored VM, and for GET /vm/config.
+    state.config.machine.track_dirty_pages |= load.track_dirty_pages;
+    const edgevisor::RestoreOptions opts{
+        .mem_path = load.mem_path, .resume = load.resume, .id = vm_id, .serial = {}};
     auto vmm = edgevisor::RestoreVm(state, opts, start, *filters);
     if (!vmm.ok()) return vmm.status();
     EV_ASSIGN_OR_RETURN(VmmHandle * handle,

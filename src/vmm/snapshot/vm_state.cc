@@ -286,8 +286,6 @@ absl::StatusOr<VcpuState> ParseVcpu(const Json& j, const std::string& where) {
   return v;
 }
 
-Json GicAttrsJson(const std::vector<GicAttr>& v) { return BlobArray(v); }
-
 // Each attribute in a group this version's vGIC (or the ITS) has, its value in that group's
 // width: KVM checks the offsets themselves.
 absl::Status CheckGicAttrs(const std::vector<GicAttr>& attrs, const std::string& field,
@@ -307,9 +305,9 @@ absl::Status CheckGicAttrs(const std::vector<GicAttr>& attrs, const std::string&
 
 Json GicJson(const GicState& g) {
   return {{"version", g.version},
-          {"regs", GicAttrsJson(g.regs)},
+          {"regs", BlobArray(g.regs)},
           {"its", g.its},
-          {"its_regs", GicAttrsJson(g.its_regs)},
+          {"its_regs", BlobArray(g.its_regs)},
           {"its_ctlr", g.its_ctlr}};
 }
 
