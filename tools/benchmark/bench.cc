@@ -414,7 +414,9 @@ bool RunBlkBench(const std::string& who, const std::vector<std::string>& argv,
                starts.count(phase)) {
       const Start& s0 = starts[phase];
       const double dt = t - s0.t, dev = ThreadsCpuUs(pid, device_threads);
-      if (dev < 0 || s0.dev_us < 0) no_device_thread = true;
+      // A phase without requests may end before the device thread exists: it is refused below
+      // as not timed, and has nothing to measure.
+      if (ops > 0 && (dev < 0 || s0.dev_us < 0)) no_device_thread = true;
       out[phase] = {ops / dt, 100.0 * (ProcCpu(pid) - s0.cpu) / dt,
                     ops > 0 ? (dev - s0.dev_us) / static_cast<double>(ops) : 0};
     } else if (line.find("blk_bench: done") != std::string::npos) {

@@ -24,9 +24,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -110,6 +113,9 @@ class Child {
 
 struct Setup {
   std::string ev, qemu, payload, dir, mem;
+  // The API and monitor sockets: a private directory under $TMPDIR, not DIR, whose path may be
+  // longer than a socket address holds (108 bytes) or on a file system without sockets (9p).
+  std::string sock_dir;
   // One tick line per millisecond, for ever.
   std::string cmdline = "period=1 every=1 ticks=4000000000";
 };
@@ -134,10 +140,10 @@ double ColdQemu(const Setup& s) {
   return t < 0 ? -1 : (t - t0) * 1e3;
 }
 
-// An edgevisor serving the API on DIR/NAME.sock.
+// An edgevisor serving the API on SOCK_DIR/NAME.sock.
 struct ApiChild {
   ApiChild(const Setup& s, const std::string& name)
-      : sock(s.dir + "/" + name + ".sock"),
+      : sock(s.sock_dir + "/" + name + ".sock"),
         child((unlink(sock.c_str()), std::vector<std::string>{s.ev, "--api-sock", sock, "--id",
                                                               name, "--level", "Warning"}),
               s.dir + "/" + name + ".log") {
@@ -232,7 +238,7 @@ bool Hmp(const std::string& sock, const std::string& cmd) {
 // QEMU's save: a running guest migrated to DIR/qemu.state; its duration and the file's size.
 Created SnapshotQemu(const Setup& s) {
   Created out;
-  const std::string mon = s.dir + "/qemu-mon.sock", file = s.dir + "/qemu.state";
+  const std::string mon = s.sock_dir + "/qemu-mon.sock", file = s.dir + "/qemu.state";
   unlink(mon.c_str());
   Child c(QemuArgs(s, {"-monitor", "unix:" + mon + ",server,nowait"}), s.dir + "/qemu-src.log");
   if (c.WaitLine("clock: tick=", 20) < 0) return out;
@@ -330,6 +336,21 @@ int Snapshot(std::map<std::string, std::string> opts) {
   std::stringstream cl(Arg(opts, "--clones", "1,10,100"));
   for (std::string x; std::getline(cl, x, ',');) clone_counts.push_back(std::stoi(x));
   std::system(("rm -rf " + s.dir + " && mkdir -p " + s.dir).c_str());
+  const char* tmp = std::getenv("TMPDIR");
+  std::string sock_template = std::string(tmp && *tmp ? tmp : "/tmp") + "/ev-bench-XXXXXX";
+  if (mkdtemp(sock_template.data()) == nullptr) {
+    std::fprintf(stderr, "cannot make a socket directory %s: %s\n", sock_template.c_str(),
+                 std::strerror(errno));
+    return 1;
+  }
+  s.sock_dir = sock_template;
+  struct RemoveSockDir {
+    ~RemoveSockDir() {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+    std::string dir;
+  } remove_sock_dir{s.sock_dir};
 
   const Created ev_snap = SnapshotEdgevisor(s, "lat", s.cmdline, "clock: tick=");
   const Created q_snap = SnapshotQemu(s);
