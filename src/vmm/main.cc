@@ -22,8 +22,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
-#include "spdlog/sinks/basic_file_sink.h"
 #include "spdlog/sinks/stdout_sinks.h"
+#include "src/base/append_file.h"
 #include "src/base/errors.h"
 #include "src/base/event_fd.h"
 #include "src/base/log.h"
@@ -52,8 +52,8 @@ using edgevisor::Json;
 
 constexpr const char* kVersion = "0.1.0";
 
-// Logs go to stderr, or to `path` (Firecracker's logger.log_path / --log-path). The logger's
-// name is the VM id, so every line carries it.
+// Logs go to stderr, or to `path` (Firecracker's logger.log_path / --log-path; a regular file or
+// a named pipe). The logger's name is the VM id, so every line carries it.
 absl::Status SetUpLogging(const std::string& vm_id, const std::string& level,
                           const std::string& path = "", bool show_level = true) {
   tzset();  // the timestamps' time zone, read now: no thread opens /etc/localtime later
@@ -69,11 +69,12 @@ absl::Status SetUpLogging(const std::string& vm_id, const std::string& level,
       return absl::InvalidArgumentError(
           absl::StrFormat("log_path: %s: the directory %s does not exist", path, dir));
     }
-    try {
-      sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path);
-    } catch (const spdlog::spdlog_ex& e) {
-      return absl::InvalidArgumentError(absl::StrFormat("log_path: %s: %s", path, e.what()));
+    // A named pipe (Firecracker's log_fifo) never blocks the VMM: src/base/append_file.h.
+    absl::StatusOr<edgevisor::UniqueFd> fd = edgevisor::OpenForAppend(path);
+    if (!fd.ok()) {
+      return absl::InvalidArgumentError(absl::StrFormat("log_path: %s", fd.status().message()));
     }
+    sink = std::make_shared<edgevisor::AppendFileSink>(*std::move(fd));
   }
   auto logger = std::make_shared<spdlog::logger>(vm_id, std::move(sink));
   logger->set_pattern(show_level ? "%Y-%m-%dT%H:%M:%S.%f [%n:%t] [%l] %v"
@@ -391,6 +392,9 @@ int FirecrackerMain(const std::vector<std::string>& args, edgevisor::ProcessCloc
     std::fprintf(stderr, "edgevisor: %s\n", std::string(s.message()).c_str());
     return edgevisor::kExitUsage;
   }
+  if (cfg) {
+    for (const std::string& note : cfg->deprecations) spdlog::warn("--config-file: {}", note);
+  }
 
   if (!fa->no_api) {
     std::optional<edgevisor::VmResources> resources;
@@ -458,7 +462,8 @@ int main(int argc, char** argv) {
     return args.empty() ? edgevisor::kExitUsage : 0;
   }
   if (args[0] == "--version") {
-    std::printf("edgevisor %s\n", kVersion);
+    std::printf("edgevisor %s (Firecracker API %s)\n", kVersion,
+                edgevisor::api::ApiController::kFirecrackerApiVersion);
     return 0;
   }
   if (args[0] == "rebase-snap") return RebaseSnap(args);

@@ -7,20 +7,19 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "src/base/append_file.h"
 #include "src/base/errors.h"
 
 namespace edgevisor {
 
 absl::StatusOr<std::unique_ptr<MetricsWriter>> MetricsWriter::Open(const MetricsConfig& cfg,
                                                                    const std::string& vm_id) {
-  UniqueFd fd(
-      open(cfg.metrics_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0644));
-  if (!fd.valid()) {
-    const int err = errno;
-    return absl::InvalidArgumentError(
-        absl::StrFormat("metrics_path: cannot open %s: %s", cfg.metrics_path, strerror(err)));
+  // A named pipe (Firecracker's metrics_fifo) never blocks the VMM: src/base/append_file.h.
+  absl::StatusOr<UniqueFd> fd = OpenForAppend(cfg.metrics_path);
+  if (!fd.ok()) {
+    return absl::InvalidArgumentError(absl::StrFormat("metrics_path: %s", fd.status().message()));
   }
-  return std::unique_ptr<MetricsWriter>(new MetricsWriter(std::move(fd), cfg, vm_id));
+  return std::unique_ptr<MetricsWriter>(new MetricsWriter(*std::move(fd), cfg, vm_id));
 }
 
 Json MetricsWriter::Delta(const Json& totals, const Json& previous) {
@@ -55,12 +54,14 @@ absl::Status MetricsWriter::Flush(const Json& totals) {
     line["properties"] = p;
   }
   const std::string text = line.dump() + "\n";
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = write(fd_.get(), text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoError(absl::StrFormat("writing metrics to %s", cfg_.metrics_path));
-    done += static_cast<size_t>(n);
+  absl::StatusOr<size_t> dropped = AppendOrDrop(fd_.get(), text);
+  if (!dropped.ok()) {
+    return Annotate(dropped.status(), absl::StrFormat("writing metrics to %s", cfg_.metrics_path));
+  }
+  if (*dropped != 0) {
+    return absl::ResourceExhaustedError(
+        absl::StrFormat("metrics: %s is full (nobody reads it?): %d of %d bytes dropped",
+                        cfg_.metrics_path, *dropped, text.size()));
   }
   return absl::OkStatus();
 }

@@ -2,9 +2,11 @@
 // firmware payloads as guests. Covers Firecracker's getting-started sequence with curl, the
 // bad-input suite (each case its own test; the VM must keep running), pause/resume under block
 // I/O load, SendCtrlAltDel, metrics and the config file with the API.
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -521,10 +523,58 @@ TEST(ApiTest, ConfigFileWithApiBootsAtOnceAndAnswersGets) {
   ASSERT_EQ(mc.status, 200);
   EXPECT_EQ(Json::parse(mc.body)["vcpu_count"], 2);
   EXPECT_EQ(Json::parse(mc.body)["mem_size_mib"], 48);
-  EXPECT_EQ(vm.Get("/version").status, 200);
+  HttpReply version = vm.Get("/version");
+  ASSERT_EQ(version.status, 200);
+  EXPECT_EQ(Json::parse(version.body)["firecracker_version"], "1.17.0");
+  EXPECT_EQ(Json::parse(version.body)["edgevisor_version"], "0.1.0");
   kill(vm.proc().pid(), SIGTERM);
   auto r = vm.proc().Finish(20000);
   EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// A fleet driver written against Firecracker before 1.0: the config file's old field names, and
+// the log and metrics as named pipes it reads, which nobody reads yet when the VMM opens them.
+std::string ReadFifo(int fd) {
+  std::string out;
+  char buf[65536];
+  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) out.append(buf, static_cast<size_t>(n));
+  return out;
+}
+
+TEST(ApiTest, PreOneZeroConfigWithLogAndMetricsFifos) {
+  const std::string dir = ::testing::TempDir(), cfg = dir + "/api_old_cfg.json",
+                    log = dir + "/api_old.log.fifo", metrics = dir + "/api_old.metrics.fifo";
+  for (const std::string& f : {log, metrics}) {
+    unlink(f.c_str());
+    ASSERT_EQ(mkfifo(f.c_str(), 0600), 0);
+  }
+  std::ofstream(cfg) << R"({"boot-source": {"kernel_image_path": ")" << Payload("crash")
+                     << R"(", "boot_args": "ctrl-alt-del"},
+      "machine-config": {"vcpu_count": 1, "mem_size_mib": 32, "ht_enabled": false},
+      "logger": {"log_fifo": ")"
+                     << log << R"(", "metrics_fifo": ")" << metrics << R"(", "level": "Info"}})";
+  ApiVm vm("oldcfg", {"--config-file", cfg});
+  ASSERT_TRUE(vm.ready()) << vm.proc().err();
+  ASSERT_TRUE(vm.proc().WaitFor("waiting for ctrl-alt-del", 20000)) << vm.proc().out();
+  const int log_fd = open(log.c_str(), O_RDONLY | O_NONBLOCK);
+  const int metrics_fd = open(metrics.c_str(), O_RDONLY | O_NONBLOCK);
+  ASSERT_GE(log_fd, 0);
+  ASSERT_GE(metrics_fd, 0);
+  ASSERT_EQ(vm.Put("/actions", R"({"action_type": "FlushMetrics"})").status, 204);
+  const std::string log_text = ReadFifo(log_fd), metrics_text = ReadFifo(metrics_fd);
+  EXPECT_THAT(log_text, HasSubstr("logger.log_fifo is deprecated"));
+  EXPECT_THAT(log_text, HasSubstr("machine-config.ht_enabled is deprecated"));
+  EXPECT_THAT(log_text, HasSubstr("[oldcfg:"));
+  ASSERT_FALSE(metrics_text.empty());
+  const Json line = Json::parse(metrics_text.substr(0, metrics_text.find('\n')), nullptr, false);
+  EXPECT_TRUE(line.contains("utc_timestamp_ms")) << metrics_text;
+  close(log_fd);  // the reader goes away: the VM must not notice
+  EXPECT_EQ(vm.Put("/actions", R"({"action_type": "FlushMetrics"})").status, 204);
+  EXPECT_EQ(vm.Put("/actions", R"({"action_type": "SendCtrlAltDel"})").status, 204);
+  auto res = vm.proc().Finish(20000);
+  EXPECT_EQ(res.exit_code, 0) << res.err;
+  close(metrics_fd);
+  for (const std::string& f : {log, metrics, cfg}) unlink(f.c_str());
 }
 
 TEST(ApiTest, SigtermBeforeStartExitsCleanly) {

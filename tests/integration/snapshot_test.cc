@@ -269,7 +269,7 @@ TEST(SnapshotTest, TenClonesShareTheMemoryFile) {
   }
   uint64_t pss = 0, rss = 0;
   for (auto& c : clones) {
-    EXPECT_EQ(c->State(), "Running");
+    EXPECT_EQ(c->State(), "Running") << c->proc().err().substr(0, 4000);
     auto [p, r] = MappedPssRss(c->proc().pid(), mem);
     pss += p;
     rss += r;

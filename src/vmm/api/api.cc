@@ -11,6 +11,7 @@
 #include "nlohmann/json.hpp"
 #include "src/base/json_fields.h"
 #include "src/base/log.h"
+#include "src/vmm/config/legacy_fields.h"
 
 namespace edgevisor::api {
 namespace {
@@ -177,7 +178,10 @@ HttpResponse ApiController::Route(const HttpRequest& req) {
       return JsonOk(
           {{"app_name", kAppName}, {"id", vm_id_}, {"state", State()}, {"vmm_version", version_}});
     }
-    if (path == "/version") return JsonOk({{"firecracker_version", version_}});
+    if (path == "/version") {
+      return JsonOk(
+          {{"firecracker_version", kFirecrackerApiVersion}, {"edgevisor_version", version_}});
+    }
     if (path == "/machine-config") return JsonOk(MachineConfigJson(resources_.machine));
     if (path == "/vm/config") return JsonOk(resources_.ToJson());
   }
@@ -243,8 +247,12 @@ HttpResponse ApiController::OnMachineConfig(const std::string& m, const std::str
                                             const Json& body) {
   const bool booted = vm_ != nullptr;
   if (booted) return Fault(absl::StrCat(what, " ", kAfterBoot));
-  auto mc = ParseMachineConfig(body, "", m == "PATCH" ? &resources_.machine : nullptr);
+  std::vector<std::string> notes;
+  absl::StatusOr<Json> current = TranslateLegacyMachineConfig(body, "", notes);
+  if (!current.ok()) return Fault(current.status());
+  auto mc = ParseMachineConfig(*current, "", m == "PATCH" ? &resources_.machine : nullptr);
   if (!mc.ok()) return Fault(mc.status());
+  for (const std::string& note : notes) spdlog::warn("{}: {}", what, note);
   if (host_.mem_mib != 0 && mc->mem_mib > host_.mem_mib) {
     return Fault(absl::StrFormat("mem_size_mib: %d MiB is more than the host's %d MiB", mc->mem_mib,
                                  host_.mem_mib));
@@ -279,12 +287,21 @@ HttpResponse ApiController::OnBootSource(const std::string& what, const Json& bo
 HttpResponse ApiController::OnLogger(const std::string& what, const Json& body) {
   const bool booted = vm_ != nullptr;
   if (booted) return Fault(absl::StrCat(what, " ", kAfterBoot));
-  auto l = ParseLogger(body, "");
+  std::vector<std::string> notes;
+  absl::StatusOr<TranslatedLogger> current = TranslateLegacyLogger(body, "", notes);
+  if (!current.ok()) return Fault(current.status());
+  auto l = ParseLogger(current->logger, "");
   if (!l.ok()) return Fault(l.status());
+  if (current->metrics) {  // a pre-1.0 metrics_fifo: the metrics first, as they can still fail
+    auto mc = ParseMetrics(*current->metrics, "");
+    if (!mc.ok()) return Fault(mc.status());
+    if (absl::Status s = SetMetricsLocked(*mc); !s.ok()) return Fault(s);
+  }
   if (hooks_.apply_logger) {
     if (absl::Status s = hooks_.apply_logger(*l); !s.ok()) return Fault(s);
   }
   resources_.logger = *l;
+  for (const std::string& note : notes) spdlog::warn("{}: {}", what, note);
   return NoContent();
 }
 
@@ -358,8 +375,12 @@ HttpResponse ApiController::OnNetworkInterface(const std::string& m, const std::
     return NoContent();
   }
   if (booted) return Fault(absl::StrCat(what, " ", kAfterBoot));
-  auto n = ParseNetworkInterface(body, "");
+  std::vector<std::string> notes;
+  absl::StatusOr<Json> current = TranslateLegacyNetworkInterface(body, "", notes);
+  if (!current.ok()) return Fault(current.status());
+  auto n = ParseNetworkInterface(*current, "");
   if (!n.ok()) return Fault(n.status());
+  for (const std::string& note : notes) spdlog::warn("{}: {}", what, note);
   if (n->iface_id != id) {
     return Fault(absl::StrFormat("iface_id: '%s' does not match the path's '%s'", n->iface_id, id));
   }

@@ -75,6 +75,9 @@ struct ApiHooks {
 class ApiController {
  public:
   static constexpr char kAppName[] = "edgevisor";
+  // The Firecracker API release whose spec this API follows (../shared/reference, checked by
+  // tests/contract): GET /version's firecracker_version, which fleet drivers compare.
+  static constexpr char kFirecrackerApiVersion[] = "1.17.0";
 
   ApiController(std::string vm_id, std::string version, HostLimits host, ApiHooks hooks);
 

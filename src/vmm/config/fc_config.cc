@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
 #include "src/base/json_fields.h"
+#include "src/vmm/config/legacy_fields.h"
 
 namespace edgevisor {
 namespace {
@@ -367,8 +368,12 @@ absl::StatusOr<FirecrackerConfig> ParseFirecrackerConfig(const std::string& text
   VmResources& r = cfg.resources;
   if (!j.contains("boot-source")) return Bad("boot-source", "missing required section");
   ASSIGN_OR_RETURN(r.boot_source, ParseBootSource(j["boot-source"], "boot-source"));
+  std::vector<std::string>& notes = cfg.deprecations;
   if (j.contains("machine-config")) {
-    ASSIGN_OR_RETURN(r.machine, ParseMachineConfig(j["machine-config"], "machine-config", nullptr));
+    Json mc;
+    ASSIGN_OR_RETURN(mc,
+                     TranslateLegacyMachineConfig(j["machine-config"], "machine-config", notes));
+    ASSIGN_OR_RETURN(r.machine, ParseMachineConfig(mc, "machine-config", nullptr));
   }
   if (j.contains("drives")) {
     if (!j["drives"].is_array()) return Bad("drives", "must be an array");
@@ -386,8 +391,10 @@ absl::StatusOr<FirecrackerConfig> ParseFirecrackerConfig(const std::string& text
     if (!ns.is_array()) return Bad("network-interfaces", "must be an array");
     for (size_t i = 0; i < ns.size(); ++i) {
       const std::string w = absl::StrFormat("network-interfaces[%d]", i);
+      Json nj;
+      ASSIGN_OR_RETURN(nj, TranslateLegacyNetworkInterface(ns[i], w, notes));
       FcNet n;
-      ASSIGN_OR_RETURN(n, ParseNetworkInterface(ns[i], w));
+      ASSIGN_OR_RETURN(n, ParseNetworkInterface(nj, w));
       const size_t before = r.nets.size();
       absl::Status s = r.PutNet(std::move(n));
       if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(w, ".", s.message()));
@@ -395,8 +402,14 @@ absl::StatusOr<FirecrackerConfig> ParseFirecrackerConfig(const std::string& text
     }
   }
   if (j.contains("logger")) {
-    ASSIGN_OR_RETURN(r.logger, ParseLogger(j["logger"], "logger"));
+    TranslatedLogger tl;
+    ASSIGN_OR_RETURN(tl, TranslateLegacyLogger(j["logger"], "logger", notes));
+    ASSIGN_OR_RETURN(r.logger, ParseLogger(tl.logger, "logger"));
     cfg.logger = *r.logger;
+    if (tl.metrics && j.contains("metrics")) {
+      return Bad("logger.metrics_fifo", "and metrics.metrics_path both name the metrics file");
+    }
+    if (tl.metrics) ASSIGN_OR_RETURN(r.metrics, ParseMetrics(*tl.metrics, "metrics"));
   }
   if (j.contains("metrics")) ASSIGN_OR_RETURN(r.metrics, ParseMetrics(j["metrics"], "metrics"));
   ASSIGN_OR_RETURN(cfg.vm, r.ToVmConfig("anonymous"));

@@ -103,6 +103,8 @@ struct FirecrackerConfig {
   VmResources resources;
   VmConfig vm;  // resources.ToVmConfig("anonymous")
   LoggerConfig logger;
+  // One line per pre-1.0 field name the file used (legacy_fields.h), to log as warnings.
+  std::vector<std::string> deprecations;
 };
 
 absl::StatusOr<FirecrackerConfig> ParseFirecrackerConfig(const std::string& json);

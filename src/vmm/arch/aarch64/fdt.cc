@@ -126,8 +126,12 @@ void AddMemoryAndCpus(Writer& w, const FdtConfig& c) {
 void AddTimerAndGic(Writer& w, const FdtConfig& c) {
   w.Begin("timer");
   w.Str("compatible", "arm,armv8-timer");
+  // On a GICv2, a PPI's flags also carry the CPUs it is wired to, one bit each in bits 15:8
+  // (the GICv2 binding); a GICv3's must be 0 there.
+  uint32_t flags = kIrqLevelLow;
+  if (c.gic_version == 2) flags |= ((1u << c.vcpus) - 1) << 8;
   std::vector<uint32_t> timer;
-  for (uint32_t ppi : kTimerPpis) timer.insert(timer.end(), {kGicPpi, ppi, kIrqLevelLow});
+  for (uint32_t ppi : kTimerPpis) timer.insert(timer.end(), {kGicPpi, ppi, flags});
   w.Cells("interrupts", timer);
   w.Empty("always-on");
   w.End();

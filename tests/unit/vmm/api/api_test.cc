@@ -1,8 +1,10 @@
 // ApiController without HTTP: routes, pre/post-boot rules, and what InstanceStart builds.
 #include "src/vmm/api/api.h"
 
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -200,6 +202,48 @@ TEST_F(ApiControllerTest, FlushMetricsWritesDeltas) {
   EXPECT_EQ(Json::parse(l2)["vcpu"]["exit_io_out"], 5) << "each line holds the increase";
   EXPECT_EQ(Json::parse(l2)["id"], "vm1");
   EXPECT_TRUE(Json::parse(l2).contains("utc_timestamp_ms"));
+}
+
+// Fleet drivers written against Firecracker before 1.0 send these names; each is an alias. The
+// metrics pipe has no reader while the VMM opens it and writes to it: neither may block.
+TEST_F(ApiControllerTest, PreOneZeroFieldNamesAreAliases) {
+  const std::string fifo = ::testing::TempDir() + "/api_unit.metrics.fifo";
+  unlink(fifo.c_str());
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  ASSERT_EQ(
+      Call("PUT", "/logger",
+           R"({"log_fifo": "/run/x/log.fifo", "metrics_fifo": ")" + fifo + R"(", "level": "Info"})")
+          .status,
+      204);
+  EXPECT_EQ(Json::parse(Call("GET", "/vm/config").body)["logger"]["log_path"], "/run/x/log.fifo");
+  EXPECT_THAT(Fault(Call("PUT", "/metrics", R"({"metrics_path": "/m"})")),
+              HasSubstr("already configured"))
+      << "metrics_fifo configured the metrics";
+  EXPECT_EQ(Call("PUT", "/machine-config",
+                 R"({"vcpu_count": 2, "mem_size_mib": 64, "ht_enabled": false})")
+                .status,
+            204);
+  EXPECT_THAT(Fault(Call("PUT", "/machine-config",
+                         R"({"vcpu_count": 2, "mem_size_mib": 64, "ht_enabled": true})")),
+              HasSubstr("ht_enabled: true"));
+  EXPECT_EQ(Call("PUT", "/network-interfaces/eth0",
+                 R"({"iface_id": "eth0", "host_dev_name": "tap0", "allow_mmds_requests": true})")
+                .status,
+            204);
+  Configure();
+  ASSERT_EQ(Call("PUT", "/actions", R"({"action_type": "InstanceStart"})").status, 204);
+  EXPECT_EQ(started->machine.vcpus, 2);
+  ASSERT_EQ(started->nets.size(), 1u);
+  vm.exits = 3;
+  ASSERT_EQ(Call("PUT", "/actions", R"({"action_type": "FlushMetrics"})").status, 204);
+  const int reader = open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
+  ASSERT_GE(reader, 0);
+  char buf[4096];
+  const ssize_t n = read(reader, buf, sizeof(buf));
+  close(reader);
+  ASSERT_GT(n, 0) << "the line written before any reader came is in the pipe";
+  EXPECT_EQ(Json::parse(std::string(buf, static_cast<size_t>(n)))["vcpu"]["exit_io_out"], 3);
+  unlink(fifo.c_str());
 }
 
 TEST(MetricsDeltaTest, NestedCountersAndResets) {

@@ -58,6 +58,39 @@ TEST(FcConfigTest, ReadOnlyRootWithPartuuid) {
   EXPECT_TRUE(c->vm.drives[0].read_only);
 }
 
+// What fleet drivers written against Firecracker before 1.0 still send.
+constexpr char kPreOneZero[] = R"({
+  "boot-source": {"kernel_image_path": "/k.elf"},
+  "machine-config": {"vcpu_count": 1, "mem_size_mib": 128, "ht_enabled": false},
+  "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0",
+                          "allow_mmds_requests": true}],
+  "logger": {"log_fifo": "/run/fc/log.fifo", "metrics_fifo": "/run/fc/metrics.fifo",
+             "level": "Warning", "show_level": false, "show_log_origin": false}
+})";
+
+TEST(FcConfigTest, PreOneZeroFieldNamesAreAliasesWithANote) {
+  auto c = ParseFirecrackerConfig(kPreOneZero);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->logger.log_path, "/run/fc/log.fifo");
+  EXPECT_EQ(c->logger.level, "warn");
+  EXPECT_FALSE(c->logger.show_level);
+  ASSERT_TRUE(c->resources.metrics.has_value());
+  EXPECT_EQ(c->resources.metrics->metrics_path, "/run/fc/metrics.fifo");
+  EXPECT_EQ(c->vm.machine.vcpus, 1);
+  ASSERT_EQ(c->vm.nets.size(), 1u);
+  EXPECT_EQ(c->vm.nets[0].tap, "tap0");
+  ASSERT_EQ(c->deprecations.size(), 4u);
+  EXPECT_THAT(c->deprecations[0], HasSubstr("machine-config.ht_enabled is deprecated"));
+  EXPECT_THAT(c->deprecations[0], HasSubstr("use machine-config.smt"));
+  EXPECT_THAT(c->deprecations[1], HasSubstr("network-interfaces[0].allow_mmds_requests"));
+  EXPECT_THAT(c->deprecations[2], HasSubstr("logger.log_fifo is deprecated"));
+  EXPECT_THAT(c->deprecations[3], HasSubstr("use metrics.metrics_path"));
+  // Today's names make no notes.
+  auto current = ParseFirecrackerConfig(kGettingStarted);
+  ASSERT_TRUE(current.ok());
+  EXPECT_TRUE(current->deprecations.empty());
+}
+
 struct BadCase {
   const char* name;
   const char* json;
@@ -160,6 +193,41 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"MetricsNoPath",
                 R"({"boot-source":{"kernel_image_path":"/k"},"metrics":{"emit_id":true}})",
                 "metrics.metrics_path: missing"},
+        // Pre-1.0 field names: each refusal names the field as the file wrote it.
+        BadCase{
+            "HtEnabledTrue",
+            R"({"boot-source":{"kernel_image_path":"/k"},"machine-config":{"vcpu_count":1,"mem_size_mib":64,"ht_enabled":true}})",
+            "machine-config.ht_enabled: true"},
+        BadCase{
+            "HtEnabledAndSmt",
+            R"({"boot-source":{"kernel_image_path":"/k"},"machine-config":{"vcpu_count":1,"mem_size_mib":64,"ht_enabled":false,"smt":false}})",
+            "machine-config.ht_enabled: is the pre-1.0 name of machine-config.smt"},
+        BadCase{
+            "HtEnabledNotBool",
+            R"({"boot-source":{"kernel_image_path":"/k"},"machine-config":{"vcpu_count":1,"mem_size_mib":64,"ht_enabled":"no"}})",
+            "machine-config.ht_enabled: must be true or false"},
+        BadCase{
+            "LogFifoAndLogPath",
+            R"({"boot-source":{"kernel_image_path":"/k"},"logger":{"log_fifo":"/a","log_path":"/b"}})",
+            "logger.log_fifo: is the pre-1.0 name of logger.log_path"},
+        BadCase{"LogFifoNotString",
+                R"({"boot-source":{"kernel_image_path":"/k"},"logger":{"log_fifo":7}})",
+                "logger.log_fifo: must be a string"},
+        BadCase{
+            "MetricsFifoAndMetrics",
+            R"({"boot-source":{"kernel_image_path":"/k"},"logger":{"metrics_fifo":"/m"},"metrics":{"metrics_path":"/n"}})",
+            "logger.metrics_fifo: and metrics.metrics_path both name the metrics file"},
+        BadCase{"MetricsFifoEmpty",
+                R"({"boot-source":{"kernel_image_path":"/k"},"logger":{"metrics_fifo":""}})",
+                "logger.metrics_fifo: must be a non-empty string"},
+        BadCase{
+            "LoggerOptionsHaveNoEquivalent",
+            R"({"boot-source":{"kernel_image_path":"/k"},"logger":{"options":["LogDirtyPages"]}})",
+            "logger.options: unknown field"},
+        BadCase{
+            "AllowMmdsRequestsNotBool",
+            R"({"boot-source":{"kernel_image_path":"/k"},"network-interfaces":[{"iface_id":"eth0","host_dev_name":"t","allow_mmds_requests":1}]})",
+            "network-interfaces[0].allow_mmds_requests: must be true or false"},
         BadCase{
             "Vsock",
             R"({"boot-source":{"kernel_image_path":"/k"},"vsock":{"guest_cid":3,"uds_path":"/v"}})",

@@ -86,6 +86,13 @@ TEST(FdtTest, GicV2TreeUsesTheCpuInterface) {
   EXPECT_THAT(t, HasSubstr("intc@8000000 { compatible = \"arm,cortex-a15-gic\"; "
                            "reg = <0x00 0x8000000 0x00 0x1000 0x00 0x8010000 0x00 0x2000>;"));
   EXPECT_THAT(t, Not(HasSubstr("arm,gic-v3")));
+  // The timer's PPIs name the CPUs they reach (bits 15:8 of the flags): CPUs 0 and 1.
+  EXPECT_THAT(t,
+              HasSubstr("timer { compatible = \"arm,armv8-timer\"; interrupts = <0x01 0x0d 0x308 "
+                        "0x01 0x0e 0x308 0x01 0x0b 0x308 0x01 0x0a 0x308>; always-on; };"));
+  FdtConfig eight = Config(2);
+  eight.vcpus = 8;
+  EXPECT_THAT(Decompile(*BuildFdt(eight)), HasSubstr("interrupts = <0x01 0x0d 0xff08 "));
 }
 
 TEST(FdtTest, GicV3ItsIsAnMsiControllerUnderTheGic) {
