@@ -1,8 +1,5 @@
 #include "src/vmm/metrics.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <chrono>
 
 #include "absl/strings/str_format.h"
