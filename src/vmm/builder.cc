@@ -14,6 +14,7 @@
 #include "src/base/log.h"
 #include "src/devices/block/virtio_block.h"
 #include "src/devices/net/virtio_net.h"
+#include "src/devices/rng/virtio_rng.h"
 #include "src/vmm/arch/arch.h"
 #include "src/vmm/placement.h"
 
@@ -81,12 +82,14 @@ absl::Status CreateMachine(const VmConfig& cfg, VmParts& p, int mem_fd = -1) {
   return absl::OkStatus();
 }
 
-// The drives and network interfaces, in the order given: that order is their slot order.
+// The drives and network interfaces, in the order given, then the entropy device: that order is
+// their slot order.
 absl::Status AddVirtioDevices(const VmConfig& cfg, VmParts& p, VirtioPlacement& placement) {
   // With seccomp on, a role compiled out (seccomp::FilterRoles) must not become an unfiltered
   // thread.
   if (p.filters.main &&
-      ((!cfg.drives.empty() && !p.filters.block) || (!cfg.nets.empty() && !p.filters.net))) {
+      ((!cfg.drives.empty() && !p.filters.block) || (!cfg.nets.empty() && !p.filters.net) ||
+       (cfg.entropy && !p.filters.rng))) {
     return absl::InternalError("a device thread's seccomp filter was not compiled");
   }
   for (size_t i = 0; i < cfg.drives.size(); ++i) {
@@ -106,6 +109,12 @@ absl::Status AddVirtioDevices(const VmConfig& cfg, VmParts& p, VirtioPlacement& 
     if (!net.ok()) return Annotate(net.status(), absl::StrFormat("--net tap=%s", n.tap));
     p.counted.emplace_back(n.id.empty() ? absl::StrFormat("net%d", i) : n.id, net->get());
     EV_RETURN_IF_ERROR(placement.Place(std::move(*net), absl::StrFormat("virtio-net %s", n.tap)));
+  }
+  if (cfg.entropy) {
+    auto rng = rng::VirtioRng::Create(*cfg.entropy, "rng", p.filters.rng);
+    if (!rng.ok()) return Annotate(rng.status(), "entropy");
+    p.counted.emplace_back("rng", rng->get());
+    EV_RETURN_IF_ERROR(placement.Place(std::move(*rng), "virtio-rng"));
   }
   return absl::OkStatus();
 }

@@ -101,8 +101,10 @@ absl::StatusOr<ThreadFilters> SetUpSeccomp(bool on, edgevisor::seccomp::FilterRo
 
 int Boot(const edgevisor::VmConfig& vm, edgevisor::ProcessClock start, bool seccomp,
          std::shared_ptr<edgevisor::MetricsWriter> metrics = nullptr) {
-  auto filters =
-      SetUpSeccomp(seccomp, {.api = false, .block = !vm.drives.empty(), .net = !vm.nets.empty()});
+  auto filters = SetUpSeccomp(seccomp, {.api = false,
+                                        .block = !vm.drives.empty(),
+                                        .net = !vm.nets.empty(),
+                                        .rng = vm.entropy.has_value()});
   if (!filters.ok()) {
     spdlog::error("{}", filters.status().message());
     return edgevisor::kExitVmmError;

@@ -183,6 +183,10 @@ def main():
     c.call("PUT", "/network-interfaces/{iface_id}", "/network-interfaces/eth0",
            {"iface_id": "eth0", "guest_mac": "AA:FC:00:00:00:01", "host_dev_name": tap},
            expect=204)
+    c.call("PUT", "/entropy", "/entropy",
+           {"rate_limiter": {"bandwidth": {"size": 65536, "refill_time": 100},
+                             "ops": {"size": 100, "one_time_burst": 10, "refill_time": 1000}}},
+           expect=204)
     c.call("PUT", "/actions", "/actions", {"action_type": "FlushMetrics"}, expect=204)
     # Errors are Error objects too.
     c.call("PUT", "/machine-config", "/machine-config", {"vcpu_count": 0, "mem_size_mib": 8},
@@ -190,6 +194,8 @@ def main():
     c.call("PATCH", "/vm", "/vm", {"state": "Paused"}, expect=400)
     _, cfg = c.call("GET", "/vm/config", "/vm/config", expect=200)
     check(cfg and cfg["drives"][0]["drive_id"] == "rootfs", "vm/config lists the drive")
+    check(cfg and cfg.get("entropy", {}).get("rate_limiter", {}).get("ops", {}).get("size") == 100,
+          "vm/config lists the entropy device")
 
     c.call("PUT", "/actions", "/actions", {"action_type": "InstanceStart"}, expect=204)
     _, info = c.call("GET", "/", "/", expect=200)
@@ -213,6 +219,7 @@ def main():
     c.call("PUT", "/actions", "/actions", {"action_type": "FlushMetrics"}, expect=204)
     c.call("PUT", "/actions", "/actions", {"action_type": "SendCtrlAltDel"}, expect=204)
     c.call("PUT", "/boot-source", "/boot-source", {"kernel_image_path": "/k"}, expect=400)
+    c.call("PUT", "/entropy", "/entropy", {}, expect=400)  # pre-boot only
     c.call("GET", "/vm/config", "/vm/config", expect=200)
     # Snapshots: create needs a paused VM; a load is refused once a VM exists (and is done for
     # real in a second process below).

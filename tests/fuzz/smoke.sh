@@ -40,6 +40,7 @@ printf 'PUT /actions\n{"action_type":"InstanceStart"}' > "$OUT/api_corpus/start"
 printf 'PATCH /vm\n{"state":"Paused"}' > "$OUT/api_corpus/pause"
 printf 'PATCH /drives/rootfs\n{"drive_id":"rootfs"}' > "$OUT/api_corpus/patchdrive"
 printf 'GET /vm/config\n' > "$OUT/api_corpus/get"
+printf 'PUT /entropy\n{"rate_limiter":{"bandwidth":{"size":65536,"one_time_burst":4096,"refill_time":100},"ops":{"size":10,"refill_time":1000}}}' > "$OUT/api_corpus/entropy"
 # Pre-1.0 field names (src/vmm/config/legacy_fields.h).
 printf 'PUT /logger\n{"log_fifo":"/l","metrics_fifo":"/m","level":"Warning"}' > "$OUT/api_corpus/oldlogger"
 printf 'PUT /machine-config\n{"vcpu_count":1,"mem_size_mib":64,"ht_enabled":false}' > "$OUT/api_corpus/oldmachine"
@@ -49,6 +50,9 @@ printf 'PUT /network-interfaces/eth0\n{"iface_id":"eth0","host_dev_name":"tap0",
 "$OUT/make_seeds" --snapshot "$OUT/snapshot_corpus"
 cat > "$OUT/fc_config_corpus/seed.json" <<'JSON'
 {"boot-source":{"kernel_image_path":"/k","boot_args":"x"},"drives":[{"drive_id":"r","path_on_host":"/r","is_root_device":true}],"machine-config":{"vcpu_count":1,"mem_size_mib":64},"network-interfaces":[{"iface_id":"e","host_dev_name":"t","guest_mac":"AA:FC:00:00:00:01"}],"logger":{"level":"Info"}}
+JSON
+cat > "$OUT/fc_config_corpus/entropy.json" <<'JSON'
+{"boot-source":{"kernel_image_path":"/k"},"entropy":{"rate_limiter":{"bandwidth":{"size":1024,"one_time_burst":0,"refill_time":100},"ops":{"size":0,"refill_time":0}}}}
 JSON
 cat > "$OUT/fc_config_corpus/pre-1.0.json" <<'JSON'
 {"boot-source":{"kernel_image_path":"/k"},"machine-config":{"vcpu_count":1,"mem_size_mib":64,"ht_enabled":false},"network-interfaces":[{"iface_id":"e","host_dev_name":"t","allow_mmds_requests":false}],"logger":{"log_fifo":"/l","metrics_fifo":"/m","level":"Info"}}

@@ -46,6 +46,9 @@ class Virtqueue {
   // it (compare Firecracker's pop_or_enable_notification). nullopt: empty, and armed.
   absl::StatusOr<std::optional<uint16_t>> PopOrEnableNotification();
   absl::StatusOr<DescriptorChain> ReadChain(uint16_t head) const;
+  // Puts the head popped last back (a rate limiter said wait): the next pop returns it again.
+  // Only right after a successful pop, before any other pop.
+  void UndoPop() { --last_avail_; }
 
   // Publishes one used element (write element, release, then bump used->idx).
   absl::Status AddUsed(uint16_t head, uint32_t len);

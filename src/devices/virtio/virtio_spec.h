@@ -39,6 +39,7 @@ inline constexpr uint16_t kUsedFlagNoNotify = VRING_USED_F_NO_NOTIFY;
 // §5 Device IDs.
 inline constexpr uint32_t kDeviceIdBlock = VIRTIO_ID_BLOCK;
 inline constexpr uint32_t kDeviceIdNet = VIRTIO_ID_NET;
+inline constexpr uint32_t kDeviceIdRng = VIRTIO_ID_RNG;
 
 // §4.2.4 Interrupt status bits.
 inline constexpr uint32_t kInterruptUsedBuffer = VIRTIO_MMIO_INT_VRING;

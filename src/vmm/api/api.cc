@@ -42,8 +42,8 @@ absl::StatusOr<Json> ParseBody(const HttpRequest& req) {
 
 // Firecracker's endpoints that edgevisor does not implement.
 bool IsUnsupportedPath(const std::string& path) {
-  static const char* kPrefixes[] = {"/balloon", "/cpu-config", "/pmem/",    "/mmds",
-                                    "/entropy", "/serial",     "/hotplug/", "/vsock"};
+  static const char* kPrefixes[] = {"/balloon", "/cpu-config", "/pmem/", "/mmds",
+                                    "/serial",  "/hotplug/",   "/vsock"};
   for (const char* p : kPrefixes) {
     if (absl::StartsWith(path, p)) return true;
   }
@@ -197,7 +197,7 @@ HttpResponse ApiController::Route(const HttpRequest& req) {
     if (m == "PUT") {
       return path == "/actions" || path == "/boot-source" || path == "/machine-config" ||
              path == "/logger" || path == "/metrics" || path == "/snapshot/create" ||
-             path == "/snapshot/load" || absl::StartsWith(path, "/drives/") ||
+             path == "/snapshot/load" || path == "/entropy" || absl::StartsWith(path, "/drives/") ||
              absl::StartsWith(path, "/network-interfaces/");
     }
     return path == "/machine-config" || path == "/vm" || absl::StartsWith(path, "/drives/") ||
@@ -214,6 +214,7 @@ HttpResponse ApiController::Route(const HttpRequest& req) {
   if (path == "/boot-source") return OnBootSource(what, body);
   if (path == "/logger") return OnLogger(what, body);
   if (path == "/metrics") return OnMetrics(what, body);
+  if (path == "/entropy") return OnEntropy(what, body);
   if (absl::StartsWith(path, "/snapshot/")) return OnSnapshot(what, path, body);
   if (auto id = IdFromPath(path, "/drives/")) return OnDrive(m, what, *id, body);
   if (auto id = IdFromPath(path, "/network-interfaces/")) {
@@ -312,6 +313,15 @@ HttpResponse ApiController::OnMetrics(const std::string& what, const Json& body)
   if (!mc.ok()) return Fault(mc.status());
   absl::Status s = SetMetricsLocked(*mc);
   return s.ok() ? NoContent() : Fault(s);
+}
+
+HttpResponse ApiController::OnEntropy(const std::string& what, const Json& body) {
+  if (vm_ != nullptr) return Fault(absl::StrCat(what, " ", kAfterBoot));
+  auto e = ParseEntropy(body, "");
+  if (!e.ok()) return Fault(e.status());
+  resources_.entropy = *e;
+  configured_ = true;
+  return NoContent();
 }
 
 HttpResponse ApiController::OnDrive(const std::string& m, const std::string& what,
@@ -500,6 +510,7 @@ HttpResponse ApiController::LoadSnapshot(const Json& body) {
     fn.host_dev_name = n.tap;
     resources_.nets.push_back(fn);
   }
+  resources_.entropy = loaded->config.entropy;
   return NoContent();
 }
 

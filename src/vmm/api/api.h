@@ -106,6 +106,8 @@ class ApiController {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   HttpResponse OnMetrics(const std::string& what, const Json& body)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  HttpResponse OnEntropy(const std::string& what, const Json& body)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   HttpResponse OnDrive(const std::string& m, const std::string& what, const std::string& id,
                        const Json& body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   HttpResponse OnSnapshot(const std::string& what, const std::string& path, const Json& body)

@@ -163,6 +163,51 @@ absl::StatusOr<FcNet> ParseNetworkInterface(const Json& n, const std::string& w)
   return nc;
 }
 
+namespace {
+
+absl::StatusOr<BucketConfig> ParseBucket(const Json& j, const std::string& w) {
+  RETURN_IF_ERROR(CheckObject(j, w, {"size", "one_time_burst", "refill_time"}));
+  BucketConfig b;
+  ASSIGN_OR_RETURN(b.size, GetUint(j, w, "size", 0, kMaxBucketTokens));
+  ASSIGN_OR_RETURN(b.refill_time_ms, GetUint(j, w, "refill_time", 0, kMaxRefillTimeMs));
+  if (j.contains("one_time_burst")) {
+    ASSIGN_OR_RETURN(b.one_time_burst, GetUint(j, w, "one_time_burst", 0, kMaxBucketTokens));
+  }
+  return b;
+}
+
+Json BucketJson(const BucketConfig& b) {
+  return {
+      {"size", b.size}, {"one_time_burst", b.one_time_burst}, {"refill_time", b.refill_time_ms}};
+}
+
+}  // namespace
+
+absl::StatusOr<RateLimiterConfig> ParseRateLimiter(const Json& j, const std::string& w) {
+  RETURN_IF_ERROR(CheckObject(j, w, {"bandwidth", "ops"}));
+  RateLimiterConfig r;
+  if (j.contains("bandwidth"))
+    ASSIGN_OR_RETURN(r.bandwidth, ParseBucket(j["bandwidth"], Field(w, "bandwidth")));
+  if (j.contains("ops")) ASSIGN_OR_RETURN(r.ops, ParseBucket(j["ops"], Field(w, "ops")));
+  return r;
+}
+
+Json RateLimiterJson(const RateLimiterConfig& r) {
+  Json out = Json::object();
+  if (r.bandwidth.limits()) out["bandwidth"] = BucketJson(r.bandwidth);
+  if (r.ops.limits()) out["ops"] = BucketJson(r.ops);
+  return out;
+}
+
+absl::StatusOr<EntropyConfig> ParseEntropy(const Json& j, const std::string& w) {
+  RETURN_IF_ERROR(CheckObject(j, w, {"rate_limiter"}));
+  EntropyConfig e;
+  if (j.contains("rate_limiter")) {
+    ASSIGN_OR_RETURN(e.rate_limiter, ParseRateLimiter(j["rate_limiter"], Field(w, "rate_limiter")));
+  }
+  return e;
+}
+
 absl::StatusOr<LoggerConfig> ParseLogger(const Json& j, const std::string& w) {
   RETURN_IF_ERROR(
       CheckObject(j, w, {"log_path", "level", "show_level", "show_log_origin", "module"}));
@@ -300,6 +345,7 @@ absl::StatusOr<VmConfig> VmResources::ToVmConfig(const std::string& vm_id) const
     nc.mac = nets[i].guest_mac.empty() ? DefaultMac(i) : *ParseMac(nets[i].guest_mac);
     vm.nets.push_back(nc);
   }
+  vm.entropy = entropy;
   return vm;
 }
 
@@ -331,6 +377,7 @@ Json VmResources::ToJson() const {
     ns.push_back(nj);
   }
   out["network-interfaces"] = ns;
+  if (entropy) out["entropy"] = Json{{"rate_limiter", RateLimiterJson(entropy->rate_limiter)}};
   if (logger) {
     static const std::pair<const char*, const char*> kNames[] = {
         {"error", "Error"}, {"warn", "Warning"}, {"info", "Info"},
@@ -361,7 +408,7 @@ absl::StatusOr<FirecrackerConfig> ParseFirecrackerConfig(const std::string& text
       CheckObject(j, "",
                   {"boot-source", "drives", "machine-config", "network-interfaces", "logger",
                    "metrics", "balloon", "vsock", "mmds-config", "entropy", "cpu-config"}));
-  for (const char* unsupported : {"balloon", "vsock", "mmds-config", "entropy", "cpu-config"}) {
+  for (const char* unsupported : {"balloon", "vsock", "mmds-config", "cpu-config"}) {
     if (j.contains(unsupported)) return Bad(unsupported, "is not supported yet");
   }
   FirecrackerConfig cfg;
@@ -412,6 +459,7 @@ absl::StatusOr<FirecrackerConfig> ParseFirecrackerConfig(const std::string& text
     if (tl.metrics) ASSIGN_OR_RETURN(r.metrics, ParseMetrics(*tl.metrics, "metrics"));
   }
   if (j.contains("metrics")) ASSIGN_OR_RETURN(r.metrics, ParseMetrics(j["metrics"], "metrics"));
+  if (j.contains("entropy")) ASSIGN_OR_RETURN(r.entropy, ParseEntropy(j["entropy"], "entropy"));
   ASSIGN_OR_RETURN(cfg.vm, r.ToVmConfig("anonymous"));
   return cfg;
 }

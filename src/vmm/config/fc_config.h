@@ -50,6 +50,11 @@ struct FcNet {
   std::string guest_mac;  // empty: DefaultMac(index) at start
 };
 
+// Firecracker's TokenBucket bounds: the token arithmetic (128-bit) holds for sizes up to 2^62
+// tokens and refill times up to 2^32 ms (49 days).
+inline constexpr uint64_t kMaxBucketTokens = uint64_t{1} << 62;
+inline constexpr uint64_t kMaxRefillTimeMs = (uint64_t{1} << 32) - 1;
+
 struct LoggerConfig {
   std::string level = "info";  // spdlog level name
   std::string log_path;        // empty: stderr
@@ -70,6 +75,7 @@ struct VmResources {
   std::vector<FcNet> nets;
   std::optional<LoggerConfig> logger;
   std::optional<MetricsConfig> metrics;
+  std::optional<EntropyConfig> entropy;  // PUT /entropy, or the file's "entropy"
 
   // Adds or replaces (same id). Errors: a second root drive, too many devices, a TAP or MAC
   // that another interface already has.
@@ -94,6 +100,12 @@ absl::StatusOr<FcPartialDrive> ParsePartialDrive(const Json& j, const std::strin
 absl::StatusOr<FcNet> ParseNetworkInterface(const Json& j, const std::string& where);
 absl::StatusOr<LoggerConfig> ParseLogger(const Json& j, const std::string& where);
 absl::StatusOr<MetricsConfig> ParseMetrics(const Json& j, const std::string& where);
+// Firecracker's RateLimiter: {"bandwidth": TokenBucket, "ops": TokenBucket}, both optional; a
+// TokenBucket is {"size", "refill_time" (ms), "one_time_burst"}. A size or refill_time of 0
+// means that bucket does not limit.
+absl::StatusOr<RateLimiterConfig> ParseRateLimiter(const Json& j, const std::string& where);
+Json RateLimiterJson(const RateLimiterConfig& r);
+absl::StatusOr<EntropyConfig> ParseEntropy(const Json& j, const std::string& where);
 
 Json MachineConfigJson(const MachineConfig& m);
 // Firecracker's level names, case-insensitive ("Warning" -> "warn"); nullopt when unknown.

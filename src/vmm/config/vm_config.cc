@@ -58,9 +58,10 @@ absl::Status ValidateVmConfig(const VmConfig& cfg, const HostLimits& host) {
     return absl::InvalidArgumentError("--serial: file: needs a path (file:PATH)");
   }
   if (absl::Status s = CheckIdLength(cfg.id, "--id"); !s.ok()) return s;
-  if (cfg.drives.size() + cfg.nets.size() > kMaxVirtioDevices) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("--drive/--net: at most %d virtio devices in all", kMaxVirtioDevices));
+  if (VirtioDeviceCount(cfg) > kMaxVirtioDevices) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--drive/--net: at most %d virtio devices in all (the entropy device counts too)",
+        kMaxVirtioDevices));
   }
   for (size_t i = 0; i < cfg.nets.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -9,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "src/devices/block/drive_config.h"
 #include "src/devices/net/net_config.h"
+#include "src/devices/rng/rng_config.h"
 #include "src/vmm/config/boot_protocol.h"
 
 namespace edgevisor {
@@ -52,9 +54,14 @@ struct VmConfig {
   int reboot_exit_code = 0;  // the VMM's exit status when the guest reboots
   std::vector<DriveConfig> drives;
   std::vector<NetConfig> nets;
+  std::optional<EntropyConfig> entropy;  // a virtio-rng device
 };
 
 inline constexpr size_t kMaxVirtioDevices = 16;
+// Drives, network interfaces and the entropy device: the virtio devices the VM will have.
+inline size_t VirtioDeviceCount(const VmConfig& c) {
+  return c.drives.size() + c.nets.size() + (c.entropy ? 1 : 0);
+}
 
 // Firecracker's rule for VM, drive and interface ids: 1 to 64 characters. The error names
 // `field` ("--id: must be 1 to 64 characters").

@@ -112,6 +112,9 @@ constexpr Names kBlock = {"io_uring_enter", "io_uring_setup", "io_uring_register
 
 constexpr Names kNet = {"readv", "writev", "eventfd2"};
 
+// The entropy device: the host's random bytes, and its rate limiter's timer.
+constexpr Names kRng = {"getrandom", "timerfd_settime"};
+
 [[maybe_unused]] constexpr Names kRtc = {"timerfd_settime", "timerfd_gettime"};
 
 // ioctl requests, by role (the third argument of each rule: the request, compared as the
@@ -279,6 +282,9 @@ absl::StatusOr<ThreadFilters> CompileAll(const FilterRoles& roles,
   }
   if (roles.net) {
     EV_ASSIGN_OR_RETURN(t.net, Build("net", {kWait, kNet}, {}, prerequisite));
+  }
+  if (roles.rng) {
+    EV_ASSIGN_OR_RETURN(t.rng, Build("rng", {kWait, kRng}, {}, prerequisite));
   }
 #if defined(__aarch64__)  // the PL031 is the only user
   EV_ASSIGN_OR_RETURN(t.rtc, Build("rtc", {kWait, kRtc}, RtcIoctls(), prerequisite));

@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "src/base/errors.h"
 #include "src/base/json_fields.h"
+#include "src/vmm/config/fc_config.h"
 
 namespace edgevisor::snapshot {
 namespace {
@@ -93,14 +94,17 @@ Json ConfigJson(const VmConfig& c) {
     nets.push_back({{"id", n.id}, {"tap", n.tap}, {"mac", MacText(n.mac)}, {"queues", n.queues}});
   }
   // Unsigned, as Parse reads them (CBOR would store a non-negative int unsigned anyway).
-  return {{"vcpus", static_cast<uint64_t>(c.machine.vcpus)},
-          {"mem_mib", c.machine.mem_mib},
-          {"gic", static_cast<uint64_t>(c.machine.gic)},
-          {"track_dirty_pages", c.machine.track_dirty_pages},
-          {"debug_exit", c.debug_exit},
-          {"reboot_exit_code", static_cast<uint64_t>(c.reboot_exit_code)},
-          {"drives", std::move(drives)},
-          {"nets", std::move(nets)}};
+  Json out = {{"vcpus", static_cast<uint64_t>(c.machine.vcpus)},
+              {"mem_mib", c.machine.mem_mib},
+              {"gic", static_cast<uint64_t>(c.machine.gic)},
+              {"track_dirty_pages", c.machine.track_dirty_pages},
+              {"debug_exit", c.debug_exit},
+              {"reboot_exit_code", static_cast<uint64_t>(c.reboot_exit_code)},
+              {"drives", std::move(drives)},
+              {"nets", std::move(nets)}};
+  // The entropy device in Firecracker's shape (its one field, the rate limiter).
+  if (c.entropy) out["entropy"] = {{"rate_limiter", RateLimiterJson(c.entropy->rate_limiter)}};
+  return out;
 }
 
 absl::StatusOr<DriveConfig> ParseDrive(const Json& j, const std::string& where) {
@@ -147,7 +151,7 @@ absl::StatusOr<VmConfig> ParseConfig(const Json& j) {
   const std::string where = "config";
   EV_RETURN_IF_ERROR(CheckObject(j, where,
                                  {"vcpus", "mem_mib", "gic", "track_dirty_pages", "debug_exit",
-                                  "reboot_exit_code", "drives", "nets"}));
+                                  "reboot_exit_code", "drives", "nets", "entropy"}));
   VmConfig c;
   EV_ASSIGN_OR_RETURN(uint64_t vcpus, GetUint(j, where, "vcpus", 1, 256));
   EV_ASSIGN_OR_RETURN(c.machine.mem_mib, GetUint(j, where, "mem_mib", 1, uint64_t{1} << 24));
@@ -174,7 +178,10 @@ absl::StatusOr<VmConfig> ParseConfig(const Json& j) {
     EV_ASSIGN_OR_RETURN(NetConfig n, ParseNet(j["nets"][i], absl::StrFormat("config.nets[%d]", i)));
     c.nets.push_back(std::move(n));
   }
-  if (c.drives.size() + c.nets.size() > kMaxVirtioDevices) {
+  if (j.contains("entropy")) {
+    EV_ASSIGN_OR_RETURN(c.entropy, ParseEntropy(j["entropy"], "config.entropy"));
+  }
+  if (VirtioDeviceCount(c) > kMaxVirtioDevices) {
     return Bad(where, absl::StrFormat("more than %d virtio devices", kMaxVirtioDevices));
   }
   return c;
@@ -379,10 +386,10 @@ absl::StatusOr<VmState> Parse(const Json& j) {
   s.uart = j["uart"];
   s.i8042 = j["i8042"];
   if (j.contains("rtc")) s.rtc = j["rtc"];
-  const size_t devices = s.config.drives.size() + s.config.nets.size();
+  const size_t devices = VirtioDeviceCount(s.config);
   if (!j.contains("virtio") || !j["virtio"].is_array() || j["virtio"].size() != devices) {
-    return Bad("virtio", absl::StrFormat("must be an array of %d device states (one per drive and "
-                                         "network interface)",
+    return Bad("virtio", absl::StrFormat("must be an array of %d device states (one per drive, "
+                                         "network interface and entropy device)",
                                          devices));
   }
   for (const Json& d : j["virtio"]) s.virtio.push_back(d);

@@ -138,6 +138,24 @@ TEST_F(ApiControllerTest, ExportedConfigIsAValidConfigFile) {
   EXPECT_EQ(parsed->logger.level, "debug");
 }
 
+TEST_F(ApiControllerTest, PutEntropyAddsTheDeviceBeforeBootOnly) {
+  Configure();
+  EXPECT_THAT(Fault(Call("PUT", "/entropy", R"({"rate_limiter": {"ops": {"size": "x"}}})")),
+              HasSubstr("rate_limiter.ops.size"));
+  EXPECT_THAT(Fault(Call("PUT", "/entropy", R"({"seed": 1})")), HasSubstr("seed: unknown field"));
+  ASSERT_EQ(Call("PUT", "/entropy",
+                 R"({"rate_limiter": {"bandwidth": {"size": 1000, "refill_time": 10}}})")
+                .status,
+            204);
+  Json cfg = Json::parse(Call("GET", "/vm/config").body);
+  EXPECT_EQ(cfg["entropy"]["rate_limiter"]["bandwidth"]["size"], 1000);
+  ASSERT_EQ(Call("PUT", "/actions", R"({"action_type": "InstanceStart"})").status, 204);
+  ASSERT_TRUE(started.has_value());
+  ASSERT_TRUE(started->entropy.has_value());
+  EXPECT_EQ(started->entropy->rate_limiter.bandwidth, (BucketConfig{1000, 0, 10}));
+  EXPECT_THAT(Fault(Call("PUT", "/entropy", "{}")), HasSubstr("after starting"));
+}
+
 TEST_F(ApiControllerTest, PostBootRules) {
   EXPECT_THAT(Fault(Call("PATCH", "/vm", R"({"state": "Paused"})")), HasSubstr("before starting"));
   EXPECT_THAT(Fault(Call("PUT", "/actions", R"({"action_type": "InstanceStart"})")),

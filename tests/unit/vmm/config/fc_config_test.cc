@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "nlohmann/json.hpp"
+
 namespace edgevisor {
 namespace {
 
@@ -47,6 +49,28 @@ TEST(FcConfigTest, InitrdPathReachesTheModel) {
       R"({"boot-source": {"kernel_image_path": "/k", "initrd_path": "/initrd.img"}})");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->vm.boot.initrd_path, "/initrd.img");
+}
+
+TEST(FcConfigTest, EntropyWithARateLimiterReachesTheModel) {
+  auto c = ParseFirecrackerConfig(R"({"boot-source": {"kernel_image_path": "/k"},
+    "entropy": {"rate_limiter": {"bandwidth": {"size": 4096, "refill_time": 100,
+                                               "one_time_burst": 1024},
+                                 "ops": {"size": 0, "refill_time": 0}}}})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->vm.entropy.has_value());
+  const RateLimiterConfig& r = c->vm.entropy->rate_limiter;
+  EXPECT_EQ(r.bandwidth, (BucketConfig{4096, 1024, 100}));
+  EXPECT_FALSE(r.ops.limits()) << "a 0 bucket does not limit";
+  // GET /vm/config prints it back in the same shape, without the bucket that does not limit.
+  const Json j = c->resources.ToJson();
+  EXPECT_EQ(j["entropy"]["rate_limiter"]["bandwidth"]["refill_time"], 100);
+  EXPECT_FALSE(j["entropy"]["rate_limiter"].contains("ops"));
+  auto again = ParseFirecrackerConfig(j.dump());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->vm.entropy->rate_limiter, r);
+  auto none = ParseFirecrackerConfig(R"({"boot-source": {"kernel_image_path": "/k"}})");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->vm.entropy.has_value());
 }
 
 TEST(FcConfigTest, ReadOnlyRootWithPartuuid) {
@@ -187,6 +211,31 @@ INSTANTIATE_TEST_SUITE_P(
             "NetMulticastMac",
             R"({"boot-source":{"kernel_image_path":"/k"},"network-interfaces":[{"iface_id":"eth0","host_dev_name":"t","guest_mac":"01:00:5e:00:00:01"}]})",
             "network-interfaces[0].guest_mac"},
+        BadCase{"EntropyUnknownField",
+                R"({"boot-source":{"kernel_image_path":"/k"},"entropy":{"rate":1}})",
+                "entropy.rate: unknown field"},
+        BadCase{"EntropyNotObject", R"({"boot-source":{"kernel_image_path":"/k"},"entropy":[]})",
+                "entropy: must be a JSON object"},
+        BadCase{
+            "BucketNegative",
+            R"({"boot-source":{"kernel_image_path":"/k"},"entropy":{"rate_limiter":{"bandwidth":{"size":-1,"refill_time":10}}}})",
+            "entropy.rate_limiter.bandwidth.size: must be a non-negative integer"},
+        BadCase{
+            "BucketNoRefill",
+            R"({"boot-source":{"kernel_image_path":"/k"},"entropy":{"rate_limiter":{"ops":{"size":10}}}})",
+            "entropy.rate_limiter.ops.refill_time: missing"},
+        BadCase{
+            "BucketTooBig",
+            R"({"boot-source":{"kernel_image_path":"/k"},"entropy":{"rate_limiter":{"ops":{"size":10,"refill_time":4294967296}}}})",
+            "entropy.rate_limiter.ops.refill_time: 4294967296 is outside"},
+        BadCase{
+            "BucketBurstString",
+            R"({"boot-source":{"kernel_image_path":"/k"},"entropy":{"rate_limiter":{"ops":{"size":10,"refill_time":1,"one_time_burst":"x"}}}})",
+            "entropy.rate_limiter.ops.one_time_burst"},
+        BadCase{
+            "RateLimiterUnknownBucket",
+            R"({"boot-source":{"kernel_image_path":"/k"},"entropy":{"rate_limiter":{"bytes":{}}}})",
+            "entropy.rate_limiter.bytes: unknown field"},
         BadCase{"LoggerLevel",
                 R"({"boot-source":{"kernel_image_path":"/k"},"logger":{"level":"Loud"}})",
                 "logger.level"},

@@ -218,6 +218,20 @@ TEST(VmStateTest, EveryEngineRoundTrips) {
   }
 }
 
+TEST(VmStateTest, TheEntropyDeviceAndItsRateLimiterRoundTrip) {
+  VmState in = Valid();
+  in.config.entropy = EntropyConfig{};
+  in.config.entropy->rate_limiter.ops = {.size = 10, .one_time_burst = 5, .refill_time_ms = 250};
+  EXPECT_FALSE(Parse(ThroughCbor(ToJson(in))).ok())
+      << "the entropy device needs a device state of its own";
+  in.virtio.push_back(in.virtio.back());
+  auto out = Parse(ThroughCbor(ToJson(in)));
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_TRUE(out->config.entropy.has_value());
+  EXPECT_EQ(out->config.entropy->rate_limiter, in.config.entropy->rate_limiter);
+  EXPECT_FALSE(Parse(ThroughCbor(ToJson(Valid())))->config.entropy.has_value());
+}
+
 // One malformed field: MUTATE spoils the valid state's JSON, and Parse's error must begin with
 // FIELD (the field's path) and say WHY.
 struct BadField {
@@ -261,6 +275,11 @@ std::vector<BadField> BadFields() {
        "config.nets[0].mac", "must look like 52:54:00:12:34:56"},
       {"net multicast mac", [](Json& j) { j["config"]["nets"][0]["mac"] = "01:00:5e:00:00:01"; },
        "config.nets[0].mac", "must be unicast"},
+      {"entropy bucket negative",
+       [](Json& j) {
+         j["config"]["entropy"] = {{"rate_limiter", {{"ops", {{"size", -1}, {"refill_time", 1}}}}}};
+       },
+       "config.entropy.rate_limiter.ops.size", "must be a non-negative integer"},
       {"too many drives",
        [](Json& j) {
          Json& drives = j["config"]["drives"];
