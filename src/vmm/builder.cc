@@ -108,6 +108,7 @@ absl::Status AddVirtioDevices(const VmConfig& cfg, VmParts& p, VirtioPlacement& 
     auto net = net::VirtioNet::Create(n, absl::StrFormat("net%d", i), p.filters.net);
     if (!net.ok()) return Annotate(net.status(), absl::StrFormat("--net tap=%s", n.tap));
     p.counted.emplace_back(n.id.empty() ? absl::StrFormat("net%d", i) : n.id, net->get());
+    p.nets.emplace_back(n.id, net->get());
     EV_RETURN_IF_ERROR(placement.Place(std::move(*net), absl::StrFormat("virtio-net %s", n.tap)));
   }
   if (cfg.entropy) {

@@ -162,6 +162,14 @@ class VmmHandle : public edgevisor::api::RunningVm {
   absl::Status ReplaceDriveBacking(const std::string& id, const std::string& path) override {
     return vmm_->ReplaceDriveBacking(id, path);
   }
+  absl::Status UpdateDriveRateLimiter(const std::string& id,
+                                      const edgevisor::RateLimiterConfig& cfg) override {
+    return vmm_->UpdateDriveRateLimiter(id, cfg);
+  }
+  absl::Status UpdateNetRateLimiters(const std::string& id, const edgevisor::RateLimiterConfig* rx,
+                                     const edgevisor::RateLimiterConfig* tx) override {
+    return vmm_->UpdateNetRateLimiters(id, rx, tx);
+  }
   absl::Status CreateSnapshot(const std::string& state, const std::string& mem,
                               bool diff) override {
     return vmm_->CreateSnapshot(state, mem, kVersion, diff);

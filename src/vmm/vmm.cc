@@ -197,6 +197,33 @@ absl::Status Vmm::ReplaceDriveBacking(const std::string& id, const std::string& 
   return absl::NotFoundError(absl::StrFormat("no drive '%s'", id));
 }
 
+absl::Status Vmm::UpdateDriveRateLimiter(const std::string& id, const RateLimiterConfig& cfg) {
+  for (auto& [drive_id, dev] : p_.blocks) {
+    if (drive_id != id) continue;
+    dev->UpdateRateLimiter(cfg);
+    for (DriveConfig& d : p_.config.drives) {
+      if (d.id == id) d.rate_limiter = cfg;  // a snapshot keeps the limits the drive has now
+    }
+    return absl::OkStatus();
+  }
+  return absl::NotFoundError(absl::StrFormat("no drive '%s'", id));
+}
+
+absl::Status Vmm::UpdateNetRateLimiters(const std::string& id, const RateLimiterConfig* rx,
+                                        const RateLimiterConfig* tx) {
+  for (auto& [iface_id, dev] : p_.nets) {
+    if (iface_id != id) continue;
+    dev->UpdateRateLimiters(rx, tx);
+    for (NetConfig& n : p_.config.nets) {
+      if (n.id != id) continue;
+      if (rx) n.rx_rate_limiter = *rx;
+      if (tx) n.tx_rate_limiter = *tx;
+    }
+    return absl::OkStatus();
+  }
+  return absl::NotFoundError(absl::StrFormat("no network interface '%s'", id));
+}
+
 absl::Status Vmm::SendCtrlAltDel() {
   if (!p_.i8042) return absl::FailedPreconditionError("this machine has no i8042 keyboard");
   if (!p_.i8042->SendCtrlAltDel()) {

@@ -56,6 +56,7 @@ struct VmParts {
   // The block devices behind virtio_devices, by drive id, for PATCH /drives (owned by their
   // transports).
   std::vector<std::pair<std::string, block::VirtioBlock*>> blocks;
+  std::vector<std::pair<std::string, net::VirtioNet*>> nets;  // by interface id
   // Every virtio device model by id, for the metrics: each reports its own counters.
   std::vector<std::pair<std::string, const virtio::VirtioDevice*>> counted;
   std::vector<std::unique_ptr<Vcpu>> vcpus;
@@ -87,6 +88,11 @@ class Vmm {
   bool paused() const { return pause_requested_.load(std::memory_order_acquire); }
   // Points drive `id` at another backing file (see VirtioBlock::ReplaceBacking).
   absl::Status ReplaceDriveBacking(const std::string& id, const std::string& path);
+  // PATCH /drives/{id} with rate_limiter. Thread-safe.
+  absl::Status UpdateDriveRateLimiter(const std::string& id, const RateLimiterConfig& cfg);
+  // PATCH /network-interfaces/{id}: new RX and/or TX limits (null: unchanged). Thread-safe.
+  absl::Status UpdateNetRateLimiters(const std::string& id, const RateLimiterConfig* rx,
+                                     const RateLimiterConfig* tx);
   // Presses Ctrl+Alt+Del on the i8042 keyboard (x86).
   absl::Status SendCtrlAltDel();
   // Writes a snapshot of the paused VM: its state to STATE_PATH (snapshot/file.h, stamped with

@@ -207,15 +207,20 @@ def main():
     check(info and info["state"] == "Paused", "state is Paused")
     c.call("PATCH", "/vm", "/vm", {"state": "Resumed"}, expect=204)
     c.call("PATCH", "/drives/{drive_id}", "/drives/rootfs", {"drive_id": "rootfs"}, expect=204)
+    c.call("PATCH", "/drives/{drive_id}", "/drives/rootfs",
+           {"drive_id": "rootfs",
+            "rate_limiter": {"bandwidth": {"size": 1048576, "one_time_burst": 0,
+                                           "refill_time": 100}}}, expect=204)
     disk2 = os.path.join(tmp, "rootfs2.img")
     with open(disk2, "wb") as f:
         f.truncate(2 << 20)
     c.call("PATCH", "/drives/{drive_id}", "/drives/rootfs",
            {"drive_id": "rootfs", "path_on_host": disk2}, expect=204)
-    # Rate limiters are the only thing this PATCH changes, and edgevisor has none yet.
+    # Rate limiters are the only thing this PATCH changes.
     c.call("PATCH", "/network-interfaces/{iface_id}", "/network-interfaces/eth0",
-           {"iface_id": "eth0", "rx_rate_limiter": {"ops": {"size": 100, "refill_time": 100}}},
-           expect=400)
+           {"iface_id": "eth0", "rx_rate_limiter": {"ops": {"size": 100, "refill_time": 100}},
+            "tx_rate_limiter": {"bandwidth": {"size": 0, "refill_time": 0}}},
+           expect=204)
     c.call("PUT", "/actions", "/actions", {"action_type": "FlushMetrics"}, expect=204)
     c.call("PUT", "/actions", "/actions", {"action_type": "SendCtrlAltDel"}, expect=204)
     c.call("PUT", "/boot-source", "/boot-source", {"kernel_image_path": "/k"}, expect=400)

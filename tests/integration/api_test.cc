@@ -214,7 +214,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"DriveSecondRoot", When::kPreBoot, "PUT", "/drives/d1", R"({"drive_id": "d1", "path_on_host": ")" + Payload("hello") + R"(", "is_root_device": true, "is_read_only": true})", "is_root_device"},
         BadCase{"DriveBadEngine", When::kPreBoot, "PUT", "/drives/d1", R"({"drive_id": "d1", "path_on_host": "/dev/null", "is_root_device": false, "io_engine": "Fast"})", "io_engine"},
         BadCase{"DriveBadCache", When::kPreBoot, "PUT", "/drives/d1", R"({"drive_id": "d1", "path_on_host": "/dev/null", "is_root_device": false, "cache_type": "None"})", "cache_type"},
-        BadCase{"DriveRateLimiter", When::kPreBoot, "PUT", "/drives/d1", R"({"drive_id": "d1", "path_on_host": "/dev/null", "is_root_device": false, "rate_limiter": {}})", "rate_limiter"},
+        BadCase{"DriveRateLimiter", When::kPreBoot, "PUT", "/drives/d1", R"({"drive_id": "d1", "path_on_host": "/dev/null", "is_root_device": false, "rate_limiter": {"ops": 1}})", "rate_limiter.ops: must be a JSON object"},
         BadCase{"DriveVhostUser", When::kPreBoot, "PUT", "/drives/d1", R"({"drive_id": "d1", "socket": "/s", "is_root_device": false})", "socket"},
         BadCase{"DriveIdBadChars", When::kPreBoot, "PUT", "/drives/a-b", R"({"drive_id": "a-b", "path_on_host": "/dev/null", "is_root_device": false})", "drive_id"},
         BadCase{"DriveNoIdInPath", When::kPreBoot, "PUT", "/drives/", R"({"drive_id": "x", "path_on_host": "/dev/null", "is_root_device": false})", "drive id"},
@@ -228,7 +228,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"NetNameTooLong", When::kPreBoot, "PUT", "/network-interfaces/eth0", R"({"iface_id": "eth0", "host_dev_name": "a_very_long_tap_name"})", "host_dev_name"},
         BadCase{"NetIdMismatch", When::kPreBoot, "PUT", "/network-interfaces/eth0", R"({"iface_id": "eth1", "host_dev_name": "tapx"})", "iface_id"},
         BadCase{"NetMtu", When::kPreBoot, "PUT", "/network-interfaces/eth0", R"({"iface_id": "eth0", "host_dev_name": "tapx", "mtu": 9000})", "mtu"},
-        BadCase{"NetRateLimiter", When::kPreBoot, "PUT", "/network-interfaces/eth0", R"({"iface_id": "eth0", "host_dev_name": "tapx", "rx_rate_limiter": {}})", "rx_rate_limiter"},
+        BadCase{"NetRateLimiter", When::kPreBoot, "PUT", "/network-interfaces/eth0", R"({"iface_id": "eth0", "host_dev_name": "tapx", "rx_rate_limiter": {"ops": {"size": 1, "refill_time": 1, "speed": 2}}})", "rx_rate_limiter.ops.speed: unknown field"},
         BadCase{"NetPatchBeforeBoot", When::kPreBoot, "PATCH", "/network-interfaces/eth0", R"({"iface_id": "eth0"})", "before starting"},
         // logger and metrics
         BadCase{"LoggerBadLevel", When::kPreBoot, "PUT", "/logger", R"({"level": "Loud"})", "level"},
@@ -275,8 +275,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"DrivePatchNewPath", When::kRunning, "PATCH", "/drives/root0", R"({"drive_id": "root0", "path_on_host": "/dev/null"})", "path_on_host"},
         BadCase{"DrivePatchUnknownDrive", When::kRunning, "PATCH", "/drives/nope", R"({"drive_id": "nope"})", "drive_id: no drive"},
         BadCase{"DrivePatchIdMismatch", When::kRunning, "PATCH", "/drives/root0", R"({"drive_id": "other"})", "drive_id"},
-        BadCase{"DrivePatchRateLimiter", When::kRunning, "PATCH", "/drives/root0", R"({"drive_id": "root0", "rate_limiter": {}})", "rate_limiter"},
-        BadCase{"NetPatchRateLimiter", When::kRunning, "PATCH", "/network-interfaces/eth0", R"({"iface_id": "eth0", "rx_rate_limiter": {}})", "rx_rate_limiter"},
+        BadCase{"DrivePatchRateLimiter", When::kRunning, "PATCH", "/drives/root0", R"({"drive_id": "root0", "rate_limiter": {"bandwidth": {"size": 1.5, "refill_time": 1}}})", "rate_limiter.bandwidth.size"},
+        BadCase{"NetPatchRateLimiter", When::kRunning, "PATCH", "/network-interfaces/eth0", R"({"iface_id": "eth0", "rx_rate_limiter": []})", "rx_rate_limiter: must be a JSON object"},
         BadCase{"MalformedJsonRunning", When::kRunning, "PATCH", "/vm", R"({"state": )", "not valid JSON"},
         BadCase{"HugeBodyRunning", When::kRunning, "PATCH", "/vm", Big(100000), "larger than the limit"},
         BadCase{"UnknownPathRunning", When::kRunning, "PUT", "/reboot", "{}", "PUT /reboot"},
@@ -602,6 +602,87 @@ TEST(ApiTest, EntropyRateLimiterHoldsTheGuestToItsRate) {
       throttled += l["entropy"]["entropy_rate_limiter_throttled"].get<uint64_t>();
   }
   EXPECT_GT(throttled, 10u) << "about one per 4 KiB request past the bucket";
+}
+
+// ---- Rate limiters on a drive -----------------------------------------------------------------
+
+// The requests (or bytes) the metrics count over one second of host time: FlushMetrics, wait,
+// FlushMetrics; the second line holds what happened in between.
+double BlockRatePerSecond(ApiVm& vm, const std::string& metrics, const char* counter) {
+  EXPECT_EQ(vm.FlushMetrics(), 204);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  EXPECT_EQ(vm.FlushMetrics(), 204);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  auto lines = MetricsLines(metrics);
+  if (lines.empty() || !lines.back().contains("block")) return -1;
+  return static_cast<double>(lines.back()["block"][counter].get<uint64_t>()) / secs;
+}
+
+// blk_bench reads at queue depth 1 for as long as the test runs. The drive's limit holds it to
+// 200 requests/s; a PATCH to 400/s, then to 800 KiB/s of bandwidth, changes the rate of the
+// running guest within 10 % each time; a PATCH with 0-sized buckets lifts the limit.
+TEST(ApiTest, DriveRateLimiterHoldsTheRateAndAPatchChangesIt) {
+  const std::string img = MakeImage("api_rl.img", 8 << 20);
+  const std::string metrics = ::testing::TempDir() + "/api_rl.metrics";
+  unlink(metrics.c_str());
+  ApiVm vm("blkrate");
+  ASSERT_TRUE(vm.ready());
+  ASSERT_EQ(vm.Put("/metrics", R"({"metrics_path": ")" + metrics + R"("})").status, 204);
+  ASSERT_EQ(vm.BootSource(Payload("blk_bench"), "ops=100000000 span=4"), 204);
+  HttpReply d = vm.Put("/drives/disk", R"({"drive_id": "disk", "path_on_host": ")" + img +
+                                           R"(", "is_root_device": false,
+      "rate_limiter": {"ops": {"size": 20, "refill_time": 100}}})");
+  ASSERT_EQ(d.status, 204) << d.body;
+  ASSERT_EQ(vm.Put("/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 64})").status, 204);
+  ASSERT_EQ(vm.Start(), 204);
+  ASSERT_TRUE(vm.proc().WaitFor("bench: randread-qd1 start", 20000)) << vm.proc().out();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // past the bucket's 20
+
+  const double r200 = BlockRatePerSecond(vm, metrics, "read_count");
+  EXPECT_GT(r200, 180);
+  EXPECT_LT(r200, 220);
+  HttpReply p = vm.Patch("/drives/disk", R"({"drive_id": "disk",
+      "rate_limiter": {"ops": {"size": 40, "refill_time": 100}}})");
+  ASSERT_EQ(p.status, 204) << p.body;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const double r400 = BlockRatePerSecond(vm, metrics, "read_count");
+  EXPECT_GT(r400, 360);
+  EXPECT_LT(r400, 440);
+  // 409600 bytes per 500 ms: 819200 bytes/s, 200 reads of 4 KiB.
+  p = vm.Patch("/drives/disk", R"({"drive_id": "disk",
+      "rate_limiter": {"bandwidth": {"size": 409600, "refill_time": 500}}})");
+  ASSERT_EQ(p.status, 204) << p.body;
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));  // past the full bucket
+  const double bytes = BlockRatePerSecond(vm, metrics, "read_bytes");
+  EXPECT_GT(bytes, 0.9 * 819200);
+  EXPECT_LT(bytes, 1.1 * 819200);
+  HttpReply config = vm.Get("/vm/config");
+  EXPECT_EQ(Json::parse(config.body)["drives"][0]["rate_limiter"]["bandwidth"]["size"], 409600)
+      << config.body;
+  p = vm.Patch("/drives/disk", R"({"drive_id": "disk",
+      "rate_limiter": {"bandwidth": {"size": 0, "refill_time": 0}}})");
+  ASSERT_EQ(p.status, 204) << p.body;
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const double unlimited = BlockRatePerSecond(vm, metrics, "read_count");
+  EXPECT_GT(unlimited, 2 * 400) << "a 0 bucket does not limit";
+  HttpReply bad = vm.Patch("/drives/disk", R"({"drive_id": "disk",
+      "rate_limiter": {"ops": {"size": 1, "refill_time": -5}}})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_THAT(bad.body, HasSubstr("rate_limiter.ops.refill_time"));
+  uint64_t throttled = 0;
+  for (const Json& l : MetricsLines(metrics)) {
+    if (l.contains("block"))
+      throttled += l["block"]["rate_limiter_throttled_events"].get<uint64_t>();
+  }
+  EXPECT_GT(throttled, 100u);
+  std::printf(
+      "drive limiter: %.0f, %.0f requests/s (200, 400 set); %.0f bytes/s (819200 set); "
+      "%.0f requests/s unlimited\n",
+      r200, r400, bytes, unlimited);  // NOLINT
+  EXPECT_TRUE(vm.Alive());
+  kill(vm.proc().pid(), SIGKILL);
+  vm.proc().Finish(5000);
 }
 
 // A fleet driver written against Firecracker before 1.0: the config file's old field names, and

@@ -4,9 +4,17 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <signal.h>
+
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <future>
+#include <thread>
 
+#include "nlohmann/json.hpp"
+#include "tests/integration/api_client.h"
+#include "tests/integration/api_vm.h"
 #include "tests/integration/vmm_process.h"
 
 namespace edgevisor::testing {
@@ -166,6 +174,124 @@ TEST_F(NetTest, RxBackpressureHoldsFramesWithoutSpinning) {
   EXPECT_EQ(rc, 0) << out;
   EXPECT_THAT(out, HasSubstr("echoed 400"));
   Quit(*vm);
+}
+
+// ---- Rate limiters -----------------------------------------------------------------------------
+
+// What the metrics count of COUNTER in the "net" group over one second of host time:
+// FlushMetrics, wait, FlushMetrics (each line holds what happened since the one before).
+double NetRatePerSecond(const std::string& sock, const std::string& metrics, const char* counter) {
+  const std::string flush = R"({"action_type": "FlushMetrics"})";
+  EXPECT_EQ(Http(sock, "PUT", "/actions", flush).status, 204);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  EXPECT_EQ(Http(sock, "PUT", "/actions", flush).status, 204);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  auto lines = MetricsLines(metrics);
+  if (lines.empty() || !lines.back().contains("net")) return -1;
+  return static_cast<double>(lines.back()["net"][counter].get<uint64_t>()) / secs;
+}
+
+// An API VM in the test's namespace, with metrics; BOOT_ARGS for PAYLOAD, and the interface's
+// JSON (its rate limiters) as given.
+std::unique_ptr<Spawned> ApiVmInNamespace(const std::string& ns, const std::string& sock,
+                                          const std::string& metrics, const std::string& payload,
+                                          const std::string& boot_args, const std::string& iface) {
+  unlink(sock.c_str());
+  unlink(metrics.c_str());
+  auto vm = std::make_unique<Spawned>(std::vector<std::string>{
+      "/usr/bin/ip", "netns", "exec", ns, EdgevisorBin(), "--api-sock", sock, "--id", "netrl"});
+  EXPECT_TRUE(WaitForSocket(sock, 5000));
+  EXPECT_EQ(Http(sock, "PUT", "/metrics", R"({"metrics_path": ")" + metrics + R"("})").status, 204);
+  EXPECT_EQ(Http(sock, "PUT", "/boot-source",
+                 R"({"kernel_image_path": ")" + Payload(payload) + R"(", "boot_args": ")" +
+                     boot_args + R"("})")
+                .status,
+            204);
+  HttpReply n = Http(sock, "PUT", "/network-interfaces/eth0", iface);
+  EXPECT_EQ(n.status, 204) << n.body;
+  EXPECT_EQ(Http(sock, "PUT", "/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 64})").status,
+            204);
+  EXPECT_EQ(Http(sock, "PUT", "/actions", R"({"action_type": "InstanceStart"})").status, 204);
+  return vm;
+}
+
+// net_bench sends 1000-byte UDP datagrams (1042-byte frames) as fast as the device takes them.
+// A TX limit of 200 frames/s holds it within 10 %; a PATCH to 400/s, then to 104200 bytes/s
+// (100 frames), changes the running guest's rate within 10 % each time.
+TEST_F(NetTest, TxRateLimiterHoldsTheGuestAndAPatchChangesIt) {
+  MakeTap(false);
+  const std::string sock = SockPath("netrl"), metrics = ::testing::TempDir() + "/net_rl.metrics";
+  auto vm = ApiVmInNamespace(ns_, sock, metrics, "net_bench",
+                             "ip=10.0.2.15 dst=10.0.2.1 size=1000 seconds=30",
+                             R"({"iface_id": "eth0", "host_dev_name": "tap0",
+        "tx_rate_limiter": {"ops": {"size": 20, "refill_time": 100}}})");
+  ASSERT_TRUE(vm->WaitFor("bench: tx start", 20000)) << vm->out() << vm->err();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const double f200 = NetRatePerSecond(sock, metrics, "tx_packets_count");
+  EXPECT_GT(f200, 180);
+  EXPECT_LT(f200, 220);
+  HttpReply p = Http(sock, "PATCH", "/network-interfaces/eth0", R"({"iface_id": "eth0",
+      "tx_rate_limiter": {"ops": {"size": 40, "refill_time": 100}}})");
+  ASSERT_EQ(p.status, 204) << p.body;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const double f400 = NetRatePerSecond(sock, metrics, "tx_packets_count");
+  EXPECT_GT(f400, 360);
+  EXPECT_LT(f400, 440);
+  p = Http(sock, "PATCH", "/network-interfaces/eth0", R"({"iface_id": "eth0",
+      "tx_rate_limiter": {"bandwidth": {"size": 52100, "refill_time": 500}}})");
+  ASSERT_EQ(p.status, 204) << p.body;
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  const double bytes = NetRatePerSecond(sock, metrics, "tx_bytes_count");
+  // tx_bytes_count leaves out the 12-byte virtio header too: it counts what the limiter counts.
+  EXPECT_GT(bytes, 0.9 * 104200);
+  EXPECT_LT(bytes, 1.1 * 104200);
+  HttpReply bad = Http(sock, "PATCH", "/network-interfaces/eth0",
+                       R"({"iface_id": "eth0", "rx_rate_limiter": {"ops": []}})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_THAT(bad.body, HasSubstr("rx_rate_limiter.ops"));
+  std::printf("tx limiter: %.0f, %.0f frames/s (200, 400 set); %.0f bytes/s (104200 set)\n", f200,
+              f400, bytes);  // NOLINT
+  kill(vm->pid(), SIGKILL);
+  vm->Finish(5000);
+}
+
+// The RX side: the host floods the net_responder with pings; a limit of 100 frames/s holds what
+// reaches the guest (the TAP keeps the rest, and drops what overflows its queue).
+TEST_F(NetTest, RxRateLimiterHoldsWhatReachesTheGuest) {
+  MakeTap(false);
+  const std::string sock = SockPath("netrx"), metrics = ::testing::TempDir() + "/net_rx.metrics";
+  auto vm = ApiVmInNamespace(ns_, sock, metrics, "net_responder", "ip=10.0.2.15 port=7",
+                             R"({"iface_id": "eth0", "host_dev_name": "tap0",
+        "rx_rate_limiter": {"ops": {"size": 10, "refill_time": 100}}})");
+  ASSERT_TRUE(vm->WaitFor("ready", 20000)) << vm->out() << vm->err();
+  // 2.4 s of 500 pings/s from the host, in the background (ping exits 1 for the lost ones).
+  auto flood = std::async(std::launch::async, [&] {
+    return In(
+        "ip neigh replace 10.0.2.15 lladdr 06:ed:9e:00:00:00 dev tap0 nud permanent &&"
+        " ping -q -i 0.002 -c 1200 -W 1 10.0.2.15");
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  const double rx = NetRatePerSecond(sock, metrics, "rx_packets_count");
+  EXPECT_GT(rx, 90);
+  EXPECT_LT(rx, 110);
+  const auto [flood_rc, flood_out] = flood.get();
+  EXPECT_LE(flood_rc, 1) << flood_out;
+  EXPECT_THAT(flood_out, HasSubstr("1200 packets transmitted"));
+  uint64_t throttled = 0;
+  for (const auto& l : MetricsLines(metrics)) {
+    if (l.contains("net")) throttled += l["net"]["rx_rate_limiter_throttled"].get<uint64_t>();
+  }
+  EXPECT_GT(throttled, 50u);
+  std::printf("rx limiter: %.0f frames/s (100 set)\n", rx);  // NOLINT
+  // No limit any more: what the TAP held drains at once, then the quit datagram arrives.
+  HttpReply p = Http(sock, "PATCH", "/network-interfaces/eth0",
+                     R"({"iface_id": "eth0", "rx_rate_limiter": {}})");
+  EXPECT_EQ(p.status, 204) << p.body;
+  In("printf quit | socat -u - UDP:10.0.2.15:7");
+  auto r = vm->Finish(30000);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("net_responder: quit"));
 }
 
 TEST_F(NetTest, BadTapNamesExitTwo) {

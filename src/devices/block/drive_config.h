@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "src/devices/virtio/rate_limiter_config.h"
+
 namespace edgevisor {
 
 // One virtio-blk drive (`--drive path=F[,id=S][,ro=on][,direct=on][,queues=N][,engine=E]`).
@@ -16,6 +18,7 @@ struct DriveConfig {
   uint16_t queues = 1;
   enum class Engine { kAuto, kUring, kSync };
   Engine engine = Engine::kAuto;
+  RateLimiterConfig rate_limiter;  // requests and bytes; none: unlimited
 };
 
 }  // namespace edgevisor

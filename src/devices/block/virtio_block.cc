@@ -95,6 +95,7 @@ absl::StatusOr<std::unique_ptr<VirtioBlock>> VirtioBlock::Create(
   b->limits_.capacity_sectors = backing->capacity_sectors;
   b->limits_.read_only = cfg.read_only;
   b->limits_.seg_max = kQueueSize - 2;
+  EV_ASSIGN_OR_RETURN(b->limiter_, virtio::RateLimiter::Create(cfg.rate_limiter));
 
   // Probe io_uring once; per-queue rings are created on activation.
   if (cfg.engine != DriveConfig::Engine::kSync) {
@@ -166,10 +167,16 @@ absl::Status VirtioBlock::ReplaceBacking(const std::string& path) {
 
 virtio::VirtioDevice::CounterList VirtioBlock::Counters() const {
   const BlockCounters& c = counters_;
-  return {{"read_count", c.read_ops.load()},     {"write_count", c.write_ops.load()},
-          {"flush_count", c.flush_ops.load()},   {"discard_count", c.discard_ops.load()},
-          {"read_bytes", c.read_bytes.load()},   {"write_bytes", c.write_bytes.load()},
-          {"execute_fails", c.io_errors.load()}, {"invalid_reqs_count", c.bad_requests.load()}};
+  return {{"read_count", c.read_ops.load()},
+          {"write_count", c.write_ops.load()},
+          {"flush_count", c.flush_ops.load()},
+          {"discard_count", c.discard_ops.load()},
+          {"read_bytes", c.read_bytes.load()},
+          {"write_bytes", c.write_bytes.load()},
+          {"execute_fails", c.io_errors.load()},
+          {"invalid_reqs_count", c.bad_requests.load()},
+          {"rate_limiter_throttled_events", limiter_->throttled()},
+          {"rate_limiter_event_count", c.limiter_wakeups.load()}};
 }
 
 uint32_t VirtioBlock::device_id() const { return virtio::kDeviceIdBlock; }
@@ -202,6 +209,7 @@ enum class BlkEvent : uint32_t {
   kNotify,      // the driver's queue notify (ioeventfd); index: the queue
   kCompletion,  // host I/O completed (the engine's eventfd); index: the queue
   kSwap,        // ReplaceBacking handed over a new file
+  kLimiter,     // the rate limiter's timer: the tokens a held request needs are there
 };
 }  // namespace
 
@@ -269,6 +277,7 @@ VirtioBlock::Worker::Worker(VirtioBlock& dev, const virtio::ActivateArgs& args,
 
 absl::Status VirtioBlock::Worker::WatchAll() {
   EV_RETURN_IF_ERROR(Watch(dev_.swap_fd_.fd(), virtio::EventId::Of(BlkEvent::kSwap)));
+  EV_RETURN_IF_ERROR(Watch(dev_.limiter_->timer_fd(), virtio::EventId::Of(BlkEvent::kLimiter)));
   for (uint32_t i = 0; i < queues_.size(); ++i) {
     if (!queues_[i].vq) continue;
     EV_RETURN_IF_ERROR(Watch(queues_[i].notify_fd, virtio::EventId::Of(BlkEvent::kNotify, i)));
@@ -290,6 +299,11 @@ void VirtioBlock::Worker::OnStart() {
 
 void VirtioBlock::Worker::OnEvent(virtio::EventId id) {
   if (id.Is(BlkEvent::kSwap)) return Swap();
+  if (id.Is(BlkEvent::kLimiter)) {
+    dev_.counters_.limiter_wakeups++;
+    dev_.limiter_->OnTimer();
+    return OnStart();  // every queue may have a request held
+  }
   Queue& q = queues_[id.index];
   if (id.Is(BlkEvent::kNotify)) {
     DrainEventFd(q.notify_fd);
@@ -300,10 +314,11 @@ void VirtioBlock::Worker::OnEvent(virtio::EventId id) {
   MaybeInterrupt(q);
 }
 
-// Pops and starts every request the driver made available, then hands them to the kernel.
+// Pops and starts every request the driver made available, as far as the rate limiter allows,
+// then hands them to the kernel. A request the limiter refuses goes back into the ring.
 void VirtioBlock::Worker::ProcessQueue(Queue& q, uint32_t qi) {
   q.vq->SuppressNotifications();
-  while (!q.broken) {
+  while (!q.broken && !dev_.limiter_->blocked()) {
     auto head = q.vq->PopOrEnableNotification();
     if (!head.ok()) return MarkBroken(q, head.status());
     if (!*head) break;
@@ -314,6 +329,11 @@ void VirtioBlock::Worker::ProcessQueue(Queue& q, uint32_t qi) {
     if (!chain.ok()) return MarkBroken(q, chain.status());
     auto req = ParseBlockRequest(mem_, *chain, dev_.limits_);
     if (!req.ok()) return MarkBroken(q, req.status());
+    const bool rw = req->type == kTypeIn || req->type == kTypeOut;
+    if (!dev_.limiter_->Consume(1, rw ? req->data_len : 0)) {
+      q.vq->UndoPop();
+      break;
+    }
     StartRequest(q, qi, **head, std::move(*req));
   }
   q.engine->Kick();

@@ -18,6 +18,7 @@
 #include "src/devices/block/io_engine.h"
 #include "src/devices/block/request.h"
 #include "src/devices/virtio/device.h"
+#include "src/devices/virtio/rate_limiter.h"
 #include "src/devices/virtio/worker.h"
 
 namespace edgevisor::block {
@@ -26,6 +27,7 @@ struct BlockCounters {
   std::atomic<uint64_t> read_ops{0}, write_ops{0}, flush_ops{0}, discard_ops{0};
   std::atomic<uint64_t> read_bytes{0}, write_bytes{0};
   std::atomic<uint64_t> io_errors{0}, bad_requests{0};
+  std::atomic<uint64_t> limiter_wakeups{0};  // the rate limiter's timer fired
 };
 
 class VirtioBlock : public virtio::VirtioDevice {
@@ -58,6 +60,8 @@ class VirtioBlock : public virtio::VirtioDevice {
   // raises a configuration-change interrupt. On error the drive keeps its old file.
   // Thread-safe; blocks the caller until the device thread has switched (at most 5 s).
   absl::Status ReplaceBacking(const std::string& path);
+  // PATCH /drives with rate_limiter: new limits at once, for every queue. Thread-safe.
+  void UpdateRateLimiter(const RateLimiterConfig& cfg) { limiter_->Update(cfg); }
 
   // How each queue's host I/O engine is made on FD; by default the kind probed at Create. The
   // unit tests hand in an engine whose completions they release themselves. Before Activate.
@@ -100,6 +104,9 @@ class VirtioBlock : public virtio::VirtioDevice {
   IoEngine::Kind engine_kind_ = IoEngine::Kind::kSync;
   EngineFactory engine_factory_;  // null: engine_kind_
   BlockCounters counters_;
+  // Requests and bytes, shared by the drive's queues (as Firecracker's is): a request it refuses
+  // stays in its ring, and every queue waits for the limiter's timer.
+  std::unique_ptr<virtio::RateLimiter> limiter_;
   virtio::WorkerThread thread_;
   std::atomic<bool> running_{false};  // thread_ started and not yet stopped
 

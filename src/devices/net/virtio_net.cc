@@ -46,6 +46,8 @@ absl::StatusOr<std::unique_ptr<VirtioNet>> VirtioNet::Create(
     n->rx_.push_back(std::make_unique<QueueCounters>());
     n->tx_.push_back(std::make_unique<QueueCounters>());
   }
+  EV_ASSIGN_OR_RETURN(n->rx_limiter_, virtio::RateLimiter::Create(cfg.rx_rate_limiter));
+  EV_ASSIGN_OR_RETURN(n->tx_limiter_, virtio::RateLimiter::Create(cfg.tx_rate_limiter));
   EV_RETURN_IF_ERROR(n->thread_.Prepare(n->thread_name_, std::move(filter)));
   return n;
 }
@@ -63,10 +65,16 @@ uint64_t Sum(const std::vector<std::unique_ptr<QueueCounters>>& queues,
 
 virtio::VirtioDevice::CounterList VirtioNet::Counters() const {
   using QC = QueueCounters;
-  return {
-      {"rx_packets_count", Sum(rx_, &QC::packets)}, {"rx_bytes_count", Sum(rx_, &QC::bytes)},
-      {"rx_dropped_count", Sum(rx_, &QC::drops)},   {"tx_packets_count", Sum(tx_, &QC::packets)},
-      {"tx_bytes_count", Sum(tx_, &QC::bytes)},     {"tx_dropped_count", Sum(tx_, &QC::drops)}};
+  return {{"rx_packets_count", Sum(rx_, &QC::packets)},
+          {"rx_bytes_count", Sum(rx_, &QC::bytes)},
+          {"rx_dropped_count", Sum(rx_, &QC::drops)},
+          {"tx_packets_count", Sum(tx_, &QC::packets)},
+          {"tx_bytes_count", Sum(tx_, &QC::bytes)},
+          {"tx_dropped_count", Sum(tx_, &QC::drops)},
+          {"rx_rate_limiter_throttled", rx_limiter_->throttled()},
+          {"tx_rate_limiter_throttled", tx_limiter_->throttled()},
+          {"rx_event_rate_limiter_count", rx_limiter_wakeups_.load()},
+          {"tx_rate_limiter_event_count", tx_limiter_wakeups_.load()}};
 }
 
 uint32_t VirtioNet::device_id() const { return virtio::kDeviceIdNet; }
@@ -122,8 +130,10 @@ uint64_t CopyTo(const std::vector<iovec>& iov, const uint8_t* src, uint64_t len)
 
 namespace {
 enum class NetEvent : uint32_t {
-  kNotify,  // the driver's queue notify (ioeventfd); index: the queue (rx 2p, tx 2p+1, ctrl)
-  kTap,     // a TAP queue has frames to read; index: the pair
+  kNotify,     // the driver's queue notify (ioeventfd); index: the queue (rx 2p, tx 2p+1, ctrl)
+  kTap,        // a TAP queue has frames to read; index: the pair
+  kRxLimiter,  // the RX rate limiter's timer: a held frame may go on
+  kTxLimiter,  // the TX rate limiter's timer: a held chain may go on
 };
 }  // namespace
 
@@ -144,6 +154,7 @@ class VirtioNet::Worker : public virtio::Worker {
     std::deque<RxChain> rx_chains;  // popped from the RX ring, not yet used
     Frame frame;                    // staging buffer, allocated once per pair
     bool pending = false;           // `frame` holds a frame that waits for buffers
+    bool admitted = false;          // ... and the RX rate limiter has let it through
     bool tap_watched = false;
     bool broken = false;
   };
@@ -192,7 +203,9 @@ absl::Status VirtioNet::Worker::WatchAll() {
     if (vqs_[i])
       EV_RETURN_IF_ERROR(Watch(notify_fds_[i], virtio::EventId::Of(NetEvent::kNotify, i)));
   }
-  return absl::OkStatus();
+  EV_RETURN_IF_ERROR(
+      Watch(dev_.rx_limiter_->timer_fd(), virtio::EventId::Of(NetEvent::kRxLimiter)));
+  return Watch(dev_.tx_limiter_->timer_fd(), virtio::EventId::Of(NetEvent::kTxLimiter));
 }
 
 // Frames waiting on the TAP, and what the driver queued before this worker started (after a
@@ -207,6 +220,13 @@ void VirtioNet::Worker::OnStart() {
 
 void VirtioNet::Worker::OnEvent(virtio::EventId id) {
   if (id.Is(NetEvent::kTap)) return ProcessRx(static_cast<int>(id.index));
+  if (id.Is(NetEvent::kRxLimiter) || id.Is(NetEvent::kTxLimiter)) {
+    const bool rx = id.Is(NetEvent::kRxLimiter);
+    (rx ? dev_.rx_limiter_wakeups_ : dev_.tx_limiter_wakeups_)++;
+    (rx ? dev_.rx_limiter_ : dev_.tx_limiter_)->OnTimer();
+    for (int p = 0; p < static_cast<int>(pairs_.size()); ++p) rx ? ProcessRx(p) : ProcessTx(p);
+    return;
+  }
   DrainEventFd(notify_fds_[id.index]);
   if (id.index == 2 * pairs_.size()) {
     ProcessCtrl(id.index);
@@ -238,12 +258,18 @@ void VirtioNet::Worker::ProcessTx(int p) {
   if (!vq || pairs_[p].broken) return;
   QueueCounters& c = *dev_.tx_[p];
   vq->SuppressNotifications();
-  for (;;) {
+  while (!dev_.tx_limiter_->blocked()) {
     auto head = vq->PopOrEnableNotification();
     if (!head.ok()) return MarkBroken(p, head.status());
     if (!*head) break;
     auto chain = vq->ReadChain(**head);
     if (!chain.ok()) return MarkBroken(p, chain.status());
+    const uint64_t payload =
+        chain->readable_bytes > sizeof(NetHdr) ? chain->readable_bytes - sizeof(NetHdr) : 0;
+    if (!dev_.tx_limiter_->Consume(1, payload)) {  // back into the ring until the timer
+      vq->UndoPop();
+      break;
+    }
     if (SendToTap(p, *chain)) {
       c.packets++;
       c.bytes += chain->readable_bytes - sizeof(NetHdr);
@@ -283,7 +309,15 @@ void VirtioNet::Worker::ProcessRx(int p) {
   Pair& st = pairs_[p];
   if (!rxq(p) || st.broken) return;
   for (;;) {
+    if (st.pending && !st.admitted) {
+      if (!dev_.rx_limiter_->Consume(1, st.frame.len - sizeof(NetHdr))) {
+        WatchTap(p, false);  // the TAP keeps what comes meanwhile: wait for the timer
+        return;
+      }
+      st.admitted = true;
+    }
     if (st.pending && !Deliver(p)) break;  // out of buffers: wait for the guest
+    st.admitted = false;
     if (st.broken) return;
     Frame& f = st.frame;
     ssize_t n = read(dev_.tap_.fd(p), f.data.data(), f.data.size());

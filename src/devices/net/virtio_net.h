@@ -17,6 +17,7 @@
 #include "src/devices/net/tap.h"
 #include "src/devices/net/virtio_net_spec.h"
 #include "src/devices/virtio/device.h"
+#include "src/devices/virtio/rate_limiter.h"
 #include "src/devices/virtio/worker.h"
 
 namespace edgevisor::net {
@@ -46,6 +47,11 @@ class VirtioNet : public virtio::VirtioDevice {
   absl::StatusOr<std::vector<virtio::QueueState>> Quiesce() override;
   std::string counter_group() const override { return "net"; }
   CounterList Counters() const override;
+  // PATCH /network-interfaces: new limits at once (a null one stays as it is). Thread-safe.
+  void UpdateRateLimiters(const RateLimiterConfig* rx, const RateLimiterConfig* tx) {
+    if (rx) rx_limiter_->Update(*rx);
+    if (tx) tx_limiter_->Update(*tx);
+  }
 
  private:
   class Worker;  // the device thread's side: virtio_net.cc
@@ -57,6 +63,11 @@ class VirtioNet : public virtio::VirtioDevice {
   uint64_t features_ = 0;
   virtio_net::Config config_{};
   std::vector<std::unique_ptr<QueueCounters>> rx_, tx_;
+  // Frames and bytes each way, shared by the queue pairs (as Firecracker's are). A refused TX
+  // chain stays in its ring; a refused RX frame waits in its pair's staging buffer, with the TAP
+  // out of the epoll set; either way the worker waits for the limiter's timer.
+  std::unique_ptr<virtio::RateLimiter> rx_limiter_, tx_limiter_;
+  std::atomic<uint64_t> rx_limiter_wakeups_{0}, tx_limiter_wakeups_{0};
   virtio::WorkerThread thread_;
 };
 

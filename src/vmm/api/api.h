@@ -30,6 +30,12 @@ class RunningVm {
   virtual Json Counters() const = 0;
   // PATCH /drives/{id} with path_on_host.
   virtual absl::Status ReplaceDriveBacking(const std::string& id, const std::string& path) = 0;
+  // PATCH /drives/{id} with rate_limiter: the drive's new limits, at once.
+  virtual absl::Status UpdateDriveRateLimiter(const std::string& id,
+                                              const RateLimiterConfig& cfg) = 0;
+  // PATCH /network-interfaces/{id}: new RX and/or TX limits (null: unchanged).
+  virtual absl::Status UpdateNetRateLimiters(const std::string& id, const RateLimiterConfig* rx,
+                                             const RateLimiterConfig* tx) = 0;
   // PUT /snapshot/create, while paused. DIFF: only the pages written since the last snapshot
   // (or the start), which needs dirty-page tracking.
   virtual absl::Status CreateSnapshot(const std::string& snapshot_path,
@@ -107,6 +113,8 @@ class ApiController {
   HttpResponse OnMetrics(const std::string& what, const Json& body)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   HttpResponse OnEntropy(const std::string& what, const Json& body)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  HttpResponse PatchDrive(const std::string& id, const Json& body)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   HttpResponse OnDrive(const std::string& m, const std::string& what, const std::string& id,
                        const Json& body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

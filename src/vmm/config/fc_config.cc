@@ -123,7 +123,10 @@ absl::StatusOr<FcDrive> ParseDrive(const Json& d, const std::string& w) {
   if (!dc.io_engine.empty() && dc.io_engine != "Sync" && dc.io_engine != "Async") {
     return Bad(Field(w, "io_engine"), "must be \"Sync\" or \"Async\"");
   }
-  if (d.contains("rate_limiter")) return Bad(Field(w, "rate_limiter"), "is not supported yet");
+  if (d.contains("rate_limiter")) {
+    ASSIGN_OR_RETURN(dc.rate_limiter,
+                     ParseRateLimiter(d["rate_limiter"], Field(w, "rate_limiter")));
+  }
   return dc;
 }
 
@@ -132,7 +135,9 @@ absl::StatusOr<FcPartialDrive> ParsePartialDrive(const Json& d, const std::strin
   FcPartialDrive p;
   ASSIGN_OR_RETURN(p.drive_id, GetString(d, w, "drive_id", true));
   RETURN_IF_ERROR(CheckId(p.drive_id, Field(w, "drive_id")));
-  if (d.contains("rate_limiter")) return Bad(Field(w, "rate_limiter"), "is not supported yet");
+  if (d.contains("rate_limiter")) {
+    ASSIGN_OR_RETURN(p.rate_limiter, ParseRateLimiter(d["rate_limiter"], Field(w, "rate_limiter")));
+  }
   if (d.contains("path_on_host")) {
     ASSIGN_OR_RETURN(p.path_on_host, GetString(d, w, "path_on_host", true));
     if (p.path_on_host->empty()) return Bad(Field(w, "path_on_host"), "must not be empty");
@@ -157,10 +162,30 @@ absl::StatusOr<FcNet> ParseNetworkInterface(const Json& n, const std::string& w)
     if (!parsed.ok()) return Bad(Field(w, "guest_mac"), std::string(parsed.status().message()));
   }
   if (n.contains("mtu")) return Bad(Field(w, "mtu"), "is not supported yet");
-  for (const char* rl : {"rx_rate_limiter", "tx_rate_limiter"}) {
-    if (n.contains(rl)) return Bad(Field(w, rl), "is not supported yet");
+  if (n.contains("rx_rate_limiter")) {
+    ASSIGN_OR_RETURN(nc.rx_rate_limiter,
+                     ParseRateLimiter(n["rx_rate_limiter"], Field(w, "rx_rate_limiter")));
+  }
+  if (n.contains("tx_rate_limiter")) {
+    ASSIGN_OR_RETURN(nc.tx_rate_limiter,
+                     ParseRateLimiter(n["tx_rate_limiter"], Field(w, "tx_rate_limiter")));
   }
   return nc;
+}
+
+absl::StatusOr<FcPartialNet> ParsePartialNetworkInterface(const Json& n, const std::string& w) {
+  RETURN_IF_ERROR(CheckObject(n, w, {"iface_id", "rx_rate_limiter", "tx_rate_limiter"}));
+  FcPartialNet p;
+  ASSIGN_OR_RETURN(p.iface_id, GetString(n, w, "iface_id", true));
+  if (n.contains("rx_rate_limiter")) {
+    ASSIGN_OR_RETURN(p.rx_rate_limiter,
+                     ParseRateLimiter(n["rx_rate_limiter"], Field(w, "rx_rate_limiter")));
+  }
+  if (n.contains("tx_rate_limiter")) {
+    ASSIGN_OR_RETURN(p.tx_rate_limiter,
+                     ParseRateLimiter(n["tx_rate_limiter"], Field(w, "tx_rate_limiter")));
+  }
+  return p;
 }
 
 namespace {
@@ -328,6 +353,7 @@ absl::StatusOr<VmConfig> VmResources::ToVmConfig(const std::string& vm_id) const
     dc.read_only = d.is_read_only;
     if (d.io_engine == "Async") dc.engine = DriveConfig::Engine::kUring;
     if (d.io_engine == "Sync") dc.engine = DriveConfig::Engine::kSync;
+    dc.rate_limiter = d.rate_limiter;
     if (d.is_root_device) {
       // Firecracker's behaviour: the root drive becomes /dev/vda and the kernel is told so.
       absl::StrAppend(&vm.boot.cmdline,
@@ -343,6 +369,8 @@ absl::StatusOr<VmConfig> VmResources::ToVmConfig(const std::string& vm_id) const
     nc.id = nets[i].iface_id;
     nc.tap = nets[i].host_dev_name;
     nc.mac = nets[i].guest_mac.empty() ? DefaultMac(i) : *ParseMac(nets[i].guest_mac);
+    nc.rx_rate_limiter = nets[i].rx_rate_limiter;
+    nc.tx_rate_limiter = nets[i].tx_rate_limiter;
     vm.nets.push_back(nc);
   }
   vm.entropy = entropy;
@@ -367,6 +395,7 @@ Json VmResources::ToJson() const {
             {"cache_type", d.cache_type.empty() ? "Unsafe" : d.cache_type},
             {"io_engine", d.io_engine.empty() ? "Async" : d.io_engine}};
     if (!d.partuuid.empty()) dj["partuuid"] = d.partuuid;
+    if (d.rate_limiter.limits()) dj["rate_limiter"] = RateLimiterJson(d.rate_limiter);
     ds.push_back(dj);
   }
   out["drives"] = ds;
@@ -374,6 +403,8 @@ Json VmResources::ToJson() const {
   for (const FcNet& n : nets) {
     Json nj{{"iface_id", n.iface_id}, {"host_dev_name", n.host_dev_name}};
     if (!n.guest_mac.empty()) nj["guest_mac"] = n.guest_mac;
+    if (n.rx_rate_limiter.limits()) nj["rx_rate_limiter"] = RateLimiterJson(n.rx_rate_limiter);
+    if (n.tx_rate_limiter.limits()) nj["tx_rate_limiter"] = RateLimiterJson(n.tx_rate_limiter);
     ns.push_back(nj);
   }
   out["network-interfaces"] = ns;

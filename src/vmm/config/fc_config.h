@@ -36,18 +36,27 @@ struct FcDrive {
   std::string partuuid;
   std::string cache_type;  // "Unsafe", "Writeback" or empty (not given)
   std::string io_engine;   // "Sync", "Async" or empty (not given: io_uring when available)
+  RateLimiterConfig rate_limiter;
 };
 
 // PATCH /drives/{id} after boot: a new backing file for the same drive.
 struct FcPartialDrive {
   std::string drive_id;
   std::optional<std::string> path_on_host;
+  std::optional<RateLimiterConfig> rate_limiter;
 };
 
 struct FcNet {
   std::string iface_id;
   std::string host_dev_name;
   std::string guest_mac;  // empty: DefaultMac(index) at start
+  RateLimiterConfig rx_rate_limiter, tx_rate_limiter;
+};
+
+// PATCH /network-interfaces/{id} after boot: new rate limiters (either may be absent).
+struct FcPartialNet {
+  std::string iface_id;
+  std::optional<RateLimiterConfig> rx_rate_limiter, tx_rate_limiter;
 };
 
 // Firecracker's TokenBucket bounds: the token arithmetic (128-bit) holds for sizes up to 2^62
@@ -98,6 +107,7 @@ absl::StatusOr<MachineConfig> ParseMachineConfig(const Json& j, const std::strin
 absl::StatusOr<FcDrive> ParseDrive(const Json& j, const std::string& where);
 absl::StatusOr<FcPartialDrive> ParsePartialDrive(const Json& j, const std::string& where);
 absl::StatusOr<FcNet> ParseNetworkInterface(const Json& j, const std::string& where);
+absl::StatusOr<FcPartialNet> ParsePartialNetworkInterface(const Json& j, const std::string& where);
 absl::StatusOr<LoggerConfig> ParseLogger(const Json& j, const std::string& where);
 absl::StatusOr<MetricsConfig> ParseMetrics(const Json& j, const std::string& where);
 // Firecracker's RateLimiter: {"bandwidth": TokenBucket, "ops": TokenBucket}, both optional; a

@@ -106,11 +106,13 @@ constexpr Names kApi = {"accept", "accept4", "recvfrom", "recvmsg", "sendto", "s
                         "set_robust_list", "sched_getaffinity"};
 
 constexpr Names kBlock = {"io_uring_enter", "io_uring_setup", "io_uring_register", "pread64",
-                          "pwrite64",       "preadv",         "pwritev",           "preadv2",
-                          "pwritev2",       "fsync",          "fdatasync",         "fallocate",
-                          "eventfd2",       "fstat",          "newfstatat"};
+                          "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2", "fsync",
+                          "fdatasync", "fallocate", "eventfd2", "fstat", "newfstatat",
+                          // the rate limiter's timer
+                          "timerfd_settime"};
 
-constexpr Names kNet = {"readv", "writev", "eventfd2"};
+constexpr Names kNet = {"readv", "writev", "eventfd2",
+                        "timerfd_settime"};  // + the limiters' timers
 
 // The entropy device: the host's random bytes, and its rate limiter's timer.
 constexpr Names kRng = {"getrandom", "timerfd_settime"};

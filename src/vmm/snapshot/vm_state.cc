@@ -82,16 +82,17 @@ std::string MacText(const MacAddress& m) {
 Json ConfigJson(const VmConfig& c) {
   Json drives = Json::array();
   for (const DriveConfig& d : c.drives) {
-    drives.push_back({{"id", d.id},
-                      {"path", d.path},
-                      {"read_only", d.read_only},
-                      {"direct", d.direct},
-                      {"queues", d.queues},
-                      {"engine", EngineName(d.engine)}});
+    Json dj = {{"id", d.id},         {"path", d.path},     {"read_only", d.read_only},
+               {"direct", d.direct}, {"queues", d.queues}, {"engine", EngineName(d.engine)}};
+    if (d.rate_limiter.limits()) dj["rate_limiter"] = RateLimiterJson(d.rate_limiter);
+    drives.push_back(std::move(dj));
   }
   Json nets = Json::array();
   for (const NetConfig& n : c.nets) {
-    nets.push_back({{"id", n.id}, {"tap", n.tap}, {"mac", MacText(n.mac)}, {"queues", n.queues}});
+    Json nj = {{"id", n.id}, {"tap", n.tap}, {"mac", MacText(n.mac)}, {"queues", n.queues}};
+    if (n.rx_rate_limiter.limits()) nj["rx_rate_limiter"] = RateLimiterJson(n.rx_rate_limiter);
+    if (n.tx_rate_limiter.limits()) nj["tx_rate_limiter"] = RateLimiterJson(n.tx_rate_limiter);
+    nets.push_back(std::move(nj));
   }
   // Unsigned, as Parse reads them (CBOR would store a non-negative int unsigned anyway).
   Json out = {{"vcpus", static_cast<uint64_t>(c.machine.vcpus)},
@@ -108,8 +109,8 @@ Json ConfigJson(const VmConfig& c) {
 }
 
 absl::StatusOr<DriveConfig> ParseDrive(const Json& j, const std::string& where) {
-  EV_RETURN_IF_ERROR(
-      CheckObject(j, where, {"id", "path", "read_only", "direct", "queues", "engine"}));
+  EV_RETURN_IF_ERROR(CheckObject(
+      j, where, {"id", "path", "read_only", "direct", "queues", "engine", "rate_limiter"}));
   DriveConfig d;
   EV_ASSIGN_OR_RETURN(d.id, GetString(j, where, "id", true));
   EV_RETURN_IF_ERROR(CheckIdLength(d.id, Field(where, "id")));
@@ -127,11 +128,16 @@ absl::StatusOr<DriveConfig> ParseDrive(const Json& j, const std::string& where) 
   } else if (engine != "auto") {
     return Bad(Field(where, "engine"), "must be auto, uring or sync");
   }
+  if (j.contains("rate_limiter")) {
+    EV_ASSIGN_OR_RETURN(d.rate_limiter,
+                        ParseRateLimiter(j["rate_limiter"], Field(where, "rate_limiter")));
+  }
   return d;
 }
 
 absl::StatusOr<NetConfig> ParseNet(const Json& j, const std::string& where) {
-  EV_RETURN_IF_ERROR(CheckObject(j, where, {"id", "tap", "mac", "queues"}));
+  EV_RETURN_IF_ERROR(
+      CheckObject(j, where, {"id", "tap", "mac", "queues", "rx_rate_limiter", "tx_rate_limiter"}));
   NetConfig n;
   EV_ASSIGN_OR_RETURN(n.id, GetString(j, where, "id", true));
   EV_ASSIGN_OR_RETURN(n.tap, GetString(j, where, "tap", true));
@@ -144,6 +150,11 @@ absl::StatusOr<NetConfig> ParseNet(const Json& j, const std::string& where) {
   n.mac = *parsed;
   EV_ASSIGN_OR_RETURN(uint64_t queues, GetUint(j, where, "queues", 1, 16));
   n.queues = static_cast<uint16_t>(queues);
+  for (const char* key : {"rx_rate_limiter", "tx_rate_limiter"}) {
+    if (!j.contains(key)) continue;
+    EV_ASSIGN_OR_RETURN(RateLimiterConfig r, ParseRateLimiter(j[key], Field(where, key)));
+    (std::string(key) == "rx_rate_limiter" ? n.rx_rate_limiter : n.tx_rate_limiter) = r;
+  }
   return n;
 }
 

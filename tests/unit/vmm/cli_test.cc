@@ -189,7 +189,11 @@ TEST(DriveSpecTest, RejectsBadSpecsNamingTheKey) {
 TEST(DriveSpecTest, DuplicateIdsRejected) {
   VmConfig cfg;
   cfg.boot.kernel_path = "/k";
-  cfg.drives = {DriveConfig{"/a", "x"}, DriveConfig{"/b", "x"}};
+  DriveConfig a, b;
+  a.path = "/a";
+  b.path = "/b";
+  a.id = b.id = "x";
+  cfg.drives = {a, b};
   HostLimits host{1024, 8};
   EXPECT_FALSE(ValidateVmConfig(cfg, host).ok());
 }

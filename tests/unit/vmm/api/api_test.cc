@@ -184,6 +184,17 @@ TEST_F(ApiControllerTest, PatchDriveAfterBootReplacesTheBackingFile) {
   EXPECT_EQ(Call("PATCH", "/drives/d", R"({"drive_id": "d", "path_on_host": "/b"})").status, 204);
   EXPECT_EQ(vm.last_backing, "/b");
   EXPECT_EQ(Json::parse(Call("GET", "/vm/config").body)["drives"][0]["path_on_host"], "/b");
+  EXPECT_EQ(vm.last_limiter, "") << "no rate_limiter: the limits stay";
+  EXPECT_EQ(Call("PATCH", "/drives/d",
+                 R"({"drive_id": "d", "rate_limiter": {"ops": {"size": 7, "refill_time": 10}}})")
+                .status,
+            204);
+  EXPECT_EQ(vm.last_limiter, "d:7/0");
+  EXPECT_EQ(vm.last_backing, "/b") << "the file stays";
+  EXPECT_EQ(Json::parse(Call("GET", "/vm/config").body)["drives"][0]["rate_limiter"]["ops"]["size"],
+            7);
+  EXPECT_THAT(Fault(Call("PATCH", "/drives/d", R"({"drive_id": "d", "rate_limiter": 5})")),
+              HasSubstr("rate_limiter: must be a JSON object"));
 }
 
 TEST_F(ApiControllerTest, FailedStartLeavesTheVmConfigurable) {

@@ -28,6 +28,18 @@ class FakeVm : public RunningVm {
     last_backing = path;
     return absl::OkStatus();
   }
+  absl::Status UpdateDriveRateLimiter(const std::string& id,
+                                      const RateLimiterConfig& cfg) override {
+    last_limiter =
+        id + ":" + std::to_string(cfg.ops.size) + "/" + std::to_string(cfg.bandwidth.size);
+    return absl::OkStatus();
+  }
+  absl::Status UpdateNetRateLimiters(const std::string& id, const RateLimiterConfig* rx,
+                                     const RateLimiterConfig* tx) override {
+    last_limiter = id + ":rx " + (rx ? std::to_string(rx->ops.size) : "-") + " tx " +
+                   (tx ? std::to_string(tx->ops.size) : "-");
+    return absl::OkStatus();
+  }
   absl::Status CreateSnapshot(const std::string& state, const std::string& mem,
                               bool diff) override {
     last_snapshot = state + "|" + mem + (diff ? "|diff" : "|full");
@@ -38,7 +50,7 @@ class FakeVm : public RunningVm {
 
   int pauses = 0, ctrl_alt_dels = 0;
   uint64_t exits = 0;
-  std::string last_backing;
+  std::string last_backing, last_limiter;
   std::string last_snapshot;  // "STATE|MEM|full" or "STATE|MEM|diff" of the last CreateSnapshot
   bool tracking = false;
 

@@ -73,6 +73,42 @@ TEST(FcConfigTest, EntropyWithARateLimiterReachesTheModel) {
   EXPECT_FALSE(none->vm.entropy.has_value());
 }
 
+TEST(FcConfigTest, ADrivesRateLimiterReachesTheModelAndGoesBackOut) {
+  auto c = ParseFirecrackerConfig(R"({"boot-source": {"kernel_image_path": "/k"},
+    "drives": [{"drive_id": "d", "path_on_host": "/d", "is_root_device": false,
+                "rate_limiter": {"ops": {"size": 100, "refill_time": 1000}}}]})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->vm.drives[0].rate_limiter.ops, (BucketConfig{100, 0, 1000}));
+  EXPECT_FALSE(c->vm.drives[0].rate_limiter.bandwidth.limits());
+  const Json j = c->resources.ToJson();
+  EXPECT_EQ(j["drives"][0]["rate_limiter"]["ops"]["size"], 100);
+  auto p = ParsePartialDrive(Json::parse(R"({"drive_id": "d", "rate_limiter": {}})"), "");
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_TRUE(p->rate_limiter.has_value()) << "an empty limiter is a change: to no limit";
+  EXPECT_FALSE(p->rate_limiter->limits());
+  EXPECT_FALSE(p->path_on_host.has_value());
+}
+
+TEST(FcConfigTest, AnInterfacesRateLimitersReachTheModel) {
+  auto c = ParseFirecrackerConfig(R"({"boot-source": {"kernel_image_path": "/k"},
+    "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0",
+        "rx_rate_limiter": {"bandwidth": {"size": 1000000, "refill_time": 1000}},
+        "tx_rate_limiter": {"ops": {"size": 50, "one_time_burst": 10, "refill_time": 100}}}]})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->vm.nets[0].rx_rate_limiter.bandwidth, (BucketConfig{1000000, 0, 1000}));
+  EXPECT_EQ(c->vm.nets[0].tx_rate_limiter.ops, (BucketConfig{50, 10, 100}));
+  const Json j = c->resources.ToJson();
+  EXPECT_EQ(j["network-interfaces"][0]["tx_rate_limiter"]["ops"]["one_time_burst"], 10);
+  auto p = ParsePartialNetworkInterface(
+      Json::parse(R"({"iface_id": "eth0", "tx_rate_limiter": {}})"), "");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_FALSE(p->rx_rate_limiter.has_value()) << "absent: unchanged";
+  ASSERT_TRUE(p->tx_rate_limiter.has_value());
+  EXPECT_FALSE(p->tx_rate_limiter->limits());
+  EXPECT_FALSE(
+      ParsePartialNetworkInterface(Json::parse(R"({"iface_id": "eth0", "mtu": 9000})"), "").ok());
+}
+
 TEST(FcConfigTest, ReadOnlyRootWithPartuuid) {
   auto c = ParseFirecrackerConfig(R"({"boot-source": {"kernel_image_path": "/k"},
     "drives": [{"drive_id": "r", "path_on_host": "/r", "is_root_device": true,
@@ -192,9 +228,9 @@ INSTANTIATE_TEST_SUITE_P(
             R"({"boot-source":{"kernel_image_path":"/k"},"drives":[{"drive_id":"a","path_on_host":"/a","is_root_device":false,"io_engine":"Fast"}]})",
             "drives[0].io_engine"},
         BadCase{
-            "RateLimiter",
-            R"({"boot-source":{"kernel_image_path":"/k"},"drives":[{"drive_id":"a","path_on_host":"/a","is_root_device":false,"rate_limiter":{}}]})",
-            "drives[0].rate_limiter"},
+            "DriveRateLimiterNoRefill",
+            R"({"boot-source":{"kernel_image_path":"/k"},"drives":[{"drive_id":"a","path_on_host":"/a","is_root_device":false,"rate_limiter":{"ops":{"size":1}}}]})",
+            "drives[0].rate_limiter.ops.refill_time: missing"},
         BadCase{
             "UnknownDriveField",
             R"({"boot-source":{"kernel_image_path":"/k"},"drives":[{"drive_id":"a","path_on_host":"/a","is_root_device":false,"speed":1}]})",
@@ -236,6 +272,10 @@ INSTANTIATE_TEST_SUITE_P(
             "RateLimiterUnknownBucket",
             R"({"boot-source":{"kernel_image_path":"/k"},"entropy":{"rate_limiter":{"bytes":{}}}})",
             "entropy.rate_limiter.bytes: unknown field"},
+        BadCase{
+            "NetRateLimiterBad",
+            R"({"boot-source":{"kernel_image_path":"/k"},"network-interfaces":[{"iface_id":"eth0","host_dev_name":"t","tx_rate_limiter":{"bandwidth":{"size":true,"refill_time":1}}}]})",
+            "network-interfaces[0].tx_rate_limiter.bandwidth.size"},
         BadCase{"LoggerLevel",
                 R"({"boot-source":{"kernel_image_path":"/k"},"logger":{"level":"Loud"}})",
                 "logger.level"},

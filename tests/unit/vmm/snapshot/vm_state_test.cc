@@ -232,6 +232,20 @@ TEST(VmStateTest, TheEntropyDeviceAndItsRateLimiterRoundTrip) {
   EXPECT_FALSE(Parse(ThroughCbor(ToJson(Valid())))->config.entropy.has_value());
 }
 
+TEST(VmStateTest, DriveAndInterfaceRateLimitersRoundTrip) {
+  VmState in = Valid();
+  in.config.drives[0].rate_limiter.bandwidth = {
+      .size = 1 << 20, .one_time_burst = 0, .refill_time_ms = 100};
+  in.config.nets[0].rx_rate_limiter.ops = {.size = 7, .one_time_burst = 1, .refill_time_ms = 9};
+  in.config.nets[0].tx_rate_limiter.bandwidth = {
+      .size = 3, .one_time_burst = 0, .refill_time_ms = 4};
+  auto out = Parse(ThroughCbor(ToJson(in)));
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->config.drives[0].rate_limiter, in.config.drives[0].rate_limiter);
+  EXPECT_EQ(out->config.nets[0].rx_rate_limiter, in.config.nets[0].rx_rate_limiter);
+  EXPECT_EQ(out->config.nets[0].tx_rate_limiter, in.config.nets[0].tx_rate_limiter);
+}
+
 // One malformed field: MUTATE spoils the valid state's JSON, and Parse's error must begin with
 // FIELD (the field's path) and say WHY.
 struct BadField {
