@@ -606,19 +606,6 @@ TEST(ApiTest, EntropyRateLimiterHoldsTheGuestToItsRate) {
 
 // ---- Rate limiters on a drive -----------------------------------------------------------------
 
-// The requests (or bytes) the metrics count over one second of host time: FlushMetrics, wait,
-// FlushMetrics; the second line holds what happened in between.
-double BlockRatePerSecond(ApiVm& vm, const std::string& metrics, const char* counter) {
-  EXPECT_EQ(vm.FlushMetrics(), 204);
-  const auto t0 = std::chrono::steady_clock::now();
-  std::this_thread::sleep_for(std::chrono::seconds(1));
-  EXPECT_EQ(vm.FlushMetrics(), 204);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  auto lines = MetricsLines(metrics);
-  if (lines.empty() || !lines.back().contains("block")) return -1;
-  return static_cast<double>(lines.back()["block"][counter].get<uint64_t>()) / secs;
-}
-
 // blk_bench reads at queue depth 1 for as long as the test runs. The drive's limit holds it to
 // 200 requests/s; a PATCH to 400/s, then to 800 KiB/s of bandwidth, changes the rate of the
 // running guest within 10 % each time; a PATCH with 0-sized buckets lifts the limit.
@@ -639,14 +626,14 @@ TEST(ApiTest, DriveRateLimiterHoldsTheRateAndAPatchChangesIt) {
   ASSERT_TRUE(vm.proc().WaitFor("bench: randread-qd1 start", 20000)) << vm.proc().out();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // past the bucket's 20
 
-  const double r200 = BlockRatePerSecond(vm, metrics, "read_count");
+  const double r200 = CounterPerSecond(vm.sock(), metrics, "block", "read_count");
   EXPECT_GT(r200, 180);
   EXPECT_LT(r200, 220);
   HttpReply p = vm.Patch("/drives/disk", R"({"drive_id": "disk",
       "rate_limiter": {"ops": {"size": 40, "refill_time": 100}}})");
   ASSERT_EQ(p.status, 204) << p.body;
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  const double r400 = BlockRatePerSecond(vm, metrics, "read_count");
+  const double r400 = CounterPerSecond(vm.sock(), metrics, "block", "read_count");
   EXPECT_GT(r400, 360);
   EXPECT_LT(r400, 440);
   // 409600 bytes per 500 ms: 819200 bytes/s, 200 reads of 4 KiB.
@@ -654,7 +641,7 @@ TEST(ApiTest, DriveRateLimiterHoldsTheRateAndAPatchChangesIt) {
       "rate_limiter": {"bandwidth": {"size": 409600, "refill_time": 500}}})");
   ASSERT_EQ(p.status, 204) << p.body;
   std::this_thread::sleep_for(std::chrono::milliseconds(800));  // past the full bucket
-  const double bytes = BlockRatePerSecond(vm, metrics, "read_bytes");
+  const double bytes = CounterPerSecond(vm.sock(), metrics, "block", "read_bytes");
   EXPECT_GT(bytes, 0.9 * 819200);
   EXPECT_LT(bytes, 1.1 * 819200);
   HttpReply config = vm.Get("/vm/config");
@@ -664,7 +651,7 @@ TEST(ApiTest, DriveRateLimiterHoldsTheRateAndAPatchChangesIt) {
       "rate_limiter": {"bandwidth": {"size": 0, "refill_time": 0}}})");
   ASSERT_EQ(p.status, 204) << p.body;
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  const double unlimited = BlockRatePerSecond(vm, metrics, "read_count");
+  const double unlimited = CounterPerSecond(vm.sock(), metrics, "block", "read_count");
   EXPECT_GT(unlimited, 2 * 400) << "a 0 bucket does not limit";
   HttpReply bad = vm.Patch("/drives/disk", R"({"drive_id": "disk",
       "rate_limiter": {"ops": {"size": 1, "refill_time": -5}}})");

@@ -5,9 +5,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -65,6 +67,22 @@ inline std::vector<nlohmann::json> MetricsLines(const std::string& path) {
     if (!j.is_discarded()) lines.push_back(j);
   }
   return lines;
+}
+
+// What the metrics count of GROUP.COUNTER (per second of host time) over one second: FlushMetrics
+// on the API socket SOCK, wait, FlushMetrics; the second line holds what happened in between.
+// -1 when that line has no GROUP.
+inline double CounterPerSecond(const std::string& sock, const std::string& metrics,
+                               const std::string& group, const std::string& counter) {
+  const std::string flush = R"({"action_type": "FlushMetrics"})";
+  EXPECT_EQ(Http(sock, "PUT", "/actions", flush).status, 204);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  EXPECT_EQ(Http(sock, "PUT", "/actions", flush).status, 204);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  auto lines = MetricsLines(metrics);
+  if (lines.empty() || !lines.back().contains(group)) return -1;
+  return static_cast<double>(lines.back()[group][counter].get<uint64_t>()) / secs;
 }
 
 // One edgevisor serving the API.

@@ -178,20 +178,6 @@ TEST_F(NetTest, RxBackpressureHoldsFramesWithoutSpinning) {
 
 // ---- Rate limiters -----------------------------------------------------------------------------
 
-// What the metrics count of COUNTER in the "net" group over one second of host time:
-// FlushMetrics, wait, FlushMetrics (each line holds what happened since the one before).
-double NetRatePerSecond(const std::string& sock, const std::string& metrics, const char* counter) {
-  const std::string flush = R"({"action_type": "FlushMetrics"})";
-  EXPECT_EQ(Http(sock, "PUT", "/actions", flush).status, 204);
-  const auto t0 = std::chrono::steady_clock::now();
-  std::this_thread::sleep_for(std::chrono::seconds(1));
-  EXPECT_EQ(Http(sock, "PUT", "/actions", flush).status, 204);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  auto lines = MetricsLines(metrics);
-  if (lines.empty() || !lines.back().contains("net")) return -1;
-  return static_cast<double>(lines.back()["net"][counter].get<uint64_t>()) / secs;
-}
-
 // An API VM in the test's namespace, with metrics; BOOT_ARGS for PAYLOAD, and the interface's
 // JSON (its rate limiters) as given.
 std::unique_ptr<Spawned> ApiVmInNamespace(const std::string& ns, const std::string& sock,
@@ -228,21 +214,21 @@ TEST_F(NetTest, TxRateLimiterHoldsTheGuestAndAPatchChangesIt) {
         "tx_rate_limiter": {"ops": {"size": 20, "refill_time": 100}}})");
   ASSERT_TRUE(vm->WaitFor("bench: tx start", 20000)) << vm->out() << vm->err();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  const double f200 = NetRatePerSecond(sock, metrics, "tx_packets_count");
+  const double f200 = CounterPerSecond(sock, metrics, "net", "tx_packets_count");
   EXPECT_GT(f200, 180);
   EXPECT_LT(f200, 220);
   HttpReply p = Http(sock, "PATCH", "/network-interfaces/eth0", R"({"iface_id": "eth0",
       "tx_rate_limiter": {"ops": {"size": 40, "refill_time": 100}}})");
   ASSERT_EQ(p.status, 204) << p.body;
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  const double f400 = NetRatePerSecond(sock, metrics, "tx_packets_count");
+  const double f400 = CounterPerSecond(sock, metrics, "net", "tx_packets_count");
   EXPECT_GT(f400, 360);
   EXPECT_LT(f400, 440);
   p = Http(sock, "PATCH", "/network-interfaces/eth0", R"({"iface_id": "eth0",
       "tx_rate_limiter": {"bandwidth": {"size": 52100, "refill_time": 500}}})");
   ASSERT_EQ(p.status, 204) << p.body;
   std::this_thread::sleep_for(std::chrono::milliseconds(800));
-  const double bytes = NetRatePerSecond(sock, metrics, "tx_bytes_count");
+  const double bytes = CounterPerSecond(sock, metrics, "net", "tx_bytes_count");
   // tx_bytes_count leaves out the 12-byte virtio header too: it counts what the limiter counts.
   EXPECT_GT(bytes, 0.9 * 104200);
   EXPECT_LT(bytes, 1.1 * 104200);
@@ -272,7 +258,7 @@ TEST_F(NetTest, RxRateLimiterHoldsWhatReachesTheGuest) {
         " ping -q -i 0.002 -c 1200 -W 1 10.0.2.15");
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));
-  const double rx = NetRatePerSecond(sock, metrics, "rx_packets_count");
+  const double rx = CounterPerSecond(sock, metrics, "net", "rx_packets_count");
   EXPECT_GT(rx, 90);
   EXPECT_LT(rx, 110);
   const auto [flood_rc, flood_out] = flood.get();
