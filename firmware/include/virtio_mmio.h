@@ -170,6 +170,8 @@ uint16_t virtio_config_read16(const struct virtio_mmio_dev* dev, uint32_t off);
 uint32_t virtio_config_read32(const struct virtio_mmio_dev* dev, uint32_t off);
 uint64_t virtio_config_read64(const struct virtio_mmio_dev* dev, uint32_t off);
 uint32_t virtio_config_generation(const struct virtio_mmio_dev* dev);
+// A 32-bit write into the device-specific configuration (a balloon's `actual`).
+void virtio_config_write32(const struct virtio_mmio_dev* dev, uint32_t off, uint32_t v);
 
 // ---- Virtqueues ----------------------------------------------------------------------------
 

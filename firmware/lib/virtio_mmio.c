@@ -270,6 +270,10 @@ uint32_t virtio_config_read32(const struct virtio_mmio_dev* dev, uint32_t off) {
   return rt_mmio_read32(dev->base + VIRTIO_MMIO_CONFIG + off);
 }
 
+void virtio_config_write32(const struct virtio_mmio_dev* dev, uint32_t off, uint32_t v) {
+  rt_mmio_write32(dev->base + VIRTIO_MMIO_CONFIG + off, v);
+}
+
 uint64_t virtio_config_read64(const struct virtio_mmio_dev* dev, uint32_t off) {
   // §2.5.1 / §4.2.2.2: a 64-bit field is read as two 32-bit halves; retry if the device
   // changed its config (ConfigGeneration moved) in between. Bounded: a device that keeps

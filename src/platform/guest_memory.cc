@@ -122,6 +122,18 @@ absl::StatusOr<absl::Span<uint8_t>> GuestMemory::Translate(uint64_t gpa, uint64_
       absl::StrFormat("guest range 0x%x+0x%x is outside guest RAM", gpa, len));
 }
 
+absl::Status GuestMemory::Discard(uint64_t gpa, uint64_t len) const {
+  EV_ASSIGN_OR_RETURN(absl::Span<uint8_t> span, Translate(gpa, len));
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t start = (reinterpret_cast<uintptr_t>(span.data()) + page - 1) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(span.data()) + span.size()) & ~(page - 1);
+  if (end <= start) return absl::OkStatus();
+  if (madvise(reinterpret_cast<void*>(start), end - start, MADV_DONTNEED) != 0) {
+    return ErrnoError(absl::StrFormat("madvise(MADV_DONTNEED) of guest 0x%x+0x%x", gpa, len));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status GuestMemory::Write(uint64_t gpa, absl::Span<const uint8_t> data) const {
   auto dst = Translate(gpa, data.size());
   if (!dst.ok()) return dst.status();

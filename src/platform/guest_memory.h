@@ -71,6 +71,11 @@ class GuestMemory {
     return Write(gpa, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(&v), sizeof(T)));
   }
 
+  // Gives the host pages behind [gpa, gpa + len) back to the host kernel (madvise
+  // MADV_DONTNEED: the guest reads zeros there next, or the snapshot file's bytes where RAM maps
+  // one). Only whole host pages inside the range are released; the range must lie in one region.
+  absl::Status Discard(uint64_t gpa, uint64_t len) const;
+
   const std::vector<GuestRegion>& regions() const { return regions_; }
   uint64_t total_size() const;
 

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "src/base/errors.h"
 #include "src/base/log.h"
+#include "src/devices/balloon/virtio_balloon.h"
 #include "src/devices/block/virtio_block.h"
 #include "src/devices/net/virtio_net.h"
 #include "src/devices/rng/virtio_rng.h"
@@ -82,14 +83,14 @@ absl::Status CreateMachine(const VmConfig& cfg, VmParts& p, int mem_fd = -1) {
   return absl::OkStatus();
 }
 
-// The drives and network interfaces, in the order given, then the entropy device: that order is
-// their slot order.
+// The drives and network interfaces, in the order given, then the entropy device and the
+// balloon: that order is their slot order.
 absl::Status AddVirtioDevices(const VmConfig& cfg, VmParts& p, VirtioPlacement& placement) {
   // With seccomp on, a role compiled out (seccomp::FilterRoles) must not become an unfiltered
   // thread.
   if (p.filters.main &&
       ((!cfg.drives.empty() && !p.filters.block) || (!cfg.nets.empty() && !p.filters.net) ||
-       (cfg.entropy && !p.filters.rng))) {
+       (cfg.entropy && !p.filters.rng) || (cfg.balloon && !p.filters.balloon))) {
     return absl::InternalError("a device thread's seccomp filter was not compiled");
   }
   for (size_t i = 0; i < cfg.drives.size(); ++i) {
@@ -116,6 +117,13 @@ absl::Status AddVirtioDevices(const VmConfig& cfg, VmParts& p, VirtioPlacement& 
     if (!rng.ok()) return Annotate(rng.status(), "entropy");
     p.counted.emplace_back("rng", rng->get());
     EV_RETURN_IF_ERROR(placement.Place(std::move(*rng), "virtio-rng"));
+  }
+  if (cfg.balloon) {
+    auto balloon = balloon::VirtioBalloon::Create(*cfg.balloon, "balloon", p.filters.balloon);
+    if (!balloon.ok()) return Annotate(balloon.status(), "balloon");
+    p.counted.emplace_back("balloon", balloon->get());
+    p.balloon = balloon->get();
+    EV_RETURN_IF_ERROR(placement.Place(std::move(*balloon), "virtio-balloon"));
   }
   return absl::OkStatus();
 }

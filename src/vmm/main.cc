@@ -104,7 +104,8 @@ int Boot(const edgevisor::VmConfig& vm, edgevisor::ProcessClock start, bool secc
   auto filters = SetUpSeccomp(seccomp, {.api = false,
                                         .block = !vm.drives.empty(),
                                         .net = !vm.nets.empty(),
-                                        .rng = vm.entropy.has_value()});
+                                        .rng = vm.entropy.has_value(),
+                                        .balloon = vm.balloon.has_value()});
   if (!filters.ok()) {
     spdlog::error("{}", filters.status().message());
     return edgevisor::kExitVmmError;
@@ -175,6 +176,15 @@ class VmmHandle : public edgevisor::api::RunningVm {
     return vmm_->CreateSnapshot(state, mem, kVersion, diff);
   }
   bool tracking_dirty_pages() const override { return vmm_->tracking_dirty_pages(); }
+  absl::Status UpdateBalloon(uint32_t amount_mib) override {
+    return vmm_->UpdateBalloon(amount_mib);
+  }
+  absl::Status UpdateBalloonStatsInterval(uint32_t seconds) override {
+    return vmm_->UpdateBalloonStatsInterval(seconds);
+  }
+  absl::StatusOr<edgevisor::balloon::BalloonStats> BalloonStatistics() const override {
+    return vmm_->BalloonStatistics();
+  }
 
  private:
   edgevisor::Vmm* vmm_;

@@ -224,6 +224,30 @@ absl::Status Vmm::UpdateNetRateLimiters(const std::string& id, const RateLimiter
   return absl::NotFoundError(absl::StrFormat("no network interface '%s'", id));
 }
 
+absl::Status Vmm::UpdateBalloon(uint32_t amount_mib) {
+  if (!p_.balloon) return absl::FailedPreconditionError("balloon: this VM has no balloon device");
+  EV_RETURN_IF_ERROR(CheckBalloonFits(amount_mib, p_.config.machine.mem_mib, "amount_mib"));
+  p_.balloon->SetTargetMib(amount_mib);
+  p_.config.balloon->amount_mib = amount_mib;  // a snapshot keeps the target it has now
+  return absl::OkStatus();
+}
+
+absl::Status Vmm::UpdateBalloonStatsInterval(uint32_t seconds) {
+  if (!p_.balloon) return absl::FailedPreconditionError("balloon: this VM has no balloon device");
+  EV_RETURN_IF_ERROR(p_.balloon->SetStatsInterval(seconds));
+  p_.config.balloon->stats_polling_interval_s = seconds;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<balloon::BalloonStats> Vmm::BalloonStatistics() const {
+  if (!p_.balloon) return absl::FailedPreconditionError("balloon: this VM has no balloon device");
+  if (!p_.balloon->stats_enabled()) {
+    return absl::FailedPreconditionError(
+        "balloon: statistics are not enabled (stats_polling_interval_s was 0 at boot)");
+  }
+  return p_.balloon->Stats();
+}
+
 absl::Status Vmm::SendCtrlAltDel() {
   if (!p_.i8042) return absl::FailedPreconditionError("this machine has no i8042 keyboard");
   if (!p_.i8042->SendCtrlAltDel()) {

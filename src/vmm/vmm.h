@@ -14,6 +14,7 @@
 #include "nlohmann/json_fwd.hpp"
 #include "src/base/event_fd.h"
 #include "src/base/event_set.h"
+#include "src/devices/balloon/virtio_balloon.h"
 #include "src/devices/block/virtio_block.h"
 #include "src/devices/legacy/boot_timer.h"
 #include "src/devices/legacy/i8042.h"
@@ -57,6 +58,7 @@ struct VmParts {
   // transports).
   std::vector<std::pair<std::string, block::VirtioBlock*>> blocks;
   std::vector<std::pair<std::string, net::VirtioNet*>> nets;  // by interface id
+  balloon::VirtioBalloon* balloon = nullptr;                  // when the VM has one
   // Every virtio device model by id, for the metrics: each reports its own counters.
   std::vector<std::pair<std::string, const virtio::VirtioDevice*>> counted;
   std::vector<std::unique_ptr<Vcpu>> vcpus;
@@ -93,6 +95,11 @@ class Vmm {
   // PATCH /network-interfaces/{id}: new RX and/or TX limits (null: unchanged). Thread-safe.
   absl::Status UpdateNetRateLimiters(const std::string& id, const RateLimiterConfig* rx,
                                      const RateLimiterConfig* tx);
+  // PATCH /balloon: a new target, told to the guest at once. PATCH /balloon/statistics: a new
+  // polling interval. The balloon's statistics (GET /balloon/statistics). Errors name the field.
+  absl::Status UpdateBalloon(uint32_t amount_mib);
+  absl::Status UpdateBalloonStatsInterval(uint32_t seconds);
+  absl::StatusOr<balloon::BalloonStats> BalloonStatistics() const;
   // Presses Ctrl+Alt+Del on the i8042 keyboard (x86).
   absl::Status SendCtrlAltDel();
   // Writes a snapshot of the paused VM: its state to STATE_PATH (snapshot/file.h, stamped with

@@ -187,6 +187,15 @@ def main():
            {"rate_limiter": {"bandwidth": {"size": 65536, "refill_time": 100},
                              "ops": {"size": 100, "one_time_burst": 10, "refill_time": 1000}}},
            expect=204)
+    c.call("PUT", "/balloon", "/balloon",
+           {"amount_mib": 4, "deflate_on_oom": True, "stats_polling_interval_s": 1,
+            "free_page_reporting": True}, expect=204)
+    c.call("PATCH", "/balloon", "/balloon", {"amount_mib": 2}, expect=204)
+    c.call("PATCH", "/balloon/statistics", "/balloon/statistics", {"stats_polling_interval_s": 2},
+           expect=204)
+    _, bal = c.call("GET", "/balloon", "/balloon", expect=200)
+    check(bal and bal["amount_mib"] == 2 and bal["stats_polling_interval_s"] == 2,
+          "GET /balloon has the PATCHed target and interval")
     c.call("PUT", "/actions", "/actions", {"action_type": "FlushMetrics"}, expect=204)
     # Errors are Error objects too.
     c.call("PUT", "/machine-config", "/machine-config", {"vcpu_count": 0, "mem_size_mib": 8},
@@ -225,6 +234,13 @@ def main():
     c.call("PUT", "/actions", "/actions", {"action_type": "SendCtrlAltDel"}, expect=204)
     c.call("PUT", "/boot-source", "/boot-source", {"kernel_image_path": "/k"}, expect=400)
     c.call("PUT", "/entropy", "/entropy", {}, expect=400)  # pre-boot only
+    c.call("PATCH", "/balloon", "/balloon", {"amount_mib": 8}, expect=204)
+    c.call("PATCH", "/balloon", "/balloon", {"amount_mib": 49}, expect=400)  # more than the guest
+    c.call("PATCH", "/balloon/statistics", "/balloon/statistics", {"stats_polling_interval_s": 3},
+           expect=204)
+    _, st = c.call("GET", "/balloon/statistics", "/balloon/statistics", expect=200)
+    check(st and st["target_mib"] == 8 and st["target_pages"] == 2048,
+          "GET /balloon/statistics has the running target")
     c.call("GET", "/vm/config", "/vm/config", expect=200)
     # Snapshots: create needs a paused VM; a load is refused once a VM exists (and is done for
     # real in a second process below).

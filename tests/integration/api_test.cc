@@ -252,7 +252,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"DeleteMethod", When::kPreBoot, "DELETE", "/drives/root0", "", "DELETE /drives/root0"},
         BadCase{"PostMethod", When::kPreBoot, "POST", "/actions", R"({"action_type": "InstanceStart"})", "POST /actions"},
         BadCase{"GetOnPutOnly", When::kPreBoot, "GET", "/boot-source", "", "GET /boot-source"},
-        BadCase{"UnsupportedBalloon", When::kPreBoot, "PUT", "/balloon", R"({"amount_mib": 1, "deflate_on_oom": true})", "/balloon: not supported"},
+        BadCase{"UnsupportedCpuConfig", When::kPreBoot, "PUT", "/cpu-config", "{}", "/cpu-config: not supported"},
         BadCase{"UnsupportedVsock", When::kPreBoot, "PUT", "/vsock", R"({"guest_cid": 3, "uds_path": "/v"})", "/vsock: not supported"},
         BadCase{"UnsupportedMmds", When::kPreBoot, "PUT", "/mmds", "{}", "/mmds: not supported"},
         BadCase{"EntropyBadBucket", When::kPreBoot, "PUT", "/entropy", R"({"rate_limiter": {"bandwidth": {"size": "x", "refill_time": 1}}})", "rate_limiter.bandwidth.size"},
@@ -267,6 +267,16 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"DriveAfterBoot", When::kRunning, "PUT", "/drives/d9", R"({"drive_id": "d9", "path_on_host": "/dev/null", "is_root_device": false})", "after starting"},
         BadCase{"NetAfterBoot", When::kRunning, "PUT", "/network-interfaces/eth0", R"({"iface_id": "eth0", "host_dev_name": "tapx"})", "after starting"},
         BadCase{"LoggerAfterBoot", When::kRunning, "PUT", "/logger", R"({"level": "Debug"})", "after starting"},
+        // balloon
+        BadCase{"BalloonBiggerThanGuest", When::kPreBoot, "PUT", "/balloon", R"({"amount_mib": 200, "deflate_on_oom": false})", "amount_mib: 200 MiB is more than the guest's 128 MiB"},
+        BadCase{"BalloonNoDeflateOnOom", When::kPreBoot, "PUT", "/balloon", R"({"amount_mib": 1})", "deflate_on_oom: missing"},
+        BadCase{"BalloonHinting", When::kPreBoot, "PUT", "/balloon", R"({"amount_mib": 1, "deflate_on_oom": true, "free_page_hinting": true})", "free_page_hinting"},
+        BadCase{"BalloonIntervalTooLong", When::kPreBoot, "PUT", "/balloon", R"({"amount_mib": 1, "deflate_on_oom": true, "stats_polling_interval_s": 86401})", "stats_polling_interval_s"},
+        BadCase{"BalloonPatchWithoutOne", When::kPreBoot, "PATCH", "/balloon", R"({"amount_mib": 1})", "no balloon device"},
+        BadCase{"BalloonGetWithoutOne", When::kPreBoot, "GET", "/balloon", "", "no balloon device"},
+        BadCase{"BalloonAfterBoot", When::kRunning, "PUT", "/balloon", R"({"amount_mib": 1, "deflate_on_oom": true})", "after starting"},
+        BadCase{"BalloonStatsWithoutOne", When::kRunning, "GET", "/balloon/statistics", "", "no balloon device"},
+        BadCase{"BalloonHintingStart", When::kRunning, "PATCH", "/balloon/hinting/start", "{}", "free page hinting"},
         BadCase{"MetricsAfterBoot", When::kRunning, "PUT", "/metrics", R"({"metrics_path": "/tmp/m"})", "after starting"},
         BadCase{"VmBadState", When::kRunning, "PATCH", "/vm", R"({"state": "Stopped"})", "state"},
         BadCase{"VmStateMissing", When::kRunning, "PATCH", "/vm", "{}", "state: missing"},
@@ -289,6 +299,87 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"BadChunkRunning", When::kRunning, "PATCH /vm HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ", "", "", ""}),
     [](const ::testing::TestParamInfo<BadCase>& info) { return std::string(info.param.name); });
 // clang-format on
+
+// ---- The balloon ---------------------------------------------------------------------------
+
+// The VMM's resident memory, in KiB (guest RAM is the bulk of it).
+uint64_t RssKib(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(f, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6));
+  }
+  return 0;
+}
+
+Json GetJson(ApiVm& vm, const std::string& path) {
+  HttpReply r = vm.Get(path);
+  EXPECT_EQ(r.status, 200) << path << ": " << r.body;
+  return Json::parse(r.body, nullptr, false);
+}
+
+// The balloon payload writes over 16 MiB of its RAM, then gives those pages to the balloon when
+// the API sets a 16 MiB target: the VMM's resident memory falls by about as much. Its statistics
+// reach GET /balloon/statistics and are refreshed every second; it deflates at a 0 target and
+// finds the pages it gave zeroed (released) and usable; its hostile buffers leave the VMM alive.
+TEST(ApiTest, BalloonReleasesWhatTheGuestGivesAndReportsItsStatistics) {
+  const std::string metrics = ::testing::TempDir() + "/api_balloon.metrics";
+  unlink(metrics.c_str());
+  ApiVm vm("balloon");
+  ASSERT_TRUE(vm.ready());
+  ASSERT_EQ(vm.Put("/metrics", R"({"metrics_path": ")" + metrics + R"("})").status, 204);
+  ASSERT_EQ(vm.Put("/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 128})").status, 204);
+  ASSERT_EQ(vm.BootSource(Payload("balloon"), "region_mib=16"), 204);
+  HttpReply b = vm.Put(
+      "/balloon", R"({"amount_mib": 0, "deflate_on_oom": true, "stats_polling_interval_s": 1})");
+  ASSERT_EQ(b.status, 204) << b.body;
+  EXPECT_EQ(GetJson(vm, "/balloon")["stats_polling_interval_s"], 1);
+  ASSERT_EQ(vm.Start(), 204);
+  ASSERT_TRUE(vm.proc().WaitFor("balloon: ready, touched 16 MiB", 30000)) << vm.proc().out();
+  const uint64_t before = RssKib(vm.proc().pid());
+  EXPECT_EQ(vm.Patch("/balloon", R"({"amount_mib": 129})").status, 400);
+  ASSERT_EQ(vm.Patch("/balloon", R"({"amount_mib": 16})").status, 204);
+  ASSERT_TRUE(vm.proc().WaitFor("balloon: inflated 4096 pages", 30000)) << vm.proc().out();
+  const uint64_t after = RssKib(vm.proc().pid());
+  EXPECT_GE(before, after + 14 * 1024) << "RSS " << before << " KiB, then " << after << " KiB";
+
+  Json st = GetJson(vm, "/balloon/statistics");
+  EXPECT_EQ(st["target_mib"], 16) << st;
+  EXPECT_EQ(st["target_pages"], 4096) << st;
+  EXPECT_EQ(st["actual_mib"], 16) << st;
+  EXPECT_EQ(st["total_memory"], 128ull << 20) << st;
+  EXPECT_EQ(st["free_memory"], 0x1234000) << st;
+  const uint64_t refreshes = st.value("minor_faults", uint64_t{0});
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  st = GetJson(vm, "/balloon/statistics");
+  EXPECT_GE(st.value("minor_faults", uint64_t{0}), refreshes + 1)
+      << "the guest's figures are asked for again every second: " << st;
+  HttpReply off = vm.Patch("/balloon/statistics", R"({"stats_polling_interval_s": 0})");
+  EXPECT_EQ(off.status, 400);
+  EXPECT_THAT(off.body, HasSubstr("cannot be turned off"));
+  EXPECT_EQ(vm.Patch("/balloon/statistics", R"({"stats_polling_interval_s": 2})").status, 204);
+  Json config = GetJson(vm, "/vm/config");
+  EXPECT_EQ(config["balloon"]["amount_mib"], 16) << config;
+  EXPECT_EQ(config["balloon"]["stats_polling_interval_s"], 2) << config;
+
+  ASSERT_EQ(vm.Patch("/balloon", R"({"amount_mib": 0})").status, 204);
+  auto r = vm.proc().Finish(60000);
+  EXPECT_THAT(r.out, HasSubstr("balloon: deflated 4096 pages")) << r.out << r.err;
+  EXPECT_THAT(r.out, ContainsRegex("balloon: [1-9][0-9]* passed, 0 failed")) << r.out << r.err;
+  uint64_t bad_pfns = 0, pages = 0, deflates = 0, stats = 0, fails = 0;
+  for (const Json& l : MetricsLines(metrics)) {
+    if (!l.contains("balloon")) continue;
+    bad_pfns += l["balloon"]["inflate_bad_pfns"].get<uint64_t>();
+    pages += l["balloon"]["inflate_pages"].get<uint64_t>();
+    deflates += l["balloon"]["deflate_count"].get<uint64_t>();
+    stats += l["balloon"]["stats_updates_count"].get<uint64_t>();
+    fails += l["balloon"]["event_fails"].get<uint64_t>();
+  }
+  EXPECT_EQ(bad_pfns, 4u) << "the four page numbers outside RAM";
+  EXPECT_GE(pages, 4096u + 4);
+  EXPECT_EQ(deflates, 16u) << "4096 pages in buffers of 256";
+  EXPECT_GE(stats, 3u);
+  EXPECT_EQ(fails, 1u) << "the buffer outside RAM";
+}
 
 // ---- Pause and resume under block I/O load ---------------------------------------------------
 

@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "nlohmann/json.hpp"
 #include "src/devices/virtio/queue.h"
 #include "src/platform/guest_memory.h"
 
@@ -57,6 +58,15 @@ class VirtioDevice {
   // more, and returns each queue's position. Activate with `resume` set starts it again.
   virtual absl::StatusOr<std::vector<QueueState>> Quiesce() {
     return absl::UnimplementedError("this device cannot be snapshotted");
+  }
+
+  // Snapshots: what the device itself holds beyond its queues (a balloon's size, say), saved and
+  // loaded with the transport's state. Null: nothing. LoadDeviceState gets hostile input, before
+  // activation, and checks every field.
+  virtual nlohmann::json SaveDeviceState() const { return nullptr; }
+  virtual absl::Status LoadDeviceState(const nlohmann::json& state) {
+    return state.is_null() ? absl::OkStatus()
+                           : absl::InvalidArgumentError("device: this device keeps no state");
   }
 
   // The device's cumulative counters under the names the metrics use (Firecracker's), and the

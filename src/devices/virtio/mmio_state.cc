@@ -76,7 +76,8 @@ absl::StatusOr<Json> MmioTransport::SaveState() {
               {"interrupt_status", interrupt_status_.load()},
               {"needs_reset", needs_reset_.load()},
               {"config_generation", config_generation_.load()},
-              {"queues", std::move(queues)}};
+              {"queues", std::move(queues)},
+              {"device", dev_->SaveDeviceState()}};
 }
 
 absl::Status MmioTransport::Unquiesce() {
@@ -89,10 +90,10 @@ absl::Status MmioTransport::Unquiesce() {
 }
 
 absl::Status MmioTransport::LoadState(const Json& j) {
-  EV_RETURN_IF_ERROR(CheckObject(
-      j, "",
-      {"device_id", "status", "driver_features", "device_features_sel", "driver_features_sel",
-       "queue_sel", "active", "interrupt_status", "needs_reset", "config_generation", "queues"}));
+  EV_RETURN_IF_ERROR(CheckObject(j, "",
+                                 {"device_id", "status", "driver_features", "device_features_sel",
+                                  "driver_features_sel", "queue_sel", "active", "interrupt_status",
+                                  "needs_reset", "config_generation", "queues", "device"}));
   EV_ASSIGN_OR_RETURN(uint64_t id, GetUint(j, "", "device_id", 0, kU32));
   if (id != dev_->device_id()) {
     return Bad("device_id", absl::StrFormat("%d, but this slot holds a device of type %d", id,
@@ -126,6 +127,7 @@ absl::Status MmioTransport::LoadState(const Json& j) {
   if (active && !((status & kStatusDriverOk) && (status & kStatusFeaturesOk))) {
     return Bad("active", "the device cannot be active without FEATURES_OK and DRIVER_OK");
   }
+  EV_RETURN_IF_ERROR(dev_->LoadDeviceState(j.contains("device") ? j["device"] : Json(nullptr)));
   status_ = static_cast<uint32_t>(status);
   driver_features_ = features;
   device_features_sel_ = static_cast<uint32_t>(dsel);

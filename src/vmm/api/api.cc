@@ -11,18 +11,11 @@
 #include "nlohmann/json.hpp"
 #include "src/base/json_fields.h"
 #include "src/base/log.h"
+#include "src/vmm/api/responses.h"
 #include "src/vmm/config/legacy_fields.h"
 
 namespace edgevisor::api {
 namespace {
-
-constexpr char kAfterBoot[] = "is not supported after starting the microVM";
-constexpr char kBeforeBoot[] = "is not supported before starting the microVM";
-
-HttpResponse NoContent() { return {204, ""}; }
-HttpResponse Fault(const std::string& message) { return {400, FaultJson(message)}; }
-HttpResponse Fault(const absl::Status& s) { return Fault(std::string(s.message())); }
-HttpResponse JsonOk(const Json& j) { return {200, j.dump()}; }
 
 // The body as a JSON value; errors say what is wrong with it.
 absl::StatusOr<Json> ParseBody(const HttpRequest& req) {
@@ -42,8 +35,8 @@ absl::StatusOr<Json> ParseBody(const HttpRequest& req) {
 
 // Firecracker's endpoints that edgevisor does not implement.
 bool IsUnsupportedPath(const std::string& path) {
-  static const char* kPrefixes[] = {"/balloon", "/cpu-config", "/pmem/", "/mmds",
-                                    "/serial",  "/hotplug/",   "/vsock"};
+  static const char* kPrefixes[] = {"/cpu-config", "/pmem/",    "/mmds",
+                                    "/serial",     "/hotplug/", "/vsock"};
   for (const char* p : kPrefixes) {
     if (absl::StartsWith(path, p)) return true;
   }
@@ -184,6 +177,14 @@ HttpResponse ApiController::Route(const HttpRequest& req) {
     }
     if (path == "/machine-config") return JsonOk(MachineConfigJson(resources_.machine));
     if (path == "/vm/config") return JsonOk(resources_.ToJson());
+    if (path == "/balloon") return GetBalloon();
+    if (path == "/balloon/statistics") return GetBalloonStatistics();
+  }
+  if (absl::StartsWith(path, "/balloon/hinting/")) {
+    return Fault(absl::StrFormat(
+        "%s: free page hinting is not supported by edgevisor (its balloon does free page "
+        "reporting)",
+        what));
   }
   if (IsUnsupportedPath(path)) {
     return Fault(absl::StrFormat("%s: not supported by edgevisor yet (see docs/API.md)", what));
@@ -197,10 +198,11 @@ HttpResponse ApiController::Route(const HttpRequest& req) {
     if (m == "PUT") {
       return path == "/actions" || path == "/boot-source" || path == "/machine-config" ||
              path == "/logger" || path == "/metrics" || path == "/snapshot/create" ||
-             path == "/snapshot/load" || path == "/entropy" || absl::StartsWith(path, "/drives/") ||
-             absl::StartsWith(path, "/network-interfaces/");
+             path == "/snapshot/load" || path == "/entropy" || path == "/balloon" ||
+             absl::StartsWith(path, "/drives/") || absl::StartsWith(path, "/network-interfaces/");
     }
-    return path == "/machine-config" || path == "/vm" || absl::StartsWith(path, "/drives/") ||
+    return path == "/machine-config" || path == "/vm" || path == "/balloon" ||
+           path == "/balloon/statistics" || absl::StartsWith(path, "/drives/") ||
            absl::StartsWith(path, "/network-interfaces/");
   };
   if (!is_known()) return Fault(absl::StrFormat("Invalid request method and/or path: %s", what));
@@ -215,6 +217,7 @@ HttpResponse ApiController::Route(const HttpRequest& req) {
   if (path == "/logger") return OnLogger(what, body);
   if (path == "/metrics") return OnMetrics(what, body);
   if (path == "/entropy") return OnEntropy(what, body);
+  if (absl::StartsWith(path, "/balloon")) return OnBalloon(m, what, path, body);
   if (absl::StartsWith(path, "/snapshot/")) return OnSnapshot(what, path, body);
   if (auto id = IdFromPath(path, "/drives/")) return OnDrive(m, what, *id, body);
   if (auto id = IdFromPath(path, "/network-interfaces/")) {
@@ -526,6 +529,7 @@ HttpResponse ApiController::LoadSnapshot(const Json& body) {
     resources_.nets.push_back(fn);
   }
   resources_.entropy = loaded->config.entropy;
+  resources_.balloon = loaded->config.balloon;
   return NoContent();
 }
 

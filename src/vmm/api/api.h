@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "src/devices/balloon/virtio_balloon.h"
 #include "src/vmm/api/http_server.h"
 #include "src/vmm/config/fc_config.h"
 #include "src/vmm/metrics.h"
@@ -42,6 +43,10 @@ class RunningVm {
                                       const std::string& mem_file_path, bool diff) = 0;
   // Whether dirty pages are tracked (machine-config track_dirty_pages, or a load's).
   virtual bool tracking_dirty_pages() const = 0;
+  // PATCH /balloon, PATCH /balloon/statistics, GET /balloon/statistics. Errors name the field.
+  virtual absl::Status UpdateBalloon(uint32_t amount_mib) = 0;
+  virtual absl::Status UpdateBalloonStatsInterval(uint32_t seconds) = 0;
+  virtual absl::StatusOr<balloon::BalloonStats> BalloonStatistics() const = 0;
 };
 
 // PUT /snapshot/load, checked.
@@ -114,6 +119,11 @@ class ApiController {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   HttpResponse OnEntropy(const std::string& what, const Json& body)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // api_balloon.cc: PUT/PATCH /balloon, PATCH /balloon/statistics, and the two GETs.
+  HttpResponse OnBalloon(const std::string& m, const std::string& what, const std::string& path,
+                         const Json& body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  HttpResponse GetBalloon() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  HttpResponse GetBalloonStatistics() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   HttpResponse PatchDrive(const std::string& id, const Json& body)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   HttpResponse OnDrive(const std::string& m, const std::string& what, const std::string& id,

@@ -233,6 +233,57 @@ absl::StatusOr<EntropyConfig> ParseEntropy(const Json& j, const std::string& w) 
   return e;
 }
 
+absl::StatusOr<BalloonConfig> ParseBalloon(const Json& j, const std::string& w) {
+  RETURN_IF_ERROR(CheckObject(j, w,
+                              {"amount_mib", "deflate_on_oom", "stats_polling_interval_s",
+                               "free_page_hinting", "free_page_reporting"}));
+  BalloonConfig b;
+  uint64_t v;
+  ASSIGN_OR_RETURN(v, GetUint(j, w, "amount_mib", 0, kMaxBalloonMib));
+  b.amount_mib = static_cast<uint32_t>(v);
+  ASSIGN_OR_RETURN(b.deflate_on_oom, GetBool(j, w, "deflate_on_oom", true, false));
+  if (j.contains("stats_polling_interval_s")) {
+    ASSIGN_OR_RETURN(v, GetUint(j, w, "stats_polling_interval_s", 0, kMaxStatsIntervalS));
+    b.stats_polling_interval_s = static_cast<uint32_t>(v);
+  }
+  bool hinting = false;
+  ASSIGN_OR_RETURN(hinting, GetBool(j, w, "free_page_hinting", false, false));
+  if (hinting) {
+    return Bad(Field(w, "free_page_hinting"),
+               "is not supported by edgevisor (free_page_reporting is)");
+  }
+  ASSIGN_OR_RETURN(b.free_page_reporting, GetBool(j, w, "free_page_reporting", false, false));
+  return b;
+}
+
+absl::StatusOr<uint32_t> ParseBalloonUpdate(const Json& j, const std::string& w) {
+  RETURN_IF_ERROR(CheckObject(j, w, {"amount_mib"}));
+  uint64_t v;
+  ASSIGN_OR_RETURN(v, GetUint(j, w, "amount_mib", 0, kMaxBalloonMib));
+  return static_cast<uint32_t>(v);
+}
+
+absl::StatusOr<uint32_t> ParseBalloonStatsUpdate(const Json& j, const std::string& w) {
+  RETURN_IF_ERROR(CheckObject(j, w, {"stats_polling_interval_s"}));
+  uint64_t v;
+  ASSIGN_OR_RETURN(v, GetUint(j, w, "stats_polling_interval_s", 0, kMaxStatsIntervalS));
+  return static_cast<uint32_t>(v);
+}
+
+Json BalloonJson(const BalloonConfig& b) {
+  return {{"amount_mib", b.amount_mib},
+          {"deflate_on_oom", b.deflate_on_oom},
+          {"stats_polling_interval_s", b.stats_polling_interval_s},
+          {"free_page_hinting", false},
+          {"free_page_reporting", b.free_page_reporting}};
+}
+
+absl::Status CheckBalloonFits(uint32_t amount_mib, uint64_t mem_mib, const std::string& field) {
+  if (amount_mib <= mem_mib) return absl::OkStatus();
+  return Bad(field, absl::StrFormat("%d MiB is more than the guest's %d MiB of memory", amount_mib,
+                                    mem_mib));
+}
+
 absl::StatusOr<LoggerConfig> ParseLogger(const Json& j, const std::string& w) {
   RETURN_IF_ERROR(
       CheckObject(j, w, {"log_path", "level", "show_level", "show_log_origin", "module"}));
@@ -374,6 +425,10 @@ absl::StatusOr<VmConfig> VmResources::ToVmConfig(const std::string& vm_id) const
     vm.nets.push_back(nc);
   }
   vm.entropy = entropy;
+  if (balloon) {
+    RETURN_IF_ERROR(CheckBalloonFits(balloon->amount_mib, machine.mem_mib, "balloon.amount_mib"));
+  }
+  vm.balloon = balloon;
   return vm;
 }
 
@@ -409,6 +464,7 @@ Json VmResources::ToJson() const {
   }
   out["network-interfaces"] = ns;
   if (entropy) out["entropy"] = Json{{"rate_limiter", RateLimiterJson(entropy->rate_limiter)}};
+  if (balloon) out["balloon"] = BalloonJson(*balloon);
   if (logger) {
     static const std::pair<const char*, const char*> kNames[] = {
         {"error", "Error"}, {"warn", "Warning"}, {"info", "Info"},
@@ -439,7 +495,7 @@ absl::StatusOr<FirecrackerConfig> ParseFirecrackerConfig(const std::string& text
       CheckObject(j, "",
                   {"boot-source", "drives", "machine-config", "network-interfaces", "logger",
                    "metrics", "balloon", "vsock", "mmds-config", "entropy", "cpu-config"}));
-  for (const char* unsupported : {"balloon", "vsock", "mmds-config", "cpu-config"}) {
+  for (const char* unsupported : {"vsock", "mmds-config", "cpu-config"}) {
     if (j.contains(unsupported)) return Bad(unsupported, "is not supported yet");
   }
   FirecrackerConfig cfg;
@@ -491,6 +547,7 @@ absl::StatusOr<FirecrackerConfig> ParseFirecrackerConfig(const std::string& text
   }
   if (j.contains("metrics")) ASSIGN_OR_RETURN(r.metrics, ParseMetrics(j["metrics"], "metrics"));
   if (j.contains("entropy")) ASSIGN_OR_RETURN(r.entropy, ParseEntropy(j["entropy"], "entropy"));
+  if (j.contains("balloon")) ASSIGN_OR_RETURN(r.balloon, ParseBalloon(j["balloon"], "balloon"));
   ASSIGN_OR_RETURN(cfg.vm, r.ToVmConfig("anonymous"));
   return cfg;
 }

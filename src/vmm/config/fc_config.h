@@ -85,6 +85,7 @@ struct VmResources {
   std::optional<LoggerConfig> logger;
   std::optional<MetricsConfig> metrics;
   std::optional<EntropyConfig> entropy;  // PUT /entropy, or the file's "entropy"
+  std::optional<BalloonConfig> balloon;  // PUT /balloon, or the file's "balloon"
 
   // Adds or replaces (same id). Errors: a second root drive, too many devices, a TAP or MAC
   // that another interface already has.
@@ -116,6 +117,19 @@ absl::StatusOr<MetricsConfig> ParseMetrics(const Json& j, const std::string& whe
 absl::StatusOr<RateLimiterConfig> ParseRateLimiter(const Json& j, const std::string& where);
 Json RateLimiterJson(const RateLimiterConfig& r);
 absl::StatusOr<EntropyConfig> ParseEntropy(const Json& j, const std::string& where);
+// Firecracker's Balloon (PUT /balloon, the file's "balloon"): amount_mib and deflate_on_oom
+// required; stats_polling_interval_s (0: no statistics) and free_page_reporting optional;
+// free_page_hinting is refused when true. BalloonUpdate (PATCH /balloon): amount_mib.
+// BalloonStatsUpdate (PATCH /balloon/statistics): stats_polling_interval_s.
+absl::StatusOr<BalloonConfig> ParseBalloon(const Json& j, const std::string& where);
+absl::StatusOr<uint32_t> ParseBalloonUpdate(const Json& j, const std::string& where);
+absl::StatusOr<uint32_t> ParseBalloonStatsUpdate(const Json& j, const std::string& where);
+Json BalloonJson(const BalloonConfig& b);
+// A balloon can hold at most the guest's memory; FIELD names the value in the error.
+absl::Status CheckBalloonFits(uint32_t amount_mib, uint64_t mem_mib, const std::string& field);
+// The device counts in 4 KiB pages in a 32-bit field; an interval past a day is a mistake.
+inline constexpr uint64_t kMaxBalloonMib = 0xffffffffu / 256;
+inline constexpr uint64_t kMaxStatsIntervalS = 86400;
 
 Json MachineConfigJson(const MachineConfig& m);
 // Firecracker's level names, case-insensitive ("Warning" -> "warn"); nullopt when unknown.

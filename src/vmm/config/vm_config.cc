@@ -60,7 +60,8 @@ absl::Status ValidateVmConfig(const VmConfig& cfg, const HostLimits& host) {
   if (absl::Status s = CheckIdLength(cfg.id, "--id"); !s.ok()) return s;
   if (VirtioDeviceCount(cfg) > kMaxVirtioDevices) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "--drive/--net: at most %d virtio devices in all (the entropy device counts too)",
+        "--drive/--net: at most %d virtio devices in all (the entropy device and the balloon count "
+        "too)",
         kMaxVirtioDevices));
   }
   for (size_t i = 0; i < cfg.nets.size(); ++i) {

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "src/devices/balloon/balloon_config.h"
 #include "src/devices/block/drive_config.h"
 #include "src/devices/net/net_config.h"
 #include "src/devices/rng/rng_config.h"
@@ -55,12 +56,14 @@ struct VmConfig {
   std::vector<DriveConfig> drives;
   std::vector<NetConfig> nets;
   std::optional<EntropyConfig> entropy;  // a virtio-rng device
+  std::optional<BalloonConfig> balloon;  // a virtio-balloon device
 };
 
 inline constexpr size_t kMaxVirtioDevices = 16;
-// Drives, network interfaces and the entropy device: the virtio devices the VM will have.
+// Drives, network interfaces, the entropy device and the balloon: the virtio devices the VM
+// will have.
 inline size_t VirtioDeviceCount(const VmConfig& c) {
-  return c.drives.size() + c.nets.size() + (c.entropy ? 1 : 0);
+  return c.drives.size() + c.nets.size() + (c.entropy ? 1 : 0) + (c.balloon ? 1 : 0);
 }
 
 // Firecracker's rule for VM, drive and interface ids: 1 to 64 characters. The error names

@@ -116,6 +116,8 @@ constexpr Names kNet = {"readv", "writev", "eventfd2",
 
 // The entropy device: the host's random bytes, and its rate limiter's timer.
 constexpr Names kRng = {"getrandom", "timerfd_settime"};
+// The balloon: releasing guest pages is madvise (common); the statistics timer.
+constexpr Names kBalloon = {"timerfd_settime"};
 
 [[maybe_unused]] constexpr Names kRtc = {"timerfd_settime", "timerfd_gettime"};
 
@@ -287,6 +289,9 @@ absl::StatusOr<ThreadFilters> CompileAll(const FilterRoles& roles,
   }
   if (roles.rng) {
     EV_ASSIGN_OR_RETURN(t.rng, Build("rng", {kWait, kRng}, {}, prerequisite));
+  }
+  if (roles.balloon) {
+    EV_ASSIGN_OR_RETURN(t.balloon, Build("balloon", {kWait, kBalloon}, {}, prerequisite));
   }
 #if defined(__aarch64__)  // the PL031 is the only user
   EV_ASSIGN_OR_RETURN(t.rtc, Build("rtc", {kWait, kRtc}, RtcIoctls(), prerequisite));

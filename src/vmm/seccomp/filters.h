@@ -7,6 +7,7 @@
 //   block  a virtio-blk worker: io_uring_enter or positional reads/writes, eventfds
 //   net    a virtio-net worker: readv/writev on the TAP, eventfds
 //   rng    the virtio-rng worker: getrandom, its rate limiter's timerfd
+//   balloon  the virtio-balloon worker: madvise (in the common set) and its statistics timerfd
 //   rtc    the PL031's alarm thread (aarch64): its timerfd and the IRQ line
 // Everything else traps (SECCOMP_RET_TRAP) and is reported by the thread_filter reporter.
 #pragma once
@@ -19,7 +20,7 @@
 namespace edgevisor::seccomp {
 
 struct ThreadFilters {
-  std::shared_ptr<const ThreadFilter> main, vcpu, api, block, net, rng, rtc;
+  std::shared_ptr<const ThreadFilter> main, vcpu, api, block, net, rng, balloon, rtc;
 };
 
 // The roles besides main and vcpu that a process needs filters for. A VM whose devices are known
@@ -30,6 +31,7 @@ struct FilterRoles {
   bool block = true;
   bool net = true;
   bool rng = true;
+  bool balloon = true;
 };
 
 // Compiles the filters of main, vcpu and `roles` (and rtc on aarch64) for this process (tgkill

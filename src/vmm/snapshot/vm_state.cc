@@ -105,6 +105,8 @@ Json ConfigJson(const VmConfig& c) {
               {"nets", std::move(nets)}};
   // The entropy device in Firecracker's shape (its one field, the rate limiter).
   if (c.entropy) out["entropy"] = {{"rate_limiter", RateLimiterJson(c.entropy->rate_limiter)}};
+  // The balloon in Firecracker's shape, with the target it has now.
+  if (c.balloon) out["balloon"] = BalloonJson(*c.balloon);
   return out;
 }
 
@@ -162,7 +164,7 @@ absl::StatusOr<VmConfig> ParseConfig(const Json& j) {
   const std::string where = "config";
   EV_RETURN_IF_ERROR(CheckObject(j, where,
                                  {"vcpus", "mem_mib", "gic", "track_dirty_pages", "debug_exit",
-                                  "reboot_exit_code", "drives", "nets", "entropy"}));
+                                  "reboot_exit_code", "drives", "nets", "entropy", "balloon"}));
   VmConfig c;
   EV_ASSIGN_OR_RETURN(uint64_t vcpus, GetUint(j, where, "vcpus", 1, 256));
   EV_ASSIGN_OR_RETURN(c.machine.mem_mib, GetUint(j, where, "mem_mib", 1, uint64_t{1} << 24));
@@ -191,6 +193,11 @@ absl::StatusOr<VmConfig> ParseConfig(const Json& j) {
   }
   if (j.contains("entropy")) {
     EV_ASSIGN_OR_RETURN(c.entropy, ParseEntropy(j["entropy"], "config.entropy"));
+  }
+  if (j.contains("balloon")) {
+    EV_ASSIGN_OR_RETURN(c.balloon, ParseBalloon(j["balloon"], "config.balloon"));
+    EV_RETURN_IF_ERROR(
+        CheckBalloonFits(c.balloon->amount_mib, c.machine.mem_mib, "config.balloon.amount_mib"));
   }
   if (VirtioDeviceCount(c) > kMaxVirtioDevices) {
     return Bad(where, absl::StrFormat("more than %d virtio devices", kMaxVirtioDevices));
@@ -400,7 +407,7 @@ absl::StatusOr<VmState> Parse(const Json& j) {
   const size_t devices = VirtioDeviceCount(s.config);
   if (!j.contains("virtio") || !j["virtio"].is_array() || j["virtio"].size() != devices) {
     return Bad("virtio", absl::StrFormat("must be an array of %d device states (one per drive, "
-                                         "network interface and entropy device)",
+                                         "network interface, entropy device and balloon)",
                                          devices));
   }
   for (const Json& d : j["virtio"]) s.virtio.push_back(d);

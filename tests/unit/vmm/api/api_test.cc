@@ -156,6 +156,46 @@ TEST_F(ApiControllerTest, PutEntropyAddsTheDeviceBeforeBootOnly) {
   EXPECT_THAT(Fault(Call("PUT", "/entropy", "{}")), HasSubstr("after starting"));
 }
 
+TEST_F(ApiControllerTest, BalloonBeforeAndAfterBoot) {
+  Configure();
+  EXPECT_THAT(Fault(Call("GET", "/balloon")), HasSubstr("no balloon device"));
+  EXPECT_THAT(Fault(Call("PATCH", "/balloon", R"({"amount_mib": 1})")),
+              HasSubstr("no balloon device"));
+  EXPECT_THAT(Fault(Call("PUT", "/balloon", R"({"amount_mib": 1, "deflate_on_oom": "yes"})")),
+              HasSubstr("deflate_on_oom: must be true or false"));
+  ASSERT_EQ(Call("PUT", "/balloon",
+                 R"({"amount_mib": 8, "deflate_on_oom": true, "stats_polling_interval_s": 0})")
+                .status,
+            204);
+  EXPECT_EQ(Call("PATCH", "/balloon", R"({"amount_mib": 4})").status, 204);
+  EXPECT_THAT(Fault(Call("PATCH", "/balloon", R"({"amount_mib": 4, "x": 1})")),
+              HasSubstr("x: unknown field"));
+  EXPECT_EQ(Call("PATCH", "/balloon/statistics", R"({"stats_polling_interval_s": 2})").status, 204);
+  Json b = Json::parse(Call("GET", "/balloon").body);
+  EXPECT_EQ(b["amount_mib"], 4);
+  EXPECT_EQ(b["stats_polling_interval_s"], 2);
+  EXPECT_THAT(Fault(Call("GET", "/balloon/statistics")), HasSubstr("before starting"));
+  ASSERT_EQ(Call("PUT", "/actions", R"({"action_type": "InstanceStart"})").status, 204);
+  ASSERT_TRUE(started.has_value() && started->balloon.has_value());
+  EXPECT_EQ(started->balloon->amount_mib, 4u);
+  EXPECT_EQ(started->balloon->stats_polling_interval_s, 2u);
+  EXPECT_THAT(Fault(Call("PUT", "/balloon", R"({"amount_mib": 1, "deflate_on_oom": true})")),
+              HasSubstr("after starting"));
+  EXPECT_EQ(Call("PATCH", "/balloon", R"({"amount_mib": 100})").status, 204);
+  EXPECT_EQ(vm.balloon_mib, 100u);
+  EXPECT_THAT(Fault(Call("PATCH", "/balloon", R"({"amount_mib": 200})")), HasSubstr("amount_mib"));
+  EXPECT_EQ(Json::parse(Call("GET", "/balloon").body)["amount_mib"], 100)
+      << "a refused PATCH changes nothing";
+  EXPECT_EQ(Call("PATCH", "/balloon/statistics", R"({"stats_polling_interval_s": 9})").status, 204);
+  EXPECT_EQ(vm.balloon_interval, 9u);
+  Json st = Json::parse(Call("GET", "/balloon/statistics").body);
+  EXPECT_EQ(st["target_mib"], 100);
+  EXPECT_EQ(st["actual_mib"], 2);
+  EXPECT_EQ(st["free_memory"], 12345);
+  EXPECT_FALSE(st.contains("swap_in")) << "only what the guest sent";
+  EXPECT_THAT(Fault(Call("GET", "/balloon/hinting/status")), HasSubstr("not supported"));
+}
+
 TEST_F(ApiControllerTest, PostBootRules) {
   EXPECT_THAT(Fault(Call("PATCH", "/vm", R"({"state": "Paused"})")), HasSubstr("before starting"));
   EXPECT_THAT(Fault(Call("PUT", "/actions", R"({"action_type": "InstanceStart"})")),

@@ -46,6 +46,22 @@ class FakeVm : public RunningVm {
     return absl::OkStatus();
   }
   bool tracking_dirty_pages() const override { return tracking; }
+  absl::Status UpdateBalloon(uint32_t amount_mib) override {
+    if (amount_mib > 128) return absl::InvalidArgumentError("amount_mib: too big");
+    balloon_mib = amount_mib;
+    return absl::OkStatus();
+  }
+  absl::Status UpdateBalloonStatsInterval(uint32_t seconds) override {
+    balloon_interval = seconds;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<balloon::BalloonStats> BalloonStatistics() const override {
+    balloon::BalloonStats s;
+    s.target_pages = balloon_mib * 256;
+    s.actual_pages = 512;
+    s.values[4] = 12345;  // free_memory
+    return s;
+  }
   Json Counters() const override { return Json{{"vcpu", {{"exit_io_out", exits}}}}; }
 
   int pauses = 0, ctrl_alt_dels = 0;
@@ -53,6 +69,7 @@ class FakeVm : public RunningVm {
   std::string last_backing, last_limiter;
   std::string last_snapshot;  // "STATE|MEM|full" or "STATE|MEM|diff" of the last CreateSnapshot
   bool tracking = false;
+  uint32_t balloon_mib = 0, balloon_interval = 0;
 
  private:
   bool paused_ = false;

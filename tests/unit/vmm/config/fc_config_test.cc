@@ -51,6 +51,29 @@ TEST(FcConfigTest, InitrdPathReachesTheModel) {
   EXPECT_EQ(c->vm.boot.initrd_path, "/initrd.img");
 }
 
+TEST(FcConfigTest, BalloonReachesTheModelAndPrintsBack) {
+  auto c = ParseFirecrackerConfig(R"({"boot-source": {"kernel_image_path": "/k"},
+    "machine-config": {"vcpu_count": 1, "mem_size_mib": 256},
+    "balloon": {"amount_mib": 64, "deflate_on_oom": true, "stats_polling_interval_s": 5,
+                "free_page_hinting": false, "free_page_reporting": true}})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->vm.balloon.has_value());
+  EXPECT_EQ(c->vm.balloon->amount_mib, 64u);
+  EXPECT_TRUE(c->vm.balloon->deflate_on_oom);
+  EXPECT_EQ(c->vm.balloon->stats_polling_interval_s, 5u);
+  EXPECT_TRUE(c->vm.balloon->free_page_reporting);
+  const Json j = c->resources.ToJson();
+  EXPECT_EQ(j["balloon"]["amount_mib"], 64);
+  auto again = ParseFirecrackerConfig(j.dump());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->vm.balloon->stats_polling_interval_s, 5u);
+  auto minimal = ParseFirecrackerConfig(R"({"boot-source": {"kernel_image_path": "/k"},
+    "balloon": {"amount_mib": 0, "deflate_on_oom": false}})");
+  ASSERT_TRUE(minimal.ok()) << minimal.status();
+  EXPECT_EQ(minimal->vm.balloon->stats_polling_interval_s, 0u) << "no statistics by default";
+  EXPECT_FALSE(minimal->vm.balloon->free_page_reporting);
+}
+
 TEST(FcConfigTest, EntropyWithARateLimiterReachesTheModel) {
   auto c = ParseFirecrackerConfig(R"({"boot-source": {"kernel_image_path": "/k"},
     "entropy": {"rate_limiter": {"bandwidth": {"size": 4096, "refill_time": 100,
@@ -247,6 +270,29 @@ INSTANTIATE_TEST_SUITE_P(
             "NetMulticastMac",
             R"({"boot-source":{"kernel_image_path":"/k"},"network-interfaces":[{"iface_id":"eth0","host_dev_name":"t","guest_mac":"01:00:5e:00:00:01"}]})",
             "network-interfaces[0].guest_mac"},
+        BadCase{
+            "BalloonBiggerThanTheGuest",
+            R"({"boot-source":{"kernel_image_path":"/k"},"machine-config":{"vcpu_count":1,"mem_size_mib":64},"balloon":{"amount_mib":65,"deflate_on_oom":true}})",
+            "balloon.amount_mib: 65 MiB is more than the guest's 64 MiB"},
+        BadCase{"BalloonNoAmount",
+                R"({"boot-source":{"kernel_image_path":"/k"},"balloon":{"deflate_on_oom":true}})",
+                "balloon.amount_mib: missing"},
+        BadCase{
+            "BalloonAmountTooBig",
+            R"({"boot-source":{"kernel_image_path":"/k"},"balloon":{"amount_mib":16777216,"deflate_on_oom":true}})",
+            "balloon.amount_mib: 16777216 is outside"},
+        BadCase{
+            "BalloonOomNotBool",
+            R"({"boot-source":{"kernel_image_path":"/k"},"balloon":{"amount_mib":1,"deflate_on_oom":1}})",
+            "balloon.deflate_on_oom: must be true or false"},
+        BadCase{
+            "BalloonHinting",
+            R"({"boot-source":{"kernel_image_path":"/k"},"balloon":{"amount_mib":1,"deflate_on_oom":true,"free_page_hinting":true}})",
+            "balloon.free_page_hinting: is not supported"},
+        BadCase{
+            "BalloonUnknownField",
+            R"({"boot-source":{"kernel_image_path":"/k"},"balloon":{"amount_mib":1,"deflate_on_oom":true,"size":1}})",
+            "balloon.size: unknown field"},
         BadCase{"EntropyUnknownField",
                 R"({"boot-source":{"kernel_image_path":"/k"},"entropy":{"rate":1}})",
                 "entropy.rate: unknown field"},

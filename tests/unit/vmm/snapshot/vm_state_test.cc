@@ -232,6 +232,25 @@ TEST(VmStateTest, TheEntropyDeviceAndItsRateLimiterRoundTrip) {
   EXPECT_FALSE(Parse(ThroughCbor(ToJson(Valid())))->config.entropy.has_value());
 }
 
+TEST(VmStateTest, TheBalloonRoundTripsAndMustFitTheGuest) {
+  VmState in = Valid();
+  in.config.balloon = BalloonConfig{.amount_mib = 3,
+                                    .deflate_on_oom = true,
+                                    .stats_polling_interval_s = 7,
+                                    .free_page_reporting = true};
+  in.virtio.push_back(in.virtio.back());
+  auto out = Parse(ThroughCbor(ToJson(in)));
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_TRUE(out->config.balloon.has_value());
+  EXPECT_EQ(out->config.balloon->amount_mib, 3u);
+  EXPECT_EQ(out->config.balloon->stats_polling_interval_s, 7u);
+  EXPECT_TRUE(out->config.balloon->free_page_reporting);
+  in.config.balloon->amount_mib = static_cast<uint32_t>(in.config.machine.mem_mib + 1);
+  auto big = Parse(ThroughCbor(ToJson(in)));
+  ASSERT_FALSE(big.ok());
+  EXPECT_THAT(std::string(big.status().message()), HasSubstr("config.balloon.amount_mib"));
+}
+
 TEST(VmStateTest, DriveAndInterfaceRateLimitersRoundTrip) {
   VmState in = Valid();
   in.config.drives[0].rate_limiter.bandwidth = {
