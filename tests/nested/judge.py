@@ -4,7 +4,10 @@ the inner guests wrote), prints the report and exits 0 only if every check passe
 
 usage: tests/nested/judge.py --arch amd64|arm64 [--gic 2|3] [--job test|demo]
                              [--forms F,F...] [--payloads P,P...] [--disk FORM=IMAGE]...
-                             [--snapshot] CONSOLE_LOG
+                             [--snapshot] [--balloon] CONSOLE_LOG
+
+--balloon: the log has the balloon scenario (the guest's balloon inflated and deflated through
+the API, its /dev/hwrng read).
 
 --snapshot: the log has the snapshot scenario (a guest snapshotted while it holds after its ready
 marker, its VMM killed, the guest restored in a new VMM that does the checks); its disk is
@@ -82,7 +85,8 @@ def poweroff(arch):
     return "ACPI power-off", r"guest powered off \(ACPI S5\)"
 
 
-def judge(text, arch, gic=3, job="test", forms=(), payloads=(), disks=None, snapshot=False):
+def judge(text, arch, gic=3, job="test", forms=(), payloads=(), disks=None, snapshot=False,
+          balloon=False):
     """Returns (header, checks, times) for the console log TEXT."""
     lines = strip(text)
     disks = disks or {}
@@ -141,6 +145,8 @@ def judge(text, arch, gic=3, job="test", forms=(), payloads=(), disks=None, snap
               inner(rf"^RIG_INNER_DONE form=payload-{p} vmm=edgevisor rc=1 "))
     if snapshot:
         judge_snapshot(check, lines, arch, disks.get("snapshot"), times)
+    if balloon:
+        judge_balloon(check, lines, times)
     outer_kernel = field(lines, r"^RIG_OUTER_READY .*kernel=(\S+)") or "?"
     outer_up = field(lines, r"^RIG_OUTER_READY uptime=([0-9.]+)")
     times.append(f"outer machine to /init with KVM: {outer_up or '?'} s (its uptime)")
@@ -191,6 +197,43 @@ def judge_snapshot(check, lines, arch, disk, times):
     times.append(f"snapshot: boot to created {created or '?'} s; restored run {whole or '?'} s")
 
 
+# The balloon the scenario inflates (MiB), and how much of it the VMM's resident memory must lose:
+# the guest wrote and freed that much first, but its balloon driver may also take pages the host
+# never held.
+BALLOON_MIB = 64
+BALLOON_MIN_DROP_MIB = 32
+
+
+def judge_balloon(check, lines, times):
+    """The balloon scenario: the Linux guest's virtio-balloon and virtio-rng drivers."""
+    blk = block(lines, "balloon")
+    inner = lambda p: grep(blk, p)  # noqa: E731
+    check("balloon.hwrng", "balloon: the guest's /dev/hwrng is the virtio entropy device",
+          inner(r"EV_HWRNG_OK current=virtio_rng"))
+    m = inner(r"^RIG_BALLOON patch=(\d+) rss_before_mib=(\d+) rss_after_mib=(\d+) stats=(\d+) (.*)$")
+    check("balloon.patch", "balloon: PATCH /balloon to 64 MiB answered 204",
+          m and m.group(1) == "204")
+    check("balloon.inflated", f"balloon: the guest's MemTotal fell by {BALLOON_MIB} MiB",
+          inner(r"EV_BALLOON_INFLATED memtotal_mib="))
+    drop = int(m.group(2)) - int(m.group(3)) if m else None
+    check("balloon.rss", f"balloon: the VMM's resident memory fell by at least "
+          f"{BALLOON_MIN_DROP_MIB} MiB", drop is not None and drop >= BALLOON_MIN_DROP_MIB)
+    stats = m and m.group(4) == "200" and m.group(5)
+    check("balloon.stats", "balloon: GET /balloon/statistics has the guest's figures and the "
+          f"balloon at {BALLOON_MIB} MiB",
+          stats and f'"actual_mib":{BALLOON_MIB},' in stats and '"total_memory":' in stats and
+          '"free_memory":' in stats)
+    check("balloon.deflated", "balloon: deflated to 0, the guest got its memory back",
+          inner(r"^RIG_BALLOON_DEFLATE patch=204") and inner(r"EV_BALLOON_DEFLATED memtotal_mib="))
+    check("balloon.clean", "balloon: the guest and VMM reported no failure",
+          blk and not grep(blk, INNER_FAIL.pattern))
+    check("balloon.exit", "balloon: the VMM's exit status 0 after the guest's power-off",
+          inner(r"^RIG_INNER_DONE form=balloon vmm=edgevisor rc=0 "))
+    if m:
+        times.append(f"balloon: VMM RSS {m.group(2)} MiB, {m.group(3)} MiB with the balloon at "
+                     f"{BALLOON_MIB} MiB")
+
+
 def judge_form(check, inner, blk, arch, gic, form, start, end, disk):
     """The checks of the test job for one kernel form."""
     check(f"{form}.entry", f"{form}: entered through {protocol(arch, form)}",
@@ -235,6 +278,7 @@ def main():
     ap.add_argument("--payloads", default="")
     ap.add_argument("--disk", action="append", default=[], metavar="FORM=IMAGE")
     ap.add_argument("--snapshot", action="store_true")
+    ap.add_argument("--balloon", action="store_true")
     ap.add_argument("console")
     a = ap.parse_args()
     forms = [f for f in a.forms.split(",") if f]
@@ -245,7 +289,7 @@ def main():
         text = f.read()
     header, checks, times = judge(text, a.arch, a.gic, a.job, forms,
                                   [p for p in a.payloads.replace(" ", ",").split(",") if p], disks,
-                                  a.snapshot)
+                                  a.snapshot, a.balloon)
     print(header)
     for c in checks:
         print(f"  {'ok  ' if c.ok else 'FAIL'}  {c.desc}")

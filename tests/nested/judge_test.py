@@ -22,12 +22,12 @@ judge = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(judge)
 
 RECORDED = {
-    # name: (arch, gic, forms, payloads, with the snapshot scenario)
-    "rig-amd64.log": ("amd64", "3", ["vmlinux", "vmlinuz", "vmlinux@linux"], [], True),
+    # name: (arch, gic, forms, payloads, with the snapshot scenario, with the balloon scenario)
+    "rig-amd64.log": ("amd64", "3", ["vmlinux", "vmlinuz", "vmlinux@linux"], [], True, True),
     "rig-arm64-gicv3.log": ("arm64", "3", ["vmlinuz"], ["hello", "blk_integrity", "blk_hostile"],
-                            True),
+                            True, False),
     "rig-arm64-gicv2.log": ("arm64", "2", ["vmlinuz"], ["hello", "blk_integrity", "blk_hostile"],
-                            True),
+                            True, False),
 }
 
 
@@ -92,6 +92,16 @@ BREAK = {
     "snapshot.restored": ("snapshot", drop(r"restored VM:")),
     "snapshot.clean": ("snapshot-src", after(r"EV_HOLD ", "EV_INSMOD_FAILED virtio_blk")),
     "snapshot.held": ("snapshot", drop(r"EV_HELD ")),
+    # The balloon scenario's (its run is "balloon").
+    "balloon.hwrng": ("balloon", sub(r"current=virtio_rng", "current=tpm-rng")),
+    "balloon.patch": ("balloon", sub(r"^RIG_BALLOON patch=204", "RIG_BALLOON patch=400")),
+    "balloon.inflated": ("balloon", drop(r"EV_BALLOON_INFLATED")),
+    "balloon.rss": ("balloon", sub(r"rss_before_mib=(\d+) rss_after_mib=\d+",
+                                   r"rss_before_mib=\1 rss_after_mib=\1")),
+    "balloon.stats": ("balloon", sub(r'"total_memory":\d+,?', "")),
+    "balloon.deflated": ("balloon", drop(r"EV_BALLOON_DEFLATED")),
+    "balloon.clean": ("balloon", after(r"EV_BALLOON_WAIT", "EV_BALLOON_FAIL inflate")),
+    "balloon.exit": ("balloon", sub(r"^(RIG_INNER_DONE .* rc=)0 ", r"\g<1>1 ")),
 }
 
 
@@ -141,8 +151,9 @@ class JudgeTest(unittest.TestCase):
         return out
 
     def run_judge(self, name, text, disks):
-        arch, gic, forms, payloads, snapshot = RECORDED[name]
-        _, checks, _ = judge.judge(text, arch, gic, "test", forms, payloads, disks, snapshot)
+        arch, gic, forms, payloads, snapshot, balloon = RECORDED[name]
+        _, checks, _ = judge.judge(text, arch, gic, "test", forms, payloads, disks, snapshot,
+                                   balloon)
         return checks
 
     def test_recorded_logs_pass(self):
@@ -191,6 +202,7 @@ class JudgeTest(unittest.TestCase):
         text = self.logs[name]
         disks = self.disks(name, text)
         args = [sys.executable, os.path.join(HERE, "judge.py"), "--arch", "amd64", "--snapshot",
+                "--balloon",
                 "--forms", ",".join(RECORDED[name][2])] + [f"--disk={f}={d}"
                                                            for f, d in disks.items()]
         for log_text, want in ((text, 0), (edit(text, "vmlinuz", BREAK["cpus"][1]), 1)):

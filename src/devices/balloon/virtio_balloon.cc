@@ -12,6 +12,7 @@
 #include "src/base/errors.h"
 #include "src/base/json_fields.h"
 #include "src/base/log.h"
+#include "src/devices/balloon/balloon_parse.h"
 #include "src/devices/virtio/virtio_spec.h"
 
 namespace edgevisor::balloon {
@@ -257,28 +258,8 @@ void VirtioBalloon::Worker::Serve(size_t q) {
 
 void VirtioBalloon::Worker::Inflate(const virtio::DescriptorChain& chain) {
   dev_.counters_.inflates++;
-  uint64_t first = 0, n = 0;  // the run of consecutive page numbers so far
-  for (const virtio::ChainDesc& d : chain.descs) {
-    if (d.writable) continue;  // the driver only places device-readable buffers (§5.5.6.1)
-    auto span = mem_.Translate(d.addr, d.len);
-    if (!span.ok()) {  // the walker checked it; a descriptor across two regions of RAM
-      dev_.counters_.event_fails++;
-      continue;
-    }
-    for (size_t off = 0; off + sizeof(uint32_t) <= span->size(); off += sizeof(uint32_t)) {
-      uint32_t le;
-      std::memcpy(&le, span->data() + off, sizeof(le));
-      const uint64_t pfn = le32toh(le);
-      if (n != 0 && pfn == first + n) {
-        ++n;
-        continue;
-      }
-      Release(first, n);
-      first = pfn;
-      n = 1;
-    }
-  }
-  Release(first, n);
+  dev_.counters_.event_fails +=
+      ForEachPfnRun(mem_, chain, [this](uint64_t first, uint64_t n) { Release(first, n); });
 }
 
 void VirtioBalloon::Worker::Release(uint64_t first, uint64_t n) {
@@ -314,26 +295,12 @@ void VirtioBalloon::Worker::Report(const virtio::DescriptorChain& chain) {
 
 void VirtioBalloon::Worker::TakeStats(const virtio::DescriptorChain& chain) {
   uint8_t buf[kMaxStats * kStatSize];
-  size_t have = 0;
-  for (const virtio::ChainDesc& d : chain.descs) {
-    if (d.writable || have == sizeof(buf)) continue;
-    const size_t len = std::min<size_t>(d.len, sizeof(buf) - have);
-    auto span = mem_.Translate(d.addr, len);
-    if (!span.ok()) break;
-    std::memcpy(buf + have, span->data(), len);
-    have += len;
-  }
-  if (have == 0 || chain.readable_bytes % kStatSize != 0) {
-    dev_.counters_.stats_update_fails++;  // not an array of statistics; what parses is kept
-  }
+  const size_t have = GatherReadable(mem_, chain, absl::MakeSpan(buf));
   absl::MutexLock lock(&dev_.mu_);
-  for (size_t off = 0; off + kStatSize <= have; off += kStatSize) {
-    uint16_t tag;
-    uint64_t value;
-    std::memcpy(&tag, buf + off, sizeof(tag));
-    std::memcpy(&value, buf + off + sizeof(tag), sizeof(value));
-    tag = le16toh(tag);
-    if (tag < kStatTags) dev_.stats_[tag] = le64toh(value);  // unknown tags are ignored
+  // Not an array of statistics: what parses is kept, and the failure counted.
+  if (!ParseStats(absl::MakeConstSpan(buf, have), dev_.stats_) ||
+      chain.readable_bytes != have) {
+    dev_.counters_.stats_update_fails++;
   }
   dev_.counters_.stats_updates++;
 }

@@ -99,7 +99,7 @@ class VirtioBalloon : public virtio::VirtioDevice {
   EventFd interval_changed_;  // the API changed the interval: refresh and re-arm
   mutable absl::Mutex mu_;
   virtio::InterruptSink* irq_ ABSL_GUARDED_BY(mu_) = nullptr;  // while active
-  std::optional<uint64_t> stats_[kStatTags] ABSL_GUARDED_BY(mu_);
+  std::optional<uint64_t> stats_[kStatTags] ABSL_GUARDED_BY(mu_);  // a StatValues
   BalloonCounters counters_;
   virtio::WorkerThread thread_;
 };
