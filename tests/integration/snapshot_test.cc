@@ -117,6 +117,51 @@ TEST(SnapshotTest, BlockIoInFlightSurvivesAKilledVmm) {
   EXPECT_GT(Sum({m2}, "block_disk", "read_count"), 0u) << "the restored VM did I/O of its own";
 }
 
+// A balloon the guest has inflated survives a restore: the size the guest reported comes back,
+// the statistics buffer the first device held is taken again by the new one (the guest's figures
+// keep coming every second), and at the next target the restored guest deflates and finds the
+// pages it gave zeroed (they were released before the snapshot).
+TEST(SnapshotTest, AnInflatedBalloonSurvivesARestore) {
+  const std::string state = Temp("bal.state"), mem = Temp("bal.mem");
+  ApiVm vm("snapbal");
+  ASSERT_TRUE(vm.ready());
+  ASSERT_EQ(vm.BootSource(Payload("balloon"), "region_mib=16"), 204);
+  ASSERT_EQ(vm.Put("/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 64})").status, 204);
+  ASSERT_EQ(vm.Put("/balloon", R"({"amount_mib": 0, "deflate_on_oom": false,
+                                   "stats_polling_interval_s": 1})")
+                .status,
+            204);
+  ASSERT_EQ(vm.Start(), 204);
+  ASSERT_TRUE(vm.proc().WaitFor("balloon: ready", 30000)) << vm.proc().out();
+  ASSERT_EQ(vm.Patch("/balloon", R"({"amount_mib": 16})").status, 204);
+  ASSERT_TRUE(vm.proc().WaitFor("balloon: inflated 4096 pages", 30000)) << vm.proc().out();
+  ASSERT_EQ(vm.Pause(), 204);
+  HttpReply snap = vm.Snapshot(state, mem);
+  ASSERT_EQ(snap.status, 204) << snap.body;
+  Kill(vm);
+
+  ApiVm restored("snapbal2");
+  ASSERT_TRUE(restored.ready());
+  HttpReply r = restored.Load(state, mem, /*resume=*/true);
+  ASSERT_EQ(r.status, 204) << r.body << restored.proc().err();
+  auto stats = [&] {
+    return Json::parse(restored.Get("/balloon/statistics").body, nullptr, false);
+  };
+  Json st = stats();
+  EXPECT_EQ(st["actual_mib"], 16) << st;
+  EXPECT_EQ(st["target_mib"], 16) << st;
+  const uint64_t refreshes = st.value("minor_faults", uint64_t{0});
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  st = stats();
+  EXPECT_GE(st.value("minor_faults", uint64_t{0}), refreshes + 1)
+      << "the restored device asks for the guest's figures every second: " << st;
+  ASSERT_EQ(restored.Patch("/balloon", R"({"amount_mib": 0})").status, 204);
+  auto done = restored.proc().Finish(60000);
+  EXPECT_THAT(done.out, HasSubstr("balloon: deflated 4096 pages")) << done.out << done.err;
+  EXPECT_THAT(done.out, ::testing::ContainsRegex("balloon: [1-9][0-9]* passed, 0 failed"))
+      << done.out << done.err;
+}
+
 TEST(SnapshotTest, TimerAndClockGoOnAfterRestore) {
   const std::string state = Temp("clock.state"), mem = Temp("clock.mem");
   auto vm = BootAndSnapshot("snapclk", "clock", "period=10 every=20 ticks=200", "clock: tick=60",

@@ -298,8 +298,7 @@ void VirtioBalloon::Worker::TakeStats(const virtio::DescriptorChain& chain) {
   const size_t have = GatherReadable(mem_, chain, absl::MakeSpan(buf));
   absl::MutexLock lock(&dev_.mu_);
   // Not an array of statistics: what parses is kept, and the failure counted.
-  if (!ParseStats(absl::MakeConstSpan(buf, have), dev_.stats_) ||
-      chain.readable_bytes != have) {
+  if (!ParseStats(absl::MakeConstSpan(buf, have), dev_.stats_) || chain.readable_bytes != have) {
     dev_.counters_.stats_update_fails++;
   }
   dev_.counters_.stats_updates++;

@@ -98,7 +98,7 @@ class VirtioBalloon : public virtio::VirtioDevice {
   UniqueFd stats_timer_;      // timerfd: the next statistics refresh
   EventFd interval_changed_;  // the API changed the interval: refresh and re-arm
   mutable absl::Mutex mu_;
-  virtio::InterruptSink* irq_ ABSL_GUARDED_BY(mu_) = nullptr;  // while active
+  virtio::InterruptSink* irq_ ABSL_GUARDED_BY(mu_) = nullptr;      // while active
   std::optional<uint64_t> stats_[kStatTags] ABSL_GUARDED_BY(mu_);  // a StatValues
   BalloonCounters counters_;
   virtio::WorkerThread thread_;
