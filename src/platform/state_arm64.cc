@@ -63,6 +63,18 @@ absl::Status Vcpu::RestoreState(const VcpuState& s) const {
     if (size > sizeof(value)) return absl::InvalidArgumentError("a register larger than 2048 bits");
     std::memcpy(value, s.reg_values.data() + at, size);
     at += size;
+    if (id == KVM_REG_ARM64_SVE_VLS) {
+      // The SVE vector lengths can only be set before KVM_ARM_VCPU_FINALIZE, which InitVcpu
+      // did with every length this host has: they must be the ones the guest had.
+      uint8_t now[sizeof(value)] = {};
+      kvm_one_reg get{id, reinterpret_cast<uint64_t>(now)};
+      if (ioctl(fd(), KVM_GET_ONE_REG, &get) < 0) return ErrnoError("KVM_GET_ONE_REG SVE_VLS");
+      if (std::memcmp(now, value, size) != 0) {
+        return absl::FailedPreconditionError(
+            "the snapshot's guest had other SVE vector lengths than this host gives");
+      }
+      continue;
+    }
     kvm_one_reg reg{id, reinterpret_cast<uint64_t>(value)};
     if (ioctl(fd(), KVM_SET_ONE_REG, &reg) < 0) {
       return ErrnoError(absl::StrFormat("KVM_SET_ONE_REG 0x%x", id));

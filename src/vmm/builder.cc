@@ -79,7 +79,8 @@ absl::Status CreateMachine(const VmConfig& cfg, VmParts& p, int mem_fd = -1) {
   for (const GuestRegion& r : p.mem->regions()) {
     EV_RETURN_IF_ERROR(p.vm.SetUserMemoryRegion(slot++, r.gpa, r.size, r.hva, track));
   }
-  EV_ASSIGN_OR_RETURN(p.arch, arch::SetupVm(p.vm, cfg.machine.vcpus, cfg.machine.gic));
+  // A restored VM (MEM_FD) must get the aarch64 vCPU features its snapshot had, no fewer.
+  EV_ASSIGN_OR_RETURN(p.arch, arch::SetupVm(p.vm, cfg.machine, /*require_features=*/mem_fd >= 0));
   return absl::OkStatus();
 }
 
@@ -170,7 +171,7 @@ absl::Status PrepareBoot(const VmConfig& cfg, const arch::BootEntry& boot,
     EV_RETURN_IF_ERROR(arch::SetupVcpu(p.kvm, *vcpu, cfg.machine.vcpus, boot, *p.mem, p.arch));
     p.vcpus.push_back(std::move(vcpu));
   }
-  EV_RETURN_IF_ERROR(arch::FinishVm(p.vm, p.arch));
+  EV_RETURN_IF_ERROR(arch::FinishVm(p.vm, p.arch, p.vcpus));
   return placement.ConnectInterrupts();
 }
 
@@ -253,14 +254,14 @@ absl::Status RestoreCpusAndIrqchip(const snapshot::VmState& state, VmParts& p) {
     p.vcpus.push_back(std::move(vcpu));
   }
   WarnIfTscNotRestored(*p.vcpus[0], state.vcpus[0]);
-  return arch::FinishVm(p.vm, p.arch);
+  return arch::FinishVm(p.vm, p.arch, p.vcpus);
 #else
   for (int i = 0; i < vcpus; ++i) {
     EV_ASSIGN_OR_RETURN(std::unique_ptr<Vcpu> vcpu, Vcpu::Create(p.kvm, p.vm, i));
     EV_RETURN_IF_ERROR(arch::InitVcpu(*vcpu, p.arch));
     p.vcpus.push_back(std::move(vcpu));
   }
-  EV_RETURN_IF_ERROR(arch::FinishVm(p.vm, p.arch));
+  EV_RETURN_IF_ERROR(arch::FinishVm(p.vm, p.arch, p.vcpus));
   for (int i = 0; i < vcpus; ++i) {
     EV_RETURN_IF_ERROR(Annotate(p.vcpus[i]->RestoreState(state.vcpus[i]),
                                 absl::StrFormat("snapshot: vcpus[%d]", i)));
@@ -281,6 +282,7 @@ absl::StatusOr<std::unique_ptr<Vmm>> BuildVm(const VmConfig& cfg, ProcessClock v
   p.config = cfg;
   p.reboot_exit_code = cfg.reboot_exit_code;
   EV_RETURN_IF_ERROR(CreateMachine(cfg, p));
+  p.config.machine.arm64 = p.arch.cpu;  // what the guest got: what a snapshot must restore
 
   // virtio devices before the kernel: their command-line entries go into the boot information.
   std::string cmdline = cfg.boot.cmdline;

@@ -133,6 +133,8 @@ std::string RunUsage() {
          "                     [--serial stdio|file:PATH|off] [--debug-exit] [--id ID]\n"
          "                     [--reboot-exit-code N] [--no-virtio-mmio-cmdline]\n"
          "                     [--boot-protocol auto|pvh|linux] [--gic auto|v2|v3] (aarch64)\n"
+         "                     [--arm64-off pmu,sve,pac] (aarch64: no PMU, SVE or pointer\n"
+         "                     authentication for the guest even where KVM offers them)\n"
          "                     [--drive path=F[,id=S][,ro=on][,direct=on][,queues=N]"
          "[,engine=uring|sync]]...\n"
          "                     [--net tap=NAME[,mac=M][,queues=N]]...\n"
@@ -177,7 +179,7 @@ void AddBootFlags(VmConfig& vm, FlagTable& t) {
   };
 }
 
-// --mem, --vcpus, --gic, --serial.
+// --mem, --vcpus, --gic, --arm64-off, --serial.
 void AddMachineFlags(VmConfig& vm, FlagTable& t) {
   t["--mem"] = [&vm](const std::string& v) {
     absl::string_view s = v;
@@ -201,6 +203,25 @@ void AddMachineFlags(VmConfig& vm, FlagTable& t) {
     if (vm.machine.gic != 0) return absl::InvalidArgumentError("--gic: only aarch64 has a GIC");
 #endif
     return absl::OkStatus();
+  };
+  t["--arm64-off"] = [&vm](const std::string& v) {
+    for (absl::string_view f : absl::StrSplit(v, ',')) {
+      if (f == "pmu") {
+        vm.machine.arm64.pmu = false;
+      } else if (f == "sve") {
+        vm.machine.arm64.sve = false;
+      } else if (f == "pac") {
+        vm.machine.arm64.ptrauth = false;
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("--arm64-off: '%s' is not pmu, sve or pac", f));
+      }
+    }
+#if !defined(__aarch64__)
+    return absl::InvalidArgumentError("--arm64-off: only aarch64 guests have these features");
+#else
+    return absl::OkStatus();
+#endif
   };
   t["--serial"] = [&vm](const std::string& v) {
     if (v == "stdio") {

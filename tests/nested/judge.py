@@ -265,6 +265,11 @@ def judge_form(check, inner, blk, arch, gic, form, start, end, disk):
                   inner(r"EDGEVISOR_GUEST_READY ") and not inner(r"its=1"))
         check(f"{form}.rtc", f"{form}: the PL031 is the RTC",
               inner(r"EDGEVISOR_GUEST_READY .*rtc=rtc-pl031 "))
+        check(f"{form}.cpufeatures", f"{form}: the guest has a PMUv3, SVE and pointer "
+              "authentication (the outer CPU, -cpu max, has them)",
+              inner(r"EDGEVISOR_GUEST_READY .* pmu=1 sve=1 pac=1 "))
+        check(f"{form}.pmucount", f"{form}: the guest's PMU counts cycles (perf_event_open)",
+              inner(r"EV_PMU_OK cycles=[1-9]"))
         check(f"{form}.alarm", f"{form}: the PL031 alarm interrupts the guest",
               inner(r"EV_ALARM_OK interrupts"))
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "src/platform/kvm.h"
 #include "src/platform/vcpu.h"
 #include "src/vmm/config/boot_protocol.h"
+#include "src/vmm/config/vm_config.h"
 
 namespace edgevisor::arch {
 
@@ -37,17 +39,23 @@ struct ArchVm {
   UniqueFd its;              // aarch64: the GICv3 ITS, where KVM has one (invalid otherwise)
   int irqchip_version = 0;   // aarch64: 2 or 3 (GICv2 / GICv3)
   uint32_t vcpu_target = 0;  // aarch64: KVM_ARM_PREFERRED_TARGET
+  // aarch64: the features every vCPU gets (SetupVm's choice); none elsewhere.
+  Arm64CpuFeatures cpu{.pmu = false, .sve = false, .ptrauth = false};
 };
 
 // Guest RAM ranges for `mem_bytes` of RAM, leaving this architecture's MMIO holes free.
 std::vector<GuestRange> RamLayout(uint64_t mem_bytes);
 
-// VM-wide setup that must precede vCPU creation (in-kernel irqchip, TSS, ...). `gic` is the
-// wanted aarch64 GIC version (0: the best the host has).
-absl::StatusOr<ArchVm> SetupVm(const Vm& vm, int vcpus, int gic = 0);
+// VM-wide setup that must precede vCPU creation (in-kernel irqchip, TSS, ...), for MACHINE's
+// vCPUs, its GIC (aarch64: 0 is the best the host has) and its aarch64 vCPU features: each
+// where the host offers it, or, with REQUIRE_FEATURES (a restore), all of them or an error.
+absl::StatusOr<ArchVm> SetupVm(const Vm& vm, const MachineConfig& machine,
+                               bool require_features = false);
 
-// VM-wide setup that must follow the creation of every vCPU (aarch64: vGIC initialization).
-absl::Status FinishVm(const Vm& vm, const ArchVm& arch);
+// VM-wide setup that must follow the creation of every vCPU (aarch64: vGIC initialization, then
+// each vCPU's PMU).
+absl::Status FinishVm(const Vm& vm, const ArchVm& arch,
+                      absl::Span<const std::unique_ptr<Vcpu>> vcpus);
 
 // Loads the kernel image (and the initrd, which may be empty) into guest memory and writes the
 // boot information. x86_64 takes an ELF with a PVH note (PVH boot), a vmlinux ELF without one,

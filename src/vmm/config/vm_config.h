@@ -16,12 +16,22 @@
 
 namespace edgevisor {
 
+// aarch64 vCPU features that KVM can give a guest. Each is on where the host's KVM offers it,
+// unless turned off (--arm64-off); a restored VM gets exactly the ones its snapshot had.
+struct Arm64CpuFeatures {
+  bool pmu = true;      // PMUv3 (KVM_ARM_VCPU_PMU_V3), its overflow interrupt on PPI 7
+  bool sve = true;      // the Scalable Vector Extension, every vector length the host has
+  bool ptrauth = true;  // pointer authentication, address and generic keys
+  bool operator==(const Arm64CpuFeatures&) const = default;
+};
+
 struct MachineConfig {
   int vcpus = 1;
   int gic = 0;  // aarch64 interrupt controller: 0 (auto: GICv3, else GICv2), 2 or 3
   uint64_t mem_mib = 128;
   // Dirty-page tracking (Firecracker's track_dirty_pages): needed for Diff snapshots.
   bool track_dirty_pages = false;
+  Arm64CpuFeatures arm64;  // aarch64 only; what the VM got, once built
 };
 
 struct BootSource {

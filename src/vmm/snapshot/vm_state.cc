@@ -99,6 +99,11 @@ Json ConfigJson(const VmConfig& c) {
               {"mem_mib", c.machine.mem_mib},
               {"gic", static_cast<uint64_t>(c.machine.gic)},
               {"track_dirty_pages", c.machine.track_dirty_pages},
+              // The aarch64 vCPU features the guest got (none on x86_64).
+              {"arm64",
+               {{"pmu", c.machine.arm64.pmu},
+                {"sve", c.machine.arm64.sve},
+                {"ptrauth", c.machine.arm64.ptrauth}}},
               {"debug_exit", c.debug_exit},
               {"reboot_exit_code", static_cast<uint64_t>(c.reboot_exit_code)},
               {"drives", std::move(drives)},
@@ -162,13 +167,23 @@ absl::StatusOr<NetConfig> ParseNet(const Json& j, const std::string& where) {
 
 absl::StatusOr<VmConfig> ParseConfig(const Json& j) {
   const std::string where = "config";
-  EV_RETURN_IF_ERROR(CheckObject(j, where,
-                                 {"vcpus", "mem_mib", "gic", "track_dirty_pages", "debug_exit",
-                                  "reboot_exit_code", "drives", "nets", "entropy", "balloon"}));
+  EV_RETURN_IF_ERROR(
+      CheckObject(j, where,
+                  {"vcpus", "mem_mib", "gic", "track_dirty_pages", "arm64", "debug_exit",
+                   "reboot_exit_code", "drives", "nets", "entropy", "balloon"}));
   VmConfig c;
   EV_ASSIGN_OR_RETURN(uint64_t vcpus, GetUint(j, where, "vcpus", 1, 256));
   EV_ASSIGN_OR_RETURN(c.machine.mem_mib, GetUint(j, where, "mem_mib", 1, uint64_t{1} << 24));
   EV_ASSIGN_OR_RETURN(uint64_t gic, GetUint(j, where, "gic", 0, 3));
+  // A snapshot from before the aarch64 vCPU features had none of them.
+  c.machine.arm64 = {.pmu = false, .sve = false, .ptrauth = false};
+  if (j.contains("arm64")) {
+    const std::string w = Field(where, "arm64");
+    EV_RETURN_IF_ERROR(CheckObject(j["arm64"], w, {"pmu", "sve", "ptrauth"}));
+    EV_ASSIGN_OR_RETURN(c.machine.arm64.pmu, GetBool(j["arm64"], w, "pmu", true, false));
+    EV_ASSIGN_OR_RETURN(c.machine.arm64.sve, GetBool(j["arm64"], w, "sve", true, false));
+    EV_ASSIGN_OR_RETURN(c.machine.arm64.ptrauth, GetBool(j["arm64"], w, "ptrauth", true, false));
+  }
   EV_ASSIGN_OR_RETURN(c.machine.track_dirty_pages,
                       GetBool(j, where, "track_dirty_pages", false, false));
   EV_ASSIGN_OR_RETURN(c.debug_exit, GetBool(j, where, "debug_exit", true, false));

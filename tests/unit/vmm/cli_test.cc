@@ -81,6 +81,23 @@ TEST_F(CliTest, Gic) {
 #endif
 }
 
+TEST_F(CliTest, Arm64FeaturesOff) {
+  EXPECT_THAT(Err({"--kernel", kernel_, "--arm64-off", "pmu,mte"}),
+              HasSubstr("--arm64-off: 'mte' is not pmu, sve or pac"));
+#if defined(__aarch64__)
+  auto all = Parse({"--kernel", kernel_});
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->vm.machine.arm64, (Arm64CpuFeatures{.pmu = true, .sve = true, .ptrauth = true}));
+  auto some = Parse({"--kernel", kernel_, "--arm64-off", "pmu,pac"});
+  ASSERT_TRUE(some.ok()) << some.status();
+  EXPECT_EQ(some->vm.machine.arm64,
+            (Arm64CpuFeatures{.pmu = false, .sve = true, .ptrauth = false}));
+#else
+  EXPECT_THAT(Err({"--kernel", kernel_, "--arm64-off", "sve"}),
+              HasSubstr("--arm64-off: only aarch64"));
+#endif
+}
+
 TEST_F(CliTest, Defaults) {
   auto r = Parse({"--kernel", kernel_});
   ASSERT_TRUE(r.ok());

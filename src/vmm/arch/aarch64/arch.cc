@@ -107,13 +107,48 @@ void AddIts(const Vm& vm, ArchVm& a) {
   }
 }
 
-absl::StatusOr<ArchVm> SetupVm(const Vm& vm, int vcpus, int gic) {
+// The vCPU features of WANT that this host's KVM offers, each said in the log; with REQUIRE, one
+// it lacks is an error instead (a restored guest had it).
+absl::StatusOr<Arm64CpuFeatures> ChooseCpuFeatures(const Vm& vm, const Arm64CpuFeatures& want,
+                                                   bool require) {
+  auto has = [&vm](long cap) { return ioctl(vm.fd(), KVM_CHECK_EXTENSION, cap) > 0; };
+  Arm64CpuFeatures got{.pmu = false, .sve = false, .ptrauth = false};
+  const struct {
+    const char* name;
+    bool wanted, offered;
+    bool* on;
+  } features[] = {
+      {"PMUv3", want.pmu, has(KVM_CAP_ARM_PMU_V3), &got.pmu},
+      {"SVE", want.sve, has(KVM_CAP_ARM_SVE), &got.sve},
+      {"pointer authentication", want.ptrauth,
+       has(KVM_CAP_ARM_PTRAUTH_ADDRESS) && has(KVM_CAP_ARM_PTRAUTH_GENERIC), &got.ptrauth},
+  };
+  for (const auto& f : features) {
+    if (!f.wanted) {
+      spdlog::info("arm64: {} turned off for this guest", f.name);
+    } else if (!f.offered && require) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "the snapshot's guest had %s, which this host's KVM cannot give", f.name));
+    } else if (!f.offered) {
+      spdlog::info("arm64: no {} for this guest: this host's KVM does not offer it", f.name);
+    } else {
+      *f.on = true;
+    }
+  }
+  spdlog::debug("arm64 vCPU features: PMUv3 {}, SVE {}, pointer authentication {}",
+                got.pmu ? "on" : "off", got.sve ? "on" : "off", got.ptrauth ? "on" : "off");
+  return got;
+}
+
+absl::StatusOr<ArchVm> SetupVm(const Vm& vm, const MachineConfig& machine, bool require_features) {
   ArchVm a;
   kvm_vcpu_init init{};
   if (ioctl(vm.fd(), KVM_ARM_PREFERRED_TARGET, &init) < 0) {
     return ErrnoError("KVM_ARM_PREFERRED_TARGET");
   }
   a.vcpu_target = init.target;
+  EV_ASSIGN_OR_RETURN(a.cpu, ChooseCpuFeatures(vm, machine.arm64, require_features));
+  const int vcpus = machine.vcpus, gic = machine.gic;
   if (gic == 2 || gic == 3) {
     auto fd = CreateGic(vm, gic, vcpus);
     if (!fd.ok()) return UsageError(absl::StrFormat("--gic v%d: %s", gic, fd.status().message()));
@@ -142,12 +177,21 @@ absl::StatusOr<ArchVm> SetupVm(const Vm& vm, int vcpus, int gic) {
   return a;
 }
 
-absl::Status FinishVm(const Vm&, const ArchVm& arch) {
+absl::Status FinishVm(const Vm&, const ArchVm& arch,
+                      absl::Span<const std::unique_ptr<Vcpu>> vcpus) {
   EV_RETURN_IF_ERROR(SetDeviceAttr(arch.irqchip.get(), KVM_DEV_ARM_VGIC_GRP_CTRL,
                                    KVM_DEV_ARM_VGIC_CTRL_INIT, nullptr, "vGIC init"));
-  if (!arch.its.valid()) return absl::OkStatus();
-  return SetDeviceAttr(arch.its.get(), KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT,
-                       nullptr, "ITS init");
+  if (arch.its.valid()) {
+    EV_RETURN_IF_ERROR(SetDeviceAttr(arch.its.get(), KVM_DEV_ARM_VGIC_GRP_CTRL,
+                                     KVM_DEV_ARM_VGIC_CTRL_INIT, nullptr, "ITS init"));
+  }
+  // Each vCPU's PMU, once the vGIC that takes its interrupt is initialized.
+  for (const auto& vcpu : vcpus) {
+    if (!arch.cpu.pmu) break;
+    EV_RETURN_IF_ERROR(SetDeviceAttr(vcpu->fd(), KVM_ARM_VCPU_PMU_V3_CTRL, KVM_ARM_VCPU_PMU_V3_INIT,
+                                     nullptr, "PMUv3 init"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<BootEntry> LoadKernel(absl::Span<const uint8_t> kernel, const std::string& cmdline,
@@ -193,7 +237,24 @@ absl::Status InitVcpu(const Vcpu& vcpu, const ArchVm& arch) {
   init.features[0] |= 1u << KVM_ARM_VCPU_PSCI_0_2;
   // Secondaries wait, powered off, for the boot CPU's PSCI CPU_ON.
   if (vcpu.index() != 0) init.features[0] |= 1u << KVM_ARM_VCPU_POWER_OFF;
+  if (arch.cpu.pmu) init.features[0] |= 1u << KVM_ARM_VCPU_PMU_V3;
+  if (arch.cpu.sve) init.features[0] |= 1u << KVM_ARM_VCPU_SVE;
+  if (arch.cpu.ptrauth) {
+    init.features[0] |= (1u << KVM_ARM_VCPU_PTRAUTH_ADDRESS) | (1u << KVM_ARM_VCPU_PTRAUTH_GENERIC);
+  }
   if (ioctl(vcpu.fd(), KVM_ARM_VCPU_INIT, &init) < 0) return ErrnoError("KVM_ARM_VCPU_INIT");
+  if (arch.cpu.sve) {
+    // Every vector length the host has (KVM's default): the set is fixed from here on.
+    int what = KVM_ARM_VCPU_SVE;
+    if (ioctl(vcpu.fd(), KVM_ARM_VCPU_FINALIZE, &what) < 0) {
+      return ErrnoError("KVM_ARM_VCPU_FINALIZE (SVE)");
+    }
+  }
+  if (arch.cpu.pmu) {
+    const int irq = kPmuIntid;  // a PPI: the same for every vCPU
+    EV_RETURN_IF_ERROR(SetDeviceAttr(vcpu.fd(), KVM_ARM_VCPU_PMU_V3_CTRL, KVM_ARM_VCPU_PMU_V3_IRQ,
+                                     &irq, "PMUv3 interrupt"));
+  }
   return absl::OkStatus();
 }
 
@@ -222,6 +283,7 @@ absl::Status WritePlatformDescription(const GuestMemory& mem, int vcpus,
   c.vcpus = vcpus;
   c.gic_version = arch.irqchip_version;
   c.gic_its = arch.its.valid();
+  c.pmu = arch.cpu.pmu;
   c.cmdline = boot.cmdline;
   c.initrd_addr = boot.initrd_addr;
   c.initrd_size = boot.initrd_size;

@@ -121,20 +121,26 @@ void AddMemoryAndCpus(Writer& w, const FdtConfig& c) {
   w.End();
 }
 
-// The architected timer's PPIs and the interrupt controller (GICv3 with its redistributors and
-// ITS where there is one, or GICv2).
+// The architected timer's PPIs, the PMU's, and the interrupt controller (GICv3 with its
+// redistributors and ITS where there is one, or GICv2).
 void AddTimerAndGic(Writer& w, const FdtConfig& c) {
   w.Begin("timer");
   w.Str("compatible", "arm,armv8-timer");
   // On a GICv2, a PPI's flags also carry the CPUs it is wired to, one bit each in bits 15:8
   // (the GICv2 binding); a GICv3's must be 0 there.
-  uint32_t flags = kIrqLevelLow;
-  if (c.gic_version == 2) flags |= ((1u << c.vcpus) - 1) << 8;
+  const uint32_t cpus = c.gic_version == 2 ? ((1u << c.vcpus) - 1) << 8 : 0;
   std::vector<uint32_t> timer;
-  for (uint32_t ppi : kTimerPpis) timer.insert(timer.end(), {kGicPpi, ppi, flags});
+  for (uint32_t ppi : kTimerPpis) timer.insert(timer.end(), {kGicPpi, ppi, kIrqLevelLow | cpus});
   w.Cells("interrupts", timer);
   w.Empty("always-on");
   w.End();
+
+  if (c.pmu) {  // PMUv3, its overflow interrupt a level-high PPI (the arm,armv8-pmuv3 binding)
+    w.Begin("pmu");
+    w.Str("compatible", "arm,armv8-pmuv3");
+    w.Cells("interrupts", {kGicPpi, kPmuPpi, kIrqLevelHigh | cpus});
+    w.End();
+  }
 
   w.Begin("intc@" + Hex(kGicDistBase));
   if (c.gic_version == 3) {

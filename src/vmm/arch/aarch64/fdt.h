@@ -23,6 +23,7 @@ struct FdtConfig {
   int vcpus = 1;
   int gic_version = 3;
   bool gic_its = false;  // GICv3 only: an ITS node (msi-controller) under the GIC
+  bool pmu = false;      // a PMUv3 node (arm,armv8-pmuv3) with its PPI
   std::string cmdline;
   uint64_t initrd_addr = 0;  // 0: no initrd
   uint64_t initrd_size = 0;

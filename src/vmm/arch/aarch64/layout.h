@@ -19,6 +19,9 @@ inline constexpr uint64_t kGicRedistBase = 0x080a0000;  // GICv3: one 128 KiB fr
 inline constexpr uint64_t kGicRedistSizePerCpu = 0x20000;
 inline constexpr uint64_t kGicRedistEnd = 0x09000000;  // room for 123 vCPUs
 inline constexpr uint32_t kGicNumIrqs = 128;           // SGIs + PPIs + 96 SPIs
+// The PMU's overflow interrupt: PPI 7, INTID 16 + 7 (what QEMU's virt board and kvmtool use).
+inline constexpr uint32_t kPmuPpi = 7;
+inline constexpr uint32_t kPmuIntid = 16 + kPmuPpi;
 
 // Legacy devices, each one 4 KiB window and one SPI.
 inline constexpr uint64_t kUartBase = 0x09000000;  // ns16550a, byte registers

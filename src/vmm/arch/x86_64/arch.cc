@@ -57,8 +57,8 @@ std::vector<GuestRange> RamLayout(uint64_t mem_bytes) {
   return {{0, kMmioHoleStart}, {kMmioHoleEnd, mem_bytes - kMmioHoleStart}};
 }
 
-absl::StatusOr<ArchVm> SetupVm(const Vm& vm, int /*vcpus*/, int gic) {
-  if (gic != 0) return UsageError("--gic: x86_64 has no GIC");
+absl::StatusOr<ArchVm> SetupVm(const Vm& vm, const MachineConfig& machine, bool) {
+  if (machine.gic != 0) return UsageError("--gic: x86_64 has no GIC");
   // Intel VMX needs these two pages reserved before the irqchip; AMD ignores them.
   if (ioctl(vm.fd(), KVM_SET_TSS_ADDR, kTssAddr) < 0) return ErrnoError("KVM_SET_TSS_ADDR");
   uint64_t identity = kIdentityMapAddr;
@@ -75,7 +75,9 @@ absl::StatusOr<ArchVm> SetupVm(const Vm& vm, int /*vcpus*/, int gic) {
   return ArchVm{};
 }
 
-absl::Status FinishVm(const Vm&, const ArchVm&) { return absl::OkStatus(); }
+absl::Status FinishVm(const Vm&, const ArchVm&, absl::Span<const std::unique_ptr<Vcpu>>) {
+  return absl::OkStatus();
+}
 
 uint32_t IrqLine(uint32_t irq) { return irq; }
 

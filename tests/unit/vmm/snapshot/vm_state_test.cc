@@ -232,6 +232,24 @@ TEST(VmStateTest, TheEntropyDeviceAndItsRateLimiterRoundTrip) {
   EXPECT_FALSE(Parse(ThroughCbor(ToJson(Valid())))->config.entropy.has_value());
 }
 
+TEST(VmStateTest, TheArm64CpuFeaturesRoundTripAndAnOldSnapshotHasNone) {
+  VmState in = Valid();
+  in.config.machine.arm64 = {.pmu = true, .sve = false, .ptrauth = true};
+  auto out = Parse(ThroughCbor(ToJson(in)));
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->config.machine.arm64, in.config.machine.arm64);
+  Json j = ToJson(in);
+  j["config"].erase("arm64");
+  auto old = Parse(ThroughCbor(j));
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(old->config.machine.arm64,
+            (Arm64CpuFeatures{.pmu = false, .sve = false, .ptrauth = false}));
+  j["config"]["arm64"] = {{"pmu", 1}, {"sve", false}, {"ptrauth", false}};
+  auto bad = Parse(ThroughCbor(j));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("config.arm64.pmu"));
+}
+
 TEST(VmStateTest, TheBalloonRoundTripsAndMustFitTheGuest) {
   VmState in = Valid();
   in.config.balloon = BalloonConfig{.amount_mib = 3,

@@ -95,6 +95,21 @@ TEST(FdtTest, GicV2TreeUsesTheCpuInterface) {
   EXPECT_THAT(Decompile(*BuildFdt(eight)), HasSubstr("interrupts = <0x01 0x0d 0xff08 "));
 }
 
+TEST(FdtTest, ThePmuNodeHasItsPpiOnBothGics) {
+  FdtConfig v3 = Config(3);
+  EXPECT_THAT(Decompile(*BuildFdt(v3)), Not(HasSubstr("pmu {"))) << "no PMU unless asked";
+  v3.pmu = true;
+  EXPECT_THAT(
+      Decompile(*BuildFdt(v3)),
+      HasSubstr("pmu { compatible = \"arm,armv8-pmuv3\"; interrupts = <0x01 0x07 0x04>; };"));
+  FdtConfig v2 = Config(2);
+  v2.pmu = true;
+  // On a GICv2 the PPI names the CPUs it reaches too (bits 15:8): CPUs 0 and 1.
+  EXPECT_THAT(
+      Decompile(*BuildFdt(v2)),
+      HasSubstr("pmu { compatible = \"arm,armv8-pmuv3\"; interrupts = <0x01 0x07 0x304>; };"));
+}
+
 TEST(FdtTest, GicV3ItsIsAnMsiControllerUnderTheGic) {
   FdtConfig c = Config(3);
   EXPECT_THAT(Decompile(*BuildFdt(c)), Not(HasSubstr("msi-controller")));
