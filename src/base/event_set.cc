@@ -20,12 +20,29 @@ EventId Unpack(uint64_t v) {
 
 EventSet::EventSet() : epoll_(epoll_create1(EPOLL_CLOEXEC)) {}
 
-absl::Status EventSet::Watch(int fd, EventId id) {
+namespace {
+uint32_t EpollEvents(uint32_t interest) {
+  return ((interest & EventSet::kReadable) ? uint32_t{EPOLLIN} : 0u) |
+         ((interest & EventSet::kWritable) ? uint32_t{EPOLLOUT} : 0u);
+}
+}  // namespace
+
+absl::Status EventSet::Watch(int fd, EventId id, uint32_t interest) {
   epoll_event ev{};
-  ev.events = EPOLLIN;
+  ev.events = EpollEvents(interest);
   ev.data.u64 = Pack(id);
   if (!epoll_.valid() || epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
     return ErrnoError(absl::StrFormat("epoll: watch fd %d (event %u/%u)", fd, id.kind, id.index));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EventSet::Modify(int fd, EventId id, uint32_t interest) {
+  epoll_event ev{};
+  ev.events = EpollEvents(interest);
+  ev.data.u64 = Pack(id);
+  if (epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev) != 0) {
+    return ErrnoError(absl::StrFormat("epoll: modify fd %d (event %u/%u)", fd, id.kind, id.index));
   }
   return absl::OkStatus();
 }

@@ -34,9 +34,17 @@ class EventSet {
   // An empty set; Watch fails if the kernel refused the epoll fd.
   EventSet();
 
+  // What a watched fd is waited for (level-triggered either way); kNone keeps it in the set.
+  enum Interest : uint32_t { kNone = 0, kReadable = 1, kWritable = 2 };
+
   // Adds FD (level-triggered, readable) under ID; Unwatch removes it. The errors name the id.
-  absl::Status Watch(int fd, EventId id);
+  absl::Status Watch(int fd, EventId id) { return Watch(fd, id, kReadable); }
+  absl::Status Watch(int fd, EventId id, uint32_t interest);
+  // Changes what a watched FD is waited for (INTEREST: Interest bits).
+  absl::Status Modify(int fd, EventId id, uint32_t interest);
   absl::Status Unwatch(int fd);
+  // The epoll fd itself: readable while any watched fd is ready (a set inside another set).
+  int fd() const { return epoll_.get(); }
 
   // Waits (timeout_ms < 0: without end) and fills `ready` with the ids of the ready fds; returns
   // how many. EINTR is 0 ready; any other failure is an error.

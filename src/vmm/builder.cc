@@ -16,6 +16,7 @@
 #include "src/devices/block/virtio_block.h"
 #include "src/devices/net/virtio_net.h"
 #include "src/devices/rng/virtio_rng.h"
+#include "src/devices/vsock/virtio_vsock.h"
 #include "src/vmm/arch/arch.h"
 #include "src/vmm/placement.h"
 
@@ -89,9 +90,9 @@ absl::Status CreateMachine(const VmConfig& cfg, VmParts& p, int mem_fd = -1) {
 absl::Status AddVirtioDevices(const VmConfig& cfg, VmParts& p, VirtioPlacement& placement) {
   // With seccomp on, a role compiled out (seccomp::FilterRoles) must not become an unfiltered
   // thread.
-  if (p.filters.main &&
-      ((!cfg.drives.empty() && !p.filters.block) || (!cfg.nets.empty() && !p.filters.net) ||
-       (cfg.entropy && !p.filters.rng) || (cfg.balloon && !p.filters.balloon))) {
+  if (p.filters.main && ((!cfg.drives.empty() && !p.filters.block) ||
+                         (!cfg.nets.empty() && !p.filters.net) || (cfg.entropy && !p.filters.rng) ||
+                         (cfg.balloon && !p.filters.balloon) || (cfg.vsock && !p.filters.vsock))) {
     return absl::InternalError("a device thread's seccomp filter was not compiled");
   }
   for (size_t i = 0; i < cfg.drives.size(); ++i) {
@@ -125,6 +126,12 @@ absl::Status AddVirtioDevices(const VmConfig& cfg, VmParts& p, VirtioPlacement& 
     p.counted.emplace_back("balloon", balloon->get());
     p.balloon = balloon->get();
     EV_RETURN_IF_ERROR(placement.Place(std::move(*balloon), "virtio-balloon"));
+  }
+  if (cfg.vsock) {
+    auto vsock = vsock::VirtioVsock::Create(*cfg.vsock, "vsock", p.filters.vsock);
+    if (!vsock.ok()) return Annotate(vsock.status(), "vsock");
+    p.counted.emplace_back("vsock", vsock->get());
+    EV_RETURN_IF_ERROR(placement.Place(std::move(*vsock), "virtio-vsock"));
   }
   return absl::OkStatus();
 }

@@ -105,7 +105,8 @@ int Boot(const edgevisor::VmConfig& vm, edgevisor::ProcessClock start, bool secc
                                         .block = !vm.drives.empty(),
                                         .net = !vm.nets.empty(),
                                         .rng = vm.entropy.has_value(),
-                                        .balloon = vm.balloon.has_value()});
+                                        .balloon = vm.balloon.has_value(),
+                                        .vsock = vm.vsock.has_value()});
   if (!filters.ok()) {
     spdlog::error("{}", filters.status().message());
     return edgevisor::kExitVmmError;

@@ -18,6 +18,7 @@ import http.client
 import json
 import os
 import signal
+import stat
 import socket
 import subprocess
 import sys
@@ -193,6 +194,9 @@ def main():
     c.call("PATCH", "/balloon", "/balloon", {"amount_mib": 2}, expect=204)
     c.call("PATCH", "/balloon/statistics", "/balloon/statistics", {"stats_polling_interval_s": 2},
            expect=204)
+    vsock_uds = os.path.join(tmp, "v.sock")
+    c.call("PUT", "/vsock", "/vsock", {"guest_cid": 3, "uds_path": vsock_uds}, expect=204)
+    c.call("PUT", "/vsock", "/vsock", {"guest_cid": 2, "uds_path": vsock_uds}, expect=400)
     _, bal = c.call("GET", "/balloon", "/balloon", expect=200)
     check(bal and bal["amount_mib"] == 2 and bal["stats_polling_interval_s"] == 2,
           "GET /balloon has the PATCHed target and interval")
@@ -205,6 +209,7 @@ def main():
     check(cfg and cfg["drives"][0]["drive_id"] == "rootfs", "vm/config lists the drive")
     check(cfg and cfg.get("entropy", {}).get("rate_limiter", {}).get("ops", {}).get("size") == 100,
           "vm/config lists the entropy device")
+    check(cfg and cfg.get("vsock", {}).get("uds_path") == vsock_uds, "vm/config lists vsock")
 
     c.call("PUT", "/actions", "/actions", {"action_type": "InstanceStart"}, expect=204)
     _, info = c.call("GET", "/", "/", expect=200)
@@ -234,6 +239,8 @@ def main():
     c.call("PUT", "/actions", "/actions", {"action_type": "SendCtrlAltDel"}, expect=204)
     c.call("PUT", "/boot-source", "/boot-source", {"kernel_image_path": "/k"}, expect=400)
     c.call("PUT", "/entropy", "/entropy", {}, expect=400)  # pre-boot only
+    c.call("PUT", "/vsock", "/vsock", {"guest_cid": 4, "uds_path": vsock_uds + "2"}, expect=400)
+    check(stat.S_ISSOCK(os.stat(vsock_uds).st_mode), "the vsock device listens on its uds_path")
     c.call("PATCH", "/balloon", "/balloon", {"amount_mib": 8}, expect=204)
     c.call("PATCH", "/balloon", "/balloon", {"amount_mib": 49}, expect=400)  # more than the guest
     c.call("PATCH", "/balloon/statistics", "/balloon/statistics", {"stats_polling_interval_s": 3},
@@ -296,6 +303,8 @@ def main():
     check(all("utc_timestamp_ms" in l for l in lines), "metrics lines carry utc_timestamp_ms")
     check(any("vcpu" in l and "block_rootfs" in l for l in lines),
           "metrics carry vCPU exits and per-drive counters")
+    check(any("vsock" in l and "conns_added" in l["vsock"] for l in lines),
+          "metrics carry the vsock device's counters")
     with open(log) as f:
         text = f.read()
     check("[contract:" in text and "[info]" in text,

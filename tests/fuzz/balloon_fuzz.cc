@@ -46,7 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   });
   uint8_t buf[64 * balloon::kStatSize];
-  const size_t have = balloon::GatherReadable(*mem, *chain, absl::MakeSpan(buf));
+  const size_t have = virtio::GatherReadable(*mem, *chain, absl::MakeSpan(buf));
   if (have > sizeof(buf) || have > chain->readable_bytes) __builtin_trap();
   balloon::StatValues stats;
   balloon::ParseStats(absl::MakeConstSpan(buf, have), stats);

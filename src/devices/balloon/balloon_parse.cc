@@ -47,18 +47,4 @@ bool ParseStats(absl::Span<const uint8_t> bytes, StatValues& out) {
   return !bytes.empty() && bytes.size() % kStatSize == 0;
 }
 
-size_t GatherReadable(const GuestMemory& mem, const virtio::DescriptorChain& chain,
-                      absl::Span<uint8_t> out) {
-  size_t have = 0;
-  for (const virtio::ChainDesc& d : chain.descs) {
-    if (d.writable || have == out.size()) continue;
-    const size_t len = std::min<size_t>(d.len, out.size() - have);
-    auto span = mem.Translate(d.addr, len);
-    if (!span.ok()) break;
-    std::memcpy(out.data() + have, span->data(), len);
-    have += len;
-  }
-  return have;
-}
-
 }  // namespace edgevisor::balloon

@@ -31,8 +31,4 @@ using StatValues = std::optional<uint64_t>[kStatTags];
 // is kept).
 bool ParseStats(absl::Span<const uint8_t> bytes, StatValues& out);
 
-// The device-readable bytes of CHAIN, as many as OUT holds, copied into OUT; their count.
-size_t GatherReadable(const GuestMemory& mem, const virtio::DescriptorChain& chain,
-                      absl::Span<uint8_t> out);
-
 }  // namespace edgevisor::balloon

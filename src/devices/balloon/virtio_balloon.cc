@@ -295,7 +295,7 @@ void VirtioBalloon::Worker::Report(const virtio::DescriptorChain& chain) {
 
 void VirtioBalloon::Worker::TakeStats(const virtio::DescriptorChain& chain) {
   uint8_t buf[kMaxStats * kStatSize];
-  const size_t have = GatherReadable(mem_, chain, absl::MakeSpan(buf));
+  const size_t have = virtio::GatherReadable(mem_, chain, absl::MakeSpan(buf));
   absl::MutexLock lock(&dev_.mu_);
   // Not an array of statistics: what parses is kept, and the failure counted.
   if (!ParseStats(absl::MakeConstSpan(buf, have), dev_.stats_) || chain.readable_bytes != have) {

@@ -1,5 +1,6 @@
 #include "src/devices/virtio/descriptor_chain.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_format.h"
@@ -82,6 +83,34 @@ absl::StatusOr<DescriptorChain> ReadDescriptorChain(const GuestMemory& mem,
     idx = d->next;
   }
   return chain;
+}
+
+size_t GatherReadable(const GuestMemory& mem, const DescriptorChain& chain,
+                      absl::Span<uint8_t> out) {
+  size_t have = 0;
+  for (const ChainDesc& d : chain.descs) {
+    if (d.writable || have == out.size()) continue;
+    const size_t len = std::min<size_t>(d.len, out.size() - have);
+    auto span = mem.Translate(d.addr, len);
+    if (!span.ok()) break;
+    std::memcpy(out.data() + have, span->data(), len);
+    have += len;
+  }
+  return have;
+}
+
+size_t ScatterWritable(const GuestMemory& mem, const DescriptorChain& chain,
+                       absl::Span<const uint8_t> data) {
+  size_t done = 0;
+  for (const ChainDesc& d : chain.descs) {
+    if (!d.writable || done == data.size()) continue;
+    const size_t len = std::min<size_t>(d.len, data.size() - done);
+    auto span = mem.Translate(d.addr, len);
+    if (!span.ok()) break;
+    std::memcpy(span->data(), data.data() + done, len);
+    done += len;
+  }
+  return done;
 }
 
 }  // namespace edgevisor::virtio

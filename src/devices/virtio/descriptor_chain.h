@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "src/platform/guest_memory.h"
 
 namespace edgevisor::virtio {
@@ -37,5 +38,14 @@ struct ChainLimits {
 
 absl::StatusOr<DescriptorChain> ReadDescriptorChain(const GuestMemory& mem,
                                                     const ChainLimits& limits, uint16_t head);
+
+// The device-readable bytes of CHAIN, as many as OUT holds, copied into OUT; their count. Stops
+// at a buffer it cannot read (the walker checked each; one across two regions of RAM).
+size_t GatherReadable(const GuestMemory& mem, const DescriptorChain& chain,
+                      absl::Span<uint8_t> out);
+// Copies DATA into the device-writable buffers of CHAIN, in order; the count copied (less than
+// DATA's size when the buffers hold less).
+size_t ScatterWritable(const GuestMemory& mem, const DescriptorChain& chain,
+                       absl::Span<const uint8_t> data);
 
 }  // namespace edgevisor::virtio

@@ -35,8 +35,7 @@ absl::StatusOr<Json> ParseBody(const HttpRequest& req) {
 
 // Firecracker's endpoints that edgevisor does not implement.
 bool IsUnsupportedPath(const std::string& path) {
-  static const char* kPrefixes[] = {"/cpu-config", "/pmem/",    "/mmds",
-                                    "/serial",     "/hotplug/", "/vsock"};
+  static const char* kPrefixes[] = {"/cpu-config", "/pmem/", "/mmds", "/serial", "/hotplug/"};
   for (const char* p : kPrefixes) {
     if (absl::StartsWith(path, p)) return true;
   }
@@ -199,7 +198,8 @@ HttpResponse ApiController::Route(const HttpRequest& req) {
       return path == "/actions" || path == "/boot-source" || path == "/machine-config" ||
              path == "/logger" || path == "/metrics" || path == "/snapshot/create" ||
              path == "/snapshot/load" || path == "/entropy" || path == "/balloon" ||
-             absl::StartsWith(path, "/drives/") || absl::StartsWith(path, "/network-interfaces/");
+             path == "/vsock" || absl::StartsWith(path, "/drives/") ||
+             absl::StartsWith(path, "/network-interfaces/");
     }
     return path == "/machine-config" || path == "/vm" || path == "/balloon" ||
            path == "/balloon/statistics" || absl::StartsWith(path, "/drives/") ||
@@ -217,6 +217,7 @@ HttpResponse ApiController::Route(const HttpRequest& req) {
   if (path == "/logger") return OnLogger(what, body);
   if (path == "/metrics") return OnMetrics(what, body);
   if (path == "/entropy") return OnEntropy(what, body);
+  if (path == "/vsock") return OnVsock(what, body);
   if (absl::StartsWith(path, "/balloon")) return OnBalloon(m, what, path, body);
   if (absl::StartsWith(path, "/snapshot/")) return OnSnapshot(what, path, body);
   if (auto id = IdFromPath(path, "/drives/")) return OnDrive(m, what, *id, body);
@@ -323,6 +324,15 @@ HttpResponse ApiController::OnEntropy(const std::string& what, const Json& body)
   auto e = ParseEntropy(body, "");
   if (!e.ok()) return Fault(e.status());
   resources_.entropy = *e;
+  configured_ = true;
+  return NoContent();
+}
+
+HttpResponse ApiController::OnVsock(const std::string& what, const Json& body) {
+  if (vm_ != nullptr) return Fault(absl::StrCat(what, " ", kAfterBoot));
+  auto v = ParseVsock(body, "");
+  if (!v.ok()) return Fault(v.status());
+  resources_.vsock = *v;
   configured_ = true;
   return NoContent();
 }
@@ -530,6 +540,7 @@ HttpResponse ApiController::LoadSnapshot(const Json& body) {
   }
   resources_.entropy = loaded->config.entropy;
   resources_.balloon = loaded->config.balloon;
+  resources_.vsock = loaded->config.vsock;
   return NoContent();
 }
 

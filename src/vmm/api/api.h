@@ -119,6 +119,8 @@ class ApiController {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   HttpResponse OnEntropy(const std::string& what, const Json& body)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  HttpResponse OnVsock(const std::string& what, const Json& body)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // api_balloon.cc: PUT/PATCH /balloon, PATCH /balloon/statistics, and the two GETs.
   HttpResponse OnBalloon(const std::string& m, const std::string& what, const std::string& path,
                          const Json& body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
 #include "src/base/json_fields.h"
+#include "src/devices/vsock/vsock_spec.h"
 #include "src/vmm/config/legacy_fields.h"
 
 namespace edgevisor {
@@ -233,6 +234,27 @@ absl::StatusOr<EntropyConfig> ParseEntropy(const Json& j, const std::string& w) 
   return e;
 }
 
+absl::StatusOr<VsockConfig> ParseVsock(const Json& j, const std::string& w) {
+  RETURN_IF_ERROR(CheckObject(j, w, {"vsock_id", "guest_cid", "uds_path"}));
+  VsockConfig v;
+  ASSIGN_OR_RETURN(v.guest_cid,
+                   GetUint(j, w, "guest_cid", vsock::kMinGuestCid, vsock::kMaxGuestCid));
+  ASSIGN_OR_RETURN(v.uds_path, GetString(j, w, "uds_path", true));
+  if (v.uds_path.empty()) return Bad(Field(w, "uds_path"), "must not be empty");
+  // Guest connections go to "<uds_path>_<port>": room for the longest port too.
+  if (v.uds_path.size() + 11 >= 108) {
+    return Bad(Field(w, "uds_path"), "is too long for a Unix socket (with \"_<port>\" added)");
+  }
+  ASSIGN_OR_RETURN(v.vsock_id, GetString(j, w, "vsock_id", false));
+  return v;
+}
+
+Json VsockJson(const VsockConfig& v) {
+  Json out{{"guest_cid", v.guest_cid}, {"uds_path", v.uds_path}};
+  if (!v.vsock_id.empty()) out["vsock_id"] = v.vsock_id;
+  return out;
+}
+
 absl::StatusOr<BalloonConfig> ParseBalloon(const Json& j, const std::string& w) {
   RETURN_IF_ERROR(CheckObject(j, w,
                               {"amount_mib", "deflate_on_oom", "stats_polling_interval_s",
@@ -429,6 +451,7 @@ absl::StatusOr<VmConfig> VmResources::ToVmConfig(const std::string& vm_id) const
     RETURN_IF_ERROR(CheckBalloonFits(balloon->amount_mib, machine.mem_mib, "balloon.amount_mib"));
   }
   vm.balloon = balloon;
+  vm.vsock = vsock;
   return vm;
 }
 
@@ -465,6 +488,7 @@ Json VmResources::ToJson() const {
   out["network-interfaces"] = ns;
   if (entropy) out["entropy"] = Json{{"rate_limiter", RateLimiterJson(entropy->rate_limiter)}};
   if (balloon) out["balloon"] = BalloonJson(*balloon);
+  if (vsock) out["vsock"] = VsockJson(*vsock);
   if (logger) {
     static const std::pair<const char*, const char*> kNames[] = {
         {"error", "Error"}, {"warn", "Warning"}, {"info", "Info"},
@@ -495,7 +519,7 @@ absl::StatusOr<FirecrackerConfig> ParseFirecrackerConfig(const std::string& text
       CheckObject(j, "",
                   {"boot-source", "drives", "machine-config", "network-interfaces", "logger",
                    "metrics", "balloon", "vsock", "mmds-config", "entropy", "cpu-config"}));
-  for (const char* unsupported : {"vsock", "mmds-config", "cpu-config"}) {
+  for (const char* unsupported : {"mmds-config", "cpu-config"}) {
     if (j.contains(unsupported)) return Bad(unsupported, "is not supported yet");
   }
   FirecrackerConfig cfg;
@@ -548,6 +572,7 @@ absl::StatusOr<FirecrackerConfig> ParseFirecrackerConfig(const std::string& text
   if (j.contains("metrics")) ASSIGN_OR_RETURN(r.metrics, ParseMetrics(j["metrics"], "metrics"));
   if (j.contains("entropy")) ASSIGN_OR_RETURN(r.entropy, ParseEntropy(j["entropy"], "entropy"));
   if (j.contains("balloon")) ASSIGN_OR_RETURN(r.balloon, ParseBalloon(j["balloon"], "balloon"));
+  if (j.contains("vsock")) ASSIGN_OR_RETURN(r.vsock, ParseVsock(j["vsock"], "vsock"));
   ASSIGN_OR_RETURN(cfg.vm, r.ToVmConfig("anonymous"));
   return cfg;
 }

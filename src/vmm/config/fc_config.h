@@ -86,6 +86,7 @@ struct VmResources {
   std::optional<MetricsConfig> metrics;
   std::optional<EntropyConfig> entropy;  // PUT /entropy, or the file's "entropy"
   std::optional<BalloonConfig> balloon;  // PUT /balloon, or the file's "balloon"
+  std::optional<VsockConfig> vsock;      // PUT /vsock, or the file's "vsock"
 
   // Adds or replaces (same id). Errors: a second root drive, too many devices, a TAP or MAC
   // that another interface already has.
@@ -117,6 +118,10 @@ absl::StatusOr<MetricsConfig> ParseMetrics(const Json& j, const std::string& whe
 absl::StatusOr<RateLimiterConfig> ParseRateLimiter(const Json& j, const std::string& where);
 Json RateLimiterJson(const RateLimiterConfig& r);
 absl::StatusOr<EntropyConfig> ParseEntropy(const Json& j, const std::string& where);
+// Firecracker's Vsock (PUT /vsock, the file's "vsock"): guest_cid (3 or more) and uds_path
+// required, vsock_id (deprecated in Firecracker) optional.
+absl::StatusOr<VsockConfig> ParseVsock(const Json& j, const std::string& where);
+Json VsockJson(const VsockConfig& v);
 // Firecracker's Balloon (PUT /balloon, the file's "balloon"): amount_mib and deflate_on_oom
 // required; stats_polling_interval_s (0: no statistics) and free_page_reporting optional;
 // free_page_hinting is refused when true. BalloonUpdate (PATCH /balloon): amount_mib.

@@ -12,6 +12,7 @@
 #include "src/devices/block/drive_config.h"
 #include "src/devices/net/net_config.h"
 #include "src/devices/rng/rng_config.h"
+#include "src/devices/vsock/vsock_config.h"
 #include "src/vmm/config/boot_protocol.h"
 
 namespace edgevisor {
@@ -67,13 +68,15 @@ struct VmConfig {
   std::vector<NetConfig> nets;
   std::optional<EntropyConfig> entropy;  // a virtio-rng device
   std::optional<BalloonConfig> balloon;  // a virtio-balloon device
+  std::optional<VsockConfig> vsock;      // a virtio-vsock device
 };
 
 inline constexpr size_t kMaxVirtioDevices = 16;
-// Drives, network interfaces, the entropy device and the balloon: the virtio devices the VM
-// will have.
+// Drives, network interfaces, the entropy device, the balloon and vsock: the virtio devices the
+// VM will have.
 inline size_t VirtioDeviceCount(const VmConfig& c) {
-  return c.drives.size() + c.nets.size() + (c.entropy ? 1 : 0) + (c.balloon ? 1 : 0);
+  return c.drives.size() + c.nets.size() + (c.entropy ? 1 : 0) + (c.balloon ? 1 : 0) +
+         (c.vsock ? 1 : 0);
 }
 
 // Firecracker's rule for VM, drive and interface ids: 1 to 64 characters. The error names

@@ -8,6 +8,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -119,6 +120,11 @@ constexpr Names kRng = {"getrandom", "timerfd_settime"};
 // The balloon: releasing guest pages is madvise (common); the statistics timer.
 constexpr Names kBalloon = {"timerfd_settime"};
 
+// vsock: the host side's Unix sockets (socket() itself is limited to AF_UNIX, AllowUnixSockets)
+// and the set-up deadline timer.
+constexpr Names kVsock = {"accept", "accept4",  "connect",        "recvfrom",
+                          "sendto", "shutdown", "timerfd_settime"};
+
 [[maybe_unused]] constexpr Names kRtc = {"timerfd_settime", "timerfd_gettime"};
 
 // ioctl requests, by role (the third argument of each rule: the request, compared as the
@@ -214,6 +220,13 @@ class Filter {
                  "tgkill");
   }
 
+  // socket(AF_UNIX, ...) only: the vsock worker's connections to "<uds_path>_<port>".
+  absl::Status AllowUnixSockets() {
+    return Check(
+        seccomp_rule_add(ctx_, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, Arg(0, SCMP_CMP_EQ, AF_UNIX)),
+        "socket");
+  }
+
   // glibc's pthread_create tries clone3 first and falls back to clone on ENOSYS; clone3's flags
   // sit in memory a filter cannot read, so it gets ENOSYS and clone must carry CLONE_THREAD.
   absl::Status AllowThreadsOnly() {
@@ -255,8 +268,9 @@ class Filter {
 
 // What a role may do beyond its syscall lists.
 struct Extras {
-  bool threads = false;   // create threads (clone with CLONE_THREAD)
-  bool set_name = false;  // prctl(PR_SET_NAME)
+  bool threads = false;       // create threads (clone with CLONE_THREAD)
+  bool set_name = false;      // prctl(PR_SET_NAME)
+  bool unix_sockets = false;  // socket(AF_UNIX, ...)
 };
 
 absl::StatusOr<std::shared_ptr<const ThreadFilter>> Build(
@@ -269,6 +283,7 @@ absl::StatusOr<std::shared_ptr<const ThreadFilter>> Build(
   EV_RETURN_IF_ERROR(f.AllowOwnSignals());
   if (extras.threads) EV_RETURN_IF_ERROR(f.AllowThreadsOnly());
   if (extras.set_name) EV_RETURN_IF_ERROR(f.AllowSetName());
+  if (extras.unix_sockets) EV_RETURN_IF_ERROR(f.AllowUnixSockets());
   return f.Compile();
 }
 
@@ -292,6 +307,11 @@ absl::StatusOr<ThreadFilters> CompileAll(const FilterRoles& roles,
   }
   if (roles.balloon) {
     EV_ASSIGN_OR_RETURN(t.balloon, Build("balloon", {kWait, kBalloon}, {}, prerequisite));
+  }
+  if (roles.vsock) {
+    EV_ASSIGN_OR_RETURN(t.vsock,
+                        Build("vsock", {kWait, kVsock}, {}, prerequisite,
+                              {.threads = false, .set_name = false, .unix_sockets = true}));
   }
 #if defined(__aarch64__)  // the PL031 is the only user
   EV_ASSIGN_OR_RETURN(t.rtc, Build("rtc", {kWait, kRtc}, RtcIoctls(), prerequisite));

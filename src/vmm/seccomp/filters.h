@@ -8,6 +8,8 @@
 //   net    a virtio-net worker: readv/writev on the TAP, eventfds
 //   rng    the virtio-rng worker: getrandom, its rate limiter's timerfd
 //   balloon  the virtio-balloon worker: madvise (in the common set) and its statistics timerfd
+//   vsock  the virtio-vsock worker: Unix sockets only (accept, connect to "<uds_path>_<port>",
+//          send/recv, shutdown), its deadline timerfd
 //   rtc    the PL031's alarm thread (aarch64): its timerfd and the IRQ line
 // Everything else traps (SECCOMP_RET_TRAP) and is reported by the thread_filter reporter.
 #pragma once
@@ -20,7 +22,7 @@
 namespace edgevisor::seccomp {
 
 struct ThreadFilters {
-  std::shared_ptr<const ThreadFilter> main, vcpu, api, block, net, rng, balloon, rtc;
+  std::shared_ptr<const ThreadFilter> main, vcpu, api, block, net, rng, balloon, vsock, rtc;
 };
 
 // The roles besides main and vcpu that a process needs filters for. A VM whose devices are known
@@ -32,6 +34,7 @@ struct FilterRoles {
   bool net = true;
   bool rng = true;
   bool balloon = true;
+  bool vsock = true;
 };
 
 // Compiles the filters of main, vcpu and `roles` (and rtc on aarch64) for this process (tgkill

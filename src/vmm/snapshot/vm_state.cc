@@ -112,6 +112,7 @@ Json ConfigJson(const VmConfig& c) {
   if (c.entropy) out["entropy"] = {{"rate_limiter", RateLimiterJson(c.entropy->rate_limiter)}};
   // The balloon in Firecracker's shape, with the target it has now.
   if (c.balloon) out["balloon"] = BalloonJson(*c.balloon);
+  if (c.vsock) out["vsock"] = VsockJson(*c.vsock);
   return out;
 }
 
@@ -170,7 +171,7 @@ absl::StatusOr<VmConfig> ParseConfig(const Json& j) {
   EV_RETURN_IF_ERROR(
       CheckObject(j, where,
                   {"vcpus", "mem_mib", "gic", "track_dirty_pages", "arm64", "debug_exit",
-                   "reboot_exit_code", "drives", "nets", "entropy", "balloon"}));
+                   "reboot_exit_code", "drives", "nets", "entropy", "balloon", "vsock"}));
   VmConfig c;
   EV_ASSIGN_OR_RETURN(uint64_t vcpus, GetUint(j, where, "vcpus", 1, 256));
   EV_ASSIGN_OR_RETURN(c.machine.mem_mib, GetUint(j, where, "mem_mib", 1, uint64_t{1} << 24));
@@ -213,6 +214,9 @@ absl::StatusOr<VmConfig> ParseConfig(const Json& j) {
     EV_ASSIGN_OR_RETURN(c.balloon, ParseBalloon(j["balloon"], "config.balloon"));
     EV_RETURN_IF_ERROR(
         CheckBalloonFits(c.balloon->amount_mib, c.machine.mem_mib, "config.balloon.amount_mib"));
+  }
+  if (j.contains("vsock")) {
+    EV_ASSIGN_OR_RETURN(c.vsock, ParseVsock(j["vsock"], "config.vsock"));
   }
   if (VirtioDeviceCount(c) > kMaxVirtioDevices) {
     return Bad(where, absl::StrFormat("more than %d virtio devices", kMaxVirtioDevices));

@@ -74,6 +74,25 @@ TEST(FcConfigTest, BalloonReachesTheModelAndPrintsBack) {
   EXPECT_FALSE(minimal->vm.balloon->free_page_reporting);
 }
 
+TEST(FcConfigTest, VsockReachesTheModelAndPrintsBack) {
+  auto c = ParseFirecrackerConfig(R"({"boot-source": {"kernel_image_path": "/k"},
+    "vsock": {"vsock_id": "vsock0", "guest_cid": 52, "uds_path": "/run/v.sock"}})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->vm.vsock.has_value());
+  EXPECT_EQ(c->vm.vsock->guest_cid, 52u);
+  EXPECT_EQ(c->vm.vsock->uds_path, "/run/v.sock");
+  EXPECT_EQ(c->vm.vsock->vsock_id, "vsock0");
+  const Json j = c->resources.ToJson();
+  EXPECT_EQ(j["vsock"]["guest_cid"], 52);
+  auto again = ParseFirecrackerConfig(j.dump());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->vm.vsock->uds_path, "/run/v.sock");
+  auto no_id = ParseFirecrackerConfig(R"({"boot-source": {"kernel_image_path": "/k"},
+    "vsock": {"guest_cid": 3, "uds_path": "/v"}})");
+  ASSERT_TRUE(no_id.ok()) << no_id.status();
+  EXPECT_EQ(no_id->vm.vsock->vsock_id, "");
+}
+
 TEST(FcConfigTest, EntropyWithARateLimiterReachesTheModel) {
   auto c = ParseFirecrackerConfig(R"({"boot-source": {"kernel_image_path": "/k"},
     "entropy": {"rate_limiter": {"bandwidth": {"size": 4096, "refill_time": 100,
@@ -364,9 +383,28 @@ INSTANTIATE_TEST_SUITE_P(
             R"({"boot-source":{"kernel_image_path":"/k"},"network-interfaces":[{"iface_id":"eth0","host_dev_name":"t","allow_mmds_requests":1}]})",
             "network-interfaces[0].allow_mmds_requests: must be true or false"},
         BadCase{
-            "Vsock",
-            R"({"boot-source":{"kernel_image_path":"/k"},"vsock":{"guest_cid":3,"uds_path":"/v"}})",
-            "vsock: is not supported yet"}),
+            "VsockHostCid",
+            R"({"boot-source":{"kernel_image_path":"/k"},"vsock":{"guest_cid":2,"uds_path":"/v"}})",
+            "vsock.guest_cid: 2 is outside [3, 4294967294]"},
+        BadCase{
+            "VsockCidTooBig",
+            R"({"boot-source":{"kernel_image_path":"/k"},"vsock":{"guest_cid":4294967295,"uds_path":"/v"}})",
+            "vsock.guest_cid: 4294967295 is outside"},
+        BadCase{"VsockNoPath",
+                R"({"boot-source":{"kernel_image_path":"/k"},"vsock":{"guest_cid":3}})",
+                "vsock.uds_path: missing required field"},
+        BadCase{
+            "VsockEmptyPath",
+            R"({"boot-source":{"kernel_image_path":"/k"},"vsock":{"guest_cid":3,"uds_path":""}})",
+            "vsock.uds_path: must not be empty"},
+        BadCase{
+            "VsockPathTooLong",
+            R"({"boot-source":{"kernel_image_path":"/k"},"vsock":{"guest_cid":3,"uds_path":"/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}})",
+            "vsock.uds_path: is too long"},
+        BadCase{
+            "VsockUnknownField",
+            R"({"boot-source":{"kernel_image_path":"/k"},"vsock":{"guest_cid":3,"uds_path":"/v","port":1}})",
+            "vsock.port: unknown field"}),
     [](const ::testing::TestParamInfo<BadCase>& i) { return i.param.name; });
 
 }  // namespace

@@ -269,6 +269,22 @@ TEST(VmStateTest, TheBalloonRoundTripsAndMustFitTheGuest) {
   EXPECT_THAT(std::string(big.status().message()), HasSubstr("config.balloon.amount_mib"));
 }
 
+TEST(VmStateTest, TheVsockDeviceRoundTripsAndIsChecked) {
+  VmState in = Valid();
+  in.config.vsock = VsockConfig{.vsock_id = "v0", .guest_cid = 9, .uds_path = "/run/v.sock"};
+  in.virtio.push_back(in.virtio.back());
+  auto out = Parse(ThroughCbor(ToJson(in)));
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_TRUE(out->config.vsock.has_value());
+  EXPECT_EQ(out->config.vsock->guest_cid, 9u);
+  EXPECT_EQ(out->config.vsock->uds_path, "/run/v.sock");
+  EXPECT_EQ(out->config.vsock->vsock_id, "v0");
+  in.config.vsock->guest_cid = 1;
+  auto bad = Parse(ThroughCbor(ToJson(in)));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("config.vsock.guest_cid"));
+}
+
 TEST(VmStateTest, DriveAndInterfaceRateLimitersRoundTrip) {
   VmState in = Valid();
   in.config.drives[0].rate_limiter.bandwidth = {
