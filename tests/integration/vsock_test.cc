@@ -242,5 +242,53 @@ TEST_F(VsockTest, StreamsBothWaysByteExactAndHostilePacketsLeaveItServing) {
   EXPECT_GE(tx, (1u << 20) + 262144u);
 }
 
+// Snapshots: a paused-and-resumed VM keeps its connections (the quiesce stops the device, not the
+// streams); a VM restored in a new process has none, and its guest hears so (TRANSPORT_RESET)
+// and serves new ones. Memory, credit counters and all are the snapshot's.
+TEST_F(VsockTest, AConnectionSurvivesASnapshotAndARestoredGuestIsToldToReset) {
+  const std::string state = dir_ + "/vm.state", mem = dir_ + "/vm.mem";
+  auto vm = std::make_unique<ApiVm>("vsnap");
+  ASSERT_TRUE(vm->ready());
+  ASSERT_EQ(vm->BootSource(Payload("vsock"), "vsock.port=5000"), 204);
+  ASSERT_EQ(vm->Put("/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 64})").status, 204);
+  ASSERT_EQ(vm->Put("/vsock", R"({"guest_cid": 3, "uds_path": ")" + uds_ + R"("})").status, 204);
+  ASSERT_EQ(vm->Start(), 204);
+  ASSERT_TRUE(vm->proc().WaitFor("vsock: ready port 5000", 120000)) << vm->proc().out();
+  const int kept = Connect(5000);
+  ASSERT_GE(kept, 0);
+  EXPECT_EQ(EchoAll({kept}, {"before"})[0], "before");
+  ASSERT_EQ(vm->Pause(), 204);
+  HttpReply snap = vm->Snapshot(state, mem);
+  ASSERT_EQ(snap.status, 204) << snap.body;
+  ASSERT_EQ(vm->Resume(), 204);
+  EXPECT_EQ(EchoAll({kept}, {"after the snapshot"})[0], "after the snapshot");
+  kill(vm->proc().pid(), SIGKILL);
+  vm->proc().Finish(5000);
+  EXPECT_EQ(EchoAll({kept}, {"x"})[0], "<eof>") << "its VMM is gone";
+  close(kept);
+
+  // A killed VMM leaves its socket behind, and a new one refuses to take it over.
+  ApiVm refused("vsnap2");
+  ASSERT_TRUE(refused.ready());
+  HttpReply r = refused.Load(state, mem, /*resume=*/true);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(r.body, HasSubstr("already exists")) << r.body;
+  unlink(uds_.c_str());
+  ApiVm restored("vsnap3");
+  ASSERT_TRUE(restored.ready());
+  r = restored.Load(state, mem, /*resume=*/true);
+  ASSERT_EQ(r.status, 204) << r.body << restored.proc().err();
+  ASSERT_TRUE(restored.proc().WaitFor("vsock: transport reset", 60000)) << restored.proc().out();
+  const int fresh = Connect(5000);
+  ASSERT_GE(fresh, 0);
+  const std::string data = Pattern(100000, 5);
+  EXPECT_TRUE(EchoAll({fresh}, {data})[0] == data);
+  close(fresh);
+  Connect(5999);
+  auto done = restored.proc().Finish(60000);
+  EXPECT_EQ(done.exit_code, 0) << done.out << done.err;
+  EXPECT_THAT(done.out, ContainsRegex("vsock: [1-9][0-9]* passed, 0 failed")) << done.out;
+}
+
 }  // namespace
 }  // namespace edgevisor::testing
