@@ -205,7 +205,7 @@ BALLOON_MIN_DROP_MIB = 32
 
 
 def judge_balloon(check, lines, times):
-    """The balloon scenario: the Linux guest's virtio-balloon and virtio-rng drivers."""
+    """The balloon scenario: the Linux guest's virtio-balloon, virtio-rng and vsock drivers."""
     blk = block(lines, "balloon")
     inner = lambda p: grep(blk, p)  # noqa: E731
     check("balloon.hwrng", "balloon: the guest's /dev/hwrng is the virtio entropy device",
@@ -225,6 +225,14 @@ def judge_balloon(check, lines, times):
           '"free_memory":' in stats)
     check("balloon.deflated", "balloon: deflated to 0, the guest got its memory back",
           inner(r"^RIG_BALLOON_DEFLATE patch=204") and inner(r"EV_BALLOON_DEFLATED memtotal_mib="))
+    check("vsock.guest_to_host", "vsock: the guest's 1 MiB to host port 6000 came back byte-exact",
+          inner(r"EV_VSOCK_CLIENT_OK VSOCK_CHECK guest->host sent=1048576 received=1048576 "
+                r"mismatches=0"))
+    check("vsock.host_to_guest", "vsock: a host process's 1 MiB to guest port 5000 came back "
+          "byte-exact", inner(r"^RIG_VSOCK VSOCK_CHECK host->guest sent=1048576 received=1048576 "
+                              r"mismatches=0"))
+    check("vsock.served", "vsock: the guest's listener served the host's connection",
+          inner(r"EV_VSOCK_SERVED"))
     check("balloon.clean", "balloon: the guest and VMM reported no failure",
           blk and not grep(blk, INNER_FAIL.pattern))
     check("balloon.exit", "balloon: the VMM's exit status 0 after the guest's power-off",

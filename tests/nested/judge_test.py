@@ -25,9 +25,9 @@ RECORDED = {
     # name: (arch, gic, forms, payloads, with the snapshot scenario, with the balloon scenario)
     "rig-amd64.log": ("amd64", "3", ["vmlinux", "vmlinuz", "vmlinux@linux"], [], True, True),
     "rig-arm64-gicv3.log": ("arm64", "3", ["vmlinuz"], ["hello", "blk_integrity", "blk_hostile"],
-                            True, False),
+                            True, True),
     "rig-arm64-gicv2.log": ("arm64", "2", ["vmlinuz"], ["hello", "blk_integrity", "blk_hostile"],
-                            True, False),
+                            True, True),
 }
 
 
@@ -104,6 +104,11 @@ BREAK = {
     "balloon.deflated": ("balloon", drop(r"EV_BALLOON_DEFLATED")),
     "balloon.clean": ("balloon", after(r"EV_BALLOON_WAIT", "EV_BALLOON_FAIL inflate")),
     "balloon.exit": ("balloon", sub(r"^(RIG_INNER_DONE .* rc=)0 ", r"\g<1>1 ")),
+    "vsock.guest_to_host": ("balloon", sub(r"guest->host sent=1048576 received=1048576 mismatches=0",
+                                           "guest->host sent=1048576 received=1048576 mismatches=3")),
+    "vsock.host_to_guest": ("balloon", sub(r"host->guest sent=1048576 received=1048576",
+                                           "host->guest sent=1048576 received=524288")),
+    "vsock.served": ("balloon", drop(r"EV_VSOCK_SERVED")),
 }
 
 
