@@ -14,6 +14,7 @@
 #include "src/base/log.h"
 #include "src/devices/balloon/virtio_balloon.h"
 #include "src/devices/block/virtio_block.h"
+#include "src/devices/mmds/service.h"
 #include "src/devices/net/virtio_net.h"
 #include "src/devices/rng/virtio_rng.h"
 #include "src/devices/vsock/virtio_vsock.h"
@@ -106,10 +107,20 @@ absl::Status AddVirtioDevices(const VmConfig& cfg, VmParts& p, VirtioPlacement& 
     p.counted.emplace_back(d.id, blk->get());
     EV_RETURN_IF_ERROR(placement.Place(std::move(*blk), absl::StrFormat("virtio-blk %s", d.id)));
   }
+  std::shared_ptr<mmds::Service> mmds = cfg.mmds_service;
+  if (cfg.mmds) {
+    if (!mmds) mmds = std::make_shared<mmds::Service>();
+    mmds->Configure(cfg.mmds->version, cfg.mmds->imds_compat);
+  }
   for (size_t i = 0; i < cfg.nets.size(); ++i) {
     const NetConfig& n = cfg.nets[i];
     auto net = net::VirtioNet::Create(n, absl::StrFormat("net%d", i), p.filters.net);
     if (!net.ok()) return Annotate(net.status(), absl::StrFormat("--net tap=%s", n.tap));
+    if (cfg.mmds &&
+        std::find(cfg.mmds->network_interfaces.begin(), cfg.mmds->network_interfaces.end(), n.id) !=
+            cfg.mmds->network_interfaces.end()) {
+      (*net)->EnableMmds(mmds, cfg.mmds->ipv4_address);
+    }
     p.counted.emplace_back(n.id.empty() ? absl::StrFormat("net%d", i) : n.id, net->get());
     p.nets.emplace_back(n.id, net->get());
     EV_RETURN_IF_ERROR(placement.Place(std::move(*net), absl::StrFormat("virtio-net %s", n.tap)));

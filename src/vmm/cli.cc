@@ -142,6 +142,7 @@ std::string RunUsage() {
          "       edgevisor [--api-sock PATH | --no-api] [--config-file FILE] [--id ID]\n"
          "                 [--level Error|Warning|Info|Debug|Trace|Off] [--log-path FILE]\n"
          "                 [--show-level] [--metrics-path FILE] [--http-api-max-payload-size N]\n"
+         "                 [--metadata FILE] [--mmds-size-limit N]\n"
          "                 [--no-seccomp]\n"
          "                 (Firecracker's command line; the REST API is in docs/API.md)\n"
          "       edgevisor rebase-snap --base-file MEM --diff-file DIFF_MEM\n"
@@ -378,9 +379,17 @@ absl::StatusOr<FirecrackerArgs> ParseFirecrackerArgs(const std::vector<std::stri
     } else if (flag == "--boot-timer") {
       // Always on in edgevisor: the boot-timer device is part of every VM.
     } else if (flag == "--start-time-us" || flag == "--start-time-cpu-us" ||
-               flag == "--parent-cpu-time-us" || flag == "--mmds-size-limit") {
-      std::string ignored;  // the jailer's timing hints; MMDS does not exist here
+               flag == "--parent-cpu-time-us") {
+      std::string ignored;  // the jailer's timing hints
       s = take(ignored);
+    } else if (flag == "--metadata") {
+      s = take(fa.metadata);
+    } else if (flag == "--mmds-size-limit") {
+      std::string v;
+      s = take(v);
+      if (s.ok() && (!absl::SimpleAtoi(v, &fa.mmds_size_limit) || fa.mmds_size_limit == 0)) {
+        s = absl::InvalidArgumentError("--mmds-size-limit: must be a positive integer");
+      }
     } else if (flag == "--no-seccomp") {
       fa.seccomp = false;
     } else if (flag == "--seccomp-filter" || flag == "--show-log-origin" || flag == "--module" ||

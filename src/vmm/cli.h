@@ -35,6 +35,8 @@ struct FirecrackerArgs {
   bool show_level = false;
   std::string metrics_path;
   size_t max_payload = 51200;
+  std::string metadata;            // --metadata: the MMDS data store's first contents (JSON)
+  size_t mmds_size_limit = 51200;  // --mmds-size-limit: the store's limit in bytes
   // Our extension (the appliance's supervisor tells a reboot from a power-off with it); with
   // --no-api only. Firecracker exits 0 on both.
   std::optional<int> reboot_exit_code;

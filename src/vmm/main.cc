@@ -22,12 +22,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "nlohmann/json.hpp"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "src/base/append_file.h"
 #include "src/base/errors.h"
 #include "src/base/event_fd.h"
 #include "src/base/log.h"
 #include "src/base/read_file.h"
+#include "src/devices/mmds/service.h"
 #include "src/devices/net/tap.h"
 #include "src/vmm/api/api.h"
 #include "src/vmm/api/http_server.h"
@@ -289,7 +291,8 @@ bool PresetResources(const edgevisor::FirecrackerArgs& fa,
 // Requests run on the main thread (api/request_queue.h): hooks.start builds and starts the VM
 // here, under no filter yet; Start installs the main thread's.
 int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
-            std::optional<edgevisor::VmResources> from_file, edgevisor::ProcessClock start) {
+            std::optional<edgevisor::VmResources> from_file,
+            std::shared_ptr<edgevisor::mmds::Service> mmds, edgevisor::ProcessClock start) {
   auto filters = SetUpSeccomp(fa.seccomp);
   auto queue = edgevisor::api::RequestQueue::Create();
   if (!filters.ok() || !queue.ok()) {
@@ -310,6 +313,7 @@ int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
                             std::shared_ptr<edgevisor::MetricsWriter> metrics)
       -> absl::StatusOr<edgevisor::api::LoadedVm> {
     EV_ASSIGN_OR_RETURN(edgevisor::snapshot::VmState state, ReadSnapshot(load.snapshot_path));
+    state.config.mmds_service = load.mmds;  // the API's store: its GET/PUT /mmds reach the VM
     // Tracking asked for at the load: for the restored VM, and for GET /vm/config.
     state.config.machine.track_dirty_pages |= load.track_dirty_pages;
     const edgevisor::RestoreOptions opts{
@@ -328,6 +332,7 @@ int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
   edgevisor::api::ApiController api(vm_id, kVersion, edgevisor::HostLimits::Detect(),
                                     std::move(hooks));
   if (!PresetResources(fa, std::move(from_file), api)) return edgevisor::kExitUsage;
+  api.SetMmds(std::move(mmds));
 
   serve = [&api, q = queue->get()] {
     q->Serve([&api](const edgevisor::api::HttpRequest& r) { return api.Handle(r); });
@@ -417,11 +422,26 @@ int FirecrackerMain(const std::vector<std::string>& args, edgevisor::ProcessCloc
     for (const std::string& note : cfg->deprecations) spdlog::warn("--config-file: {}", note);
   }
 
+  // The metadata store: empty, or --metadata's contents (Firecracker's flags).
+  auto mmds = std::make_shared<edgevisor::mmds::Service>(fa->mmds_size_limit);
+  if (!fa->metadata.empty()) {
+    auto text = edgevisor::ReadSmallFile(fa->metadata);
+    absl::Status s = text.status();
+    if (text.ok()) {
+      const nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+      s = j.is_discarded() ? absl::InvalidArgumentError("not valid JSON") : mmds->Put(j);
+    }
+    if (!s.ok()) {
+      spdlog::error("--metadata {}: {}", fa->metadata, s.message());
+      return edgevisor::kExitUsage;
+    }
+  }
   if (!fa->no_api) {
     std::optional<edgevisor::VmResources> resources;
     if (cfg) resources = std::move(cfg->resources);
-    return ApiMain(*fa, vm_id, std::move(resources), start);
+    return ApiMain(*fa, vm_id, std::move(resources), std::move(mmds), start);
   }
+  cfg->vm.mmds_service = std::move(mmds);
 
   std::shared_ptr<edgevisor::MetricsWriter> metrics;
   std::optional<edgevisor::MetricsConfig> mc = cfg->resources.metrics;

@@ -197,6 +197,16 @@ def main():
     vsock_uds = os.path.join(tmp, "v.sock")
     c.call("PUT", "/vsock", "/vsock", {"guest_cid": 3, "uds_path": vsock_uds}, expect=204)
     c.call("PUT", "/vsock", "/vsock", {"guest_cid": 2, "uds_path": vsock_uds}, expect=400)
+    c.call("PUT", "/mmds", "/mmds", {"latest": {"meta-data": {"ami-id": "ami-1"}}}, expect=204)
+    c.call("PATCH", "/mmds", "/mmds", {"latest": {"meta-data": {"hostname": "edge-1"}}},
+           expect=204)
+    _, md = c.call("GET", "/mmds", "/mmds", expect=200)
+    check(md == {"latest": {"meta-data": {"ami-id": "ami-1", "hostname": "edge-1"}}},
+          f"GET /mmds has the PUT and the PATCH merged: {md}")
+    c.call("PUT", "/mmds/config", "/mmds/config",
+           {"version": "V2", "network_interfaces": ["eth0"], "ipv4_address": "169.254.169.254"},
+           expect=204)
+    c.call("PUT", "/mmds/config", "/mmds/config", {"network_interfaces": ["eth9"]}, expect=400)
     _, bal = c.call("GET", "/balloon", "/balloon", expect=200)
     check(bal and bal["amount_mib"] == 2 and bal["stats_polling_interval_s"] == 2,
           "GET /balloon has the PATCHed target and interval")
@@ -210,6 +220,7 @@ def main():
     check(cfg and cfg.get("entropy", {}).get("rate_limiter", {}).get("ops", {}).get("size") == 100,
           "vm/config lists the entropy device")
     check(cfg and cfg.get("vsock", {}).get("uds_path") == vsock_uds, "vm/config lists vsock")
+    check(cfg and cfg.get("mmds-config", {}).get("version") == "V2", "vm/config lists mmds-config")
 
     c.call("PUT", "/actions", "/actions", {"action_type": "InstanceStart"}, expect=204)
     _, info = c.call("GET", "/", "/", expect=200)
@@ -240,6 +251,10 @@ def main():
     c.call("PUT", "/boot-source", "/boot-source", {"kernel_image_path": "/k"}, expect=400)
     c.call("PUT", "/entropy", "/entropy", {}, expect=400)  # pre-boot only
     c.call("PUT", "/vsock", "/vsock", {"guest_cid": 4, "uds_path": vsock_uds + "2"}, expect=400)
+    c.call("PUT", "/mmds/config", "/mmds/config", {"network_interfaces": ["eth0"]}, expect=400)
+    c.call("PATCH", "/mmds", "/mmds", {"user-data": "#cloud-config"}, expect=204)
+    _, md = c.call("GET", "/mmds", "/mmds", expect=200)
+    check(md and md.get("user-data") == "#cloud-config", "PATCH /mmds works on a running VM")
     check(stat.S_ISSOCK(os.stat(vsock_uds).st_mode), "the vsock device listens on its uds_path")
     c.call("PATCH", "/balloon", "/balloon", {"amount_mib": 8}, expect=204)
     c.call("PATCH", "/balloon", "/balloon", {"amount_mib": 49}, expect=400)  # more than the guest

@@ -2,14 +2,14 @@
 # Builds the libFuzzer targets with clang (ASan+UBSan+fuzzer) and runs each briefly.
 # usage: smoke.sh SOURCE_ROOT BUILD_DIR SECONDS
 # env:   RUNS=N      run each target to N inputs instead of for SECONDS (e.g. RUNS=1000000)
-#        TARGETS="a b"   build and run only these targets (default: all twelve)
+#        TARGETS="a b"   build and run only these targets (default: all thirteen)
 #        FUZZ_DEFINES="-DX"  extra compiler flags (a deliberately broken harness, say)
 set -euo pipefail
 SRC=$1; OUT=$2/fuzz; SECS=${3:-20}
 mkdir -p "$OUT"
 CC=${FUZZ_CC:-clang}; CXX=${FUZZ_CXX:-clang++}
 command -v "$CXX" >/dev/null || { echo "$CXX not found (apt-get install clang libclang-rt-14-dev)"; exit 1; }
-ALL="elf virtio_blk net_tx balloon vsock fc_config api bzimage arm64_image appliance_config gpt snapshot"
+ALL="elf virtio_blk net_tx balloon vsock mmds fc_config api bzimage arm64_image appliance_config gpt snapshot"
 TARGETS=${TARGETS:-$ALL}
 # The targets are meson executables (tests/fuzz/meson.build) that link the layers' libraries,
 # built in a clang build of their own. FUZZ_DEFINES gets a build directory of its own too.
@@ -27,7 +27,7 @@ for t in $TARGETS make_seeds; do
   [ "$t" = make_seeds ] && f=make_seeds || f="${t}_fuzz"
   ln -sf "$FB/tests/fuzz/$f" "$OUT/$f"
 done
-mkdir -p "$OUT/gpt_corpus" "$OUT/appliance_config_corpus" "$OUT/arm64_image_corpus" "$OUT/elf_corpus" "$OUT/virtio_blk_corpus" "$OUT/net_tx_corpus" "$OUT/balloon_corpus" "$OUT/vsock_corpus" "$OUT/fc_config_corpus" \
+mkdir -p "$OUT/gpt_corpus" "$OUT/appliance_config_corpus" "$OUT/arm64_image_corpus" "$OUT/elf_corpus" "$OUT/virtio_blk_corpus" "$OUT/net_tx_corpus" "$OUT/balloon_corpus" "$OUT/vsock_corpus" "$OUT/mmds_corpus" "$OUT/fc_config_corpus" \
   "$OUT/api_corpus" "$OUT/bzimage_corpus" "$OUT/snapshot_corpus"
 # Seeds: Firecracker's getting-started requests and the post-boot actions.
 printf 'PUT /boot-source\n{"kernel_image_path":"/k","boot_args":"console=ttyS0"}' > "$OUT/api_corpus/boot"
@@ -84,6 +84,24 @@ def pkt(op, data=b"", flags=0):
 seed = pkt(1) + pkt(5, b"hello host") + pkt(6) + pkt(7) + pkt(4, flags=2) + pkt(5, b"x" * 300) + pkt(3)
 open(sys.argv[1], "wb").write(seed)
 PY
+# mmds: a guest's handshake, request and FIN to 169.254.169.254:80, and an ARP request for it;
+# each frame is 2 length bytes, then it.
+python3 - "$OUT/mmds_corpus/seed" <<'PY'
+import struct, sys
+def tcp(flags, seq, ack, data=b""):
+    t = struct.pack(">HHIIBBHHH", 40000, 80, seq, ack, 0x50, flags, 65535, 0, 0) + data
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(t), 1, 0, 64, 6, 0,
+                     bytes([10, 0, 0, 2]), bytes([169, 254, 169, 254]))
+    f = bytes(6) + bytes([0x52, 0x54, 0, 0, 0, 1]) + b"\x08\x00" + ip + t
+    return struct.pack("<H", len(f)) + f
+arp = (b"\xff" * 6 + bytes([0x52, 0x54, 0, 0, 0, 1]) + b"\x08\x06" +
+       struct.pack(">HHBBH", 1, 0x0800, 6, 4, 1) + bytes([0x52, 0x54, 0, 0, 0, 1, 10, 0, 0, 2]) +
+       bytes(6) + bytes([169, 254, 169, 254]))
+req = b"GET /latest/meta-data/id HTTP/1.1\r\nAccept: application/json\r\n\r\n"
+seed = (struct.pack("<H", len(arp)) + arp + tcp(2, 1000, 0) + tcp(16, 1001, 1) +
+        tcp(24, 1001, 1, req) + tcp(17, 1001 + len(req), 2))
+open(sys.argv[1], "wb").write(seed)
+PY
 printf 'PUT /vsock\n{"guest_cid":3,"uds_path":"/tmp/v.sock"}' > "$OUT/api_corpus/vsock"
 printf 'PUT /balloon\n{"amount_mib":64,"deflate_on_oom":true,"stats_polling_interval_s":1,"free_page_reporting":true}' > "$OUT/api_corpus/balloon"
 printf 'PATCH /balloon\n{"amount_mib":8}' > "$OUT/api_corpus/patchballoon"
@@ -95,8 +113,8 @@ printf 'PATCH /balloon\n{"amount_mib":8}' > "$OUT/api_corpus/patchballoon"
 # that has lost its code under test stays far below, at the few dozen edges of the harness alone.
 # (reached in 20 s: elf 451, virtio_blk 279, net_tx 225, fc_config 1870, api 2475, bzimage 304,
 # arm64_image 41, appliance_config 2663, gpt 105; snapshot 1542 on 2026-12-02; balloon 183 on
-# 2026-12-02; vsock 675 on 2026-12-03)
-declare -A FLOOR=([elf]=220 [virtio_blk]=140 [net_tx]=110 [balloon]=90 [vsock]=330 [fc_config]=900 [api]=1200
+# 2026-12-02; vsock 675 and mmds 970 on 2026-12-03)
+declare -A FLOOR=([elf]=220 [virtio_blk]=140 [net_tx]=110 [balloon]=90 [vsock]=330 [mmds]=480 [fc_config]=900 [api]=1200
                   [bzimage]=150 [arm64_image]=25 [appliance_config]=1300 [gpt]=60 [snapshot]=750)
 MIN_EXECS=${MIN_EXECS:-1000}
 if [ -n "${RUNS:-}" ]; then limit=(-runs="$RUNS"); else limit=(-max_total_time="$SECS"); fi

@@ -233,6 +233,18 @@ def judge_balloon(check, lines, times):
                               r"mismatches=0"))
     check("vsock.served", "vsock: the guest's listener served the host's connection",
           inner(r"EV_VSOCK_SERVED"))
+    mmds = inner(r"EV_MMDS_OK token=(\d+)chars hostname=(\S*) zone=(\S*) keys=(\S*) "
+                 r"json=(\S*) notoken=(\d+) missing=(\d+)")
+    check("mmds.token", "mmds: the guest's curl got a V2 session token (PUT /latest/api/token)",
+          mmds and mmds.group(1) == "43")
+    check("mmds.read", "mmds: with it, the guest read a key from --metadata's store",
+          mmds and mmds.group(2) == "rig-guest")
+    check("mmds.patch", "mmds: a PATCH /mmds while the guest ran reached the guest",
+          inner(r"^RIG_MMDS patch=204") and mmds and mmds.group(3) == "edge-1")
+    check("mmds.formats", "mmds: keys listed as IMDS text, a value as JSON",
+          mmds and mmds.group(4) == "hostname,instance-id,zone" and mmds.group(5) == '"i-0rig"')
+    check("mmds.errors", "mmds: 401 without the token, 404 for a missing key",
+          mmds and mmds.group(6) == "401" and mmds.group(7) == "404")
     check("balloon.clean", "balloon: the guest and VMM reported no failure",
           blk and not grep(blk, INNER_FAIL.pattern))
     check("balloon.exit", "balloon: the VMM's exit status 0 after the guest's power-off",

@@ -109,6 +109,11 @@ BREAK = {
     "vsock.host_to_guest": ("balloon", sub(r"host->guest sent=1048576 received=1048576",
                                            "host->guest sent=1048576 received=524288")),
     "vsock.served": ("balloon", drop(r"EV_VSOCK_SERVED")),
+    "mmds.token": ("balloon", sub(r"token=43chars", "token=0chars")),
+    "mmds.read": ("balloon", sub(r"hostname=rig-guest", "hostname=")),
+    "mmds.patch": ("balloon", sub(r"^RIG_MMDS patch=204", "RIG_MMDS patch=400")),
+    "mmds.formats": ("balloon", sub(r'json="i-0rig"', "json=i-0rig")),
+    "mmds.errors": ("balloon", sub(r"notoken=401", "notoken=200")),
 }
 
 

@@ -74,7 +74,16 @@ virtio::VirtioDevice::CounterList VirtioNet::Counters() const {
           {"rx_rate_limiter_throttled", rx_limiter_->throttled()},
           {"tx_rate_limiter_throttled", tx_limiter_->throttled()},
           {"rx_event_rate_limiter_count", rx_limiter_wakeups_.load()},
-          {"tx_rate_limiter_event_count", tx_limiter_wakeups_.load()}};
+          {"tx_rate_limiter_event_count", tx_limiter_wakeups_.load()},
+          // The metadata service's, 0 where it is off (Firecracker's group "mmds").
+          {"mmds_rx_frames", mmds_counters_.rx_frames.load()},
+          {"mmds_rx_dropped", mmds_counters_.rx_dropped.load()},
+          {"mmds_tx_frames", mmds_counters_.tx_frames.load()},
+          {"mmds_tx_dropped", mmds_counters_.tx_dropped.load()},
+          {"mmds_connections", mmds_counters_.connections.load()},
+          {"mmds_evictions", mmds_counters_.evictions.load()},
+          {"mmds_requests", mmds_counters_.requests.load()},
+          {"mmds_bad_requests", mmds_counters_.bad_requests.load()}};
 }
 
 uint32_t VirtioNet::device_id() const { return virtio::kDeviceIdNet; }
@@ -111,6 +120,23 @@ std::vector<iovec> HostViews(const GuestMemory& mem, const virtio::DescriptorCha
     iov.push_back({v.data(), v.size()});
   }
   return iov;
+}
+
+// Up to DST's size bytes of IOV from OFFSET on, into DST; how many.
+size_t CopyFrom(const std::vector<iovec>& iov, size_t offset, absl::Span<uint8_t> dst) {
+  size_t done = 0;
+  for (const iovec& v : iov) {
+    if (done == dst.size()) break;
+    if (offset >= v.iov_len) {
+      offset -= v.iov_len;
+      continue;
+    }
+    const size_t n = std::min(v.iov_len - offset, dst.size() - done);
+    std::memcpy(dst.data() + done, static_cast<const uint8_t*>(v.iov_base) + offset, n);
+    done += n;
+    offset = 0;
+  }
+  return done;
 }
 
 uint64_t CopyTo(const std::vector<iovec>& iov, const uint8_t* src, uint64_t len) {
@@ -170,6 +196,7 @@ class VirtioNet::Worker : public virtio::Worker {
   uint8_t ExecuteCtrl(const std::vector<uint8_t>& cmd) const;
   void WatchTap(int p, bool on);
   void MarkBroken(int p, const absl::Status& why);
+  bool ToMmds(const std::vector<iovec>& iov, uint64_t frame_len);
   virtio::Virtqueue* rxq(int p) { return vqs_[2 * p].get(); }
   virtio::Virtqueue* txq(int p) { return vqs_[2 * p + 1].get(); }
 
@@ -181,7 +208,8 @@ class VirtioNet::Worker : public virtio::Worker {
   std::vector<std::unique_ptr<virtio::Virtqueue>> vqs_;
   std::vector<int> notify_fds_;
   std::vector<Pair> pairs_;
-  std::vector<bool> want_irq_;  // per queue: used elements added in this batch
+  std::vector<bool> want_irq_;       // per queue: used elements added in this batch
+  std::vector<uint8_t> mmds_frame_;  // a TX frame for the metadata service, gathered
 };
 
 VirtioNet::Worker::Worker(VirtioNet& dev, const virtio::ActivateArgs& args,
@@ -280,6 +308,7 @@ void VirtioNet::Worker::ProcessTx(int p) {
     if (!s.ok()) return MarkBroken(p, s);
     want_irq_[2 * p + 1] = true;
   }
+  if (dev_.mmds_ && dev_.mmds_->has_frames()) ProcessRx(0);  // the service's replies
 }
 
 // One TX chain to the TAP: false (a drop) for a chain with device-writable buffers (§5.1.6.2),
@@ -294,11 +323,23 @@ bool VirtioNet::Worker::SendToTap(int p, const virtio::DescriptorChain& chain) {
     spdlog::debug("{}: TX frame dropped: {}", dev_.thread_name_, s.message());
     return false;
   }
+  if (dev_.mmds_ && ToMmds(iov, chain.readable_bytes - sizeof(NetHdr))) return true;
   ssize_t n;
   do {
     n = writev(dev_.tap_.fd(p), iov.data(), static_cast<int>(iov.size()));
   } while (n < 0 && errno == EINTR);
   return n == static_cast<ssize_t>(chain.readable_bytes);
+}
+
+// A TX frame for the metadata service goes to its stack, not the TAP; true if it was one.
+bool VirtioNet::Worker::ToMmds(const std::vector<iovec>& iov, uint64_t frame_len) {
+  uint8_t prefix[mmds::Stack::kClaimBytes];
+  const size_t n = CopyFrom(iov, sizeof(NetHdr), absl::MakeSpan(prefix));
+  if (!dev_.mmds_->Claims(absl::MakeConstSpan(prefix, n))) return false;
+  mmds_frame_.resize(frame_len);
+  CopyFrom(iov, sizeof(NetHdr), absl::MakeSpan(mmds_frame_));
+  dev_.mmds_->OnGuestFrame(mmds_frame_, absl::Now());
+  return true;
 }
 
 // ---- RX: TAP -> guest ---------------------------------------------------------------------------
@@ -320,6 +361,16 @@ void VirtioNet::Worker::ProcessRx(int p) {
     st.admitted = false;
     if (st.broken) return;
     Frame& f = st.frame;
+    if (p == 0 && dev_.mmds_ && dev_.mmds_->has_frames()) {
+      // The metadata service's replies first (not rate limited: they answer the guest's own).
+      const std::vector<uint8_t> m = dev_.mmds_->PopFrame();
+      if (sizeof(NetHdr) + m.size() > f.data.size()) continue;
+      std::memset(f.data.data(), 0, sizeof(NetHdr));
+      std::memcpy(f.data.data() + sizeof(NetHdr), m.data(), m.size());
+      f.len = sizeof(NetHdr) + m.size();
+      st.pending = st.admitted = true;
+      continue;
+    }
     ssize_t n = read(dev_.tap_.fd(p), f.data.data(), f.data.size());
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {  // EAGAIN: the TAP is empty; wait for it

@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "src/base/fd.h"
+#include "src/devices/mmds/stack.h"
 #include "src/devices/net/net_config.h"
 #include "src/devices/net/tap.h"
 #include "src/devices/net/virtio_net_spec.h"
@@ -47,6 +48,10 @@ class VirtioNet : public virtio::VirtioDevice {
   absl::StatusOr<std::vector<virtio::QueueState>> Quiesce() override;
   std::string counter_group() const override { return "net"; }
   CounterList Counters() const override;
+  // The metadata service answers this interface's guest traffic to IPV4 (before activation).
+  void EnableMmds(std::shared_ptr<mmds::Service> service, std::array<uint8_t, 4> ipv4) {
+    mmds_ = std::make_unique<mmds::Stack>(std::move(service), ipv4, &mmds_counters_);
+  }
   // PATCH /network-interfaces: new limits at once (a null one stays as it is). Thread-safe.
   void UpdateRateLimiters(const RateLimiterConfig* rx, const RateLimiterConfig* tx) {
     if (rx) rx_limiter_->Update(*rx);
@@ -68,6 +73,9 @@ class VirtioNet : public virtio::VirtioDevice {
   // out of the epoll set; either way the worker waits for the limiter's timer.
   std::unique_ptr<virtio::RateLimiter> rx_limiter_, tx_limiter_;
   std::atomic<uint64_t> rx_limiter_wakeups_{0}, tx_limiter_wakeups_{0};
+  // MMDS (when enabled): used by the device thread only; its replies go to the first pair.
+  std::unique_ptr<mmds::Stack> mmds_;
+  mmds::StackCounters mmds_counters_;
   virtio::WorkerThread thread_;
 };
 

@@ -35,7 +35,7 @@ absl::StatusOr<Json> ParseBody(const HttpRequest& req) {
 
 // Firecracker's endpoints that edgevisor does not implement.
 bool IsUnsupportedPath(const std::string& path) {
-  static const char* kPrefixes[] = {"/cpu-config", "/pmem/", "/mmds", "/serial", "/hotplug/"};
+  static const char* kPrefixes[] = {"/cpu-config", "/pmem/", "/serial", "/hotplug/"};
   for (const char* p : kPrefixes) {
     if (absl::StartsWith(path, p)) return true;
   }
@@ -125,6 +125,7 @@ absl::Status ApiController::StartLocked() {
   if (vm_ != nullptr) return absl::InvalidArgumentError(absl::StrCat("InstanceStart ", kAfterBoot));
   auto cfg = resources_.ToVmConfig(vm_id_);
   if (!cfg.ok()) return cfg.status();
+  cfg->mmds_service = mmds_;
   if (absl::Status s = ValidateVmConfig(*cfg, host_); !s.ok()) return InApiTerms(s);
   auto vm = hooks_.start(*cfg, metrics_);
   if (!vm.ok()) return InApiTerms(vm.status());
@@ -178,6 +179,7 @@ HttpResponse ApiController::Route(const HttpRequest& req) {
     if (path == "/vm/config") return JsonOk(resources_.ToJson());
     if (path == "/balloon") return GetBalloon();
     if (path == "/balloon/statistics") return GetBalloonStatistics();
+    if (path == "/mmds") return JsonOk(mmds_->Get());
   }
   if (absl::StartsWith(path, "/balloon/hinting/")) {
     return Fault(absl::StrFormat(
@@ -198,10 +200,10 @@ HttpResponse ApiController::Route(const HttpRequest& req) {
       return path == "/actions" || path == "/boot-source" || path == "/machine-config" ||
              path == "/logger" || path == "/metrics" || path == "/snapshot/create" ||
              path == "/snapshot/load" || path == "/entropy" || path == "/balloon" ||
-             path == "/vsock" || absl::StartsWith(path, "/drives/") ||
-             absl::StartsWith(path, "/network-interfaces/");
+             path == "/vsock" || path == "/mmds" || path == "/mmds/config" ||
+             absl::StartsWith(path, "/drives/") || absl::StartsWith(path, "/network-interfaces/");
     }
-    return path == "/machine-config" || path == "/vm" || path == "/balloon" ||
+    return path == "/machine-config" || path == "/vm" || path == "/balloon" || path == "/mmds" ||
            path == "/balloon/statistics" || absl::StartsWith(path, "/drives/") ||
            absl::StartsWith(path, "/network-interfaces/");
   };
@@ -218,6 +220,7 @@ HttpResponse ApiController::Route(const HttpRequest& req) {
   if (path == "/metrics") return OnMetrics(what, body);
   if (path == "/entropy") return OnEntropy(what, body);
   if (path == "/vsock") return OnVsock(what, body);
+  if (absl::StartsWith(path, "/mmds")) return OnMmds(m, what, path, body);
   if (absl::StartsWith(path, "/balloon")) return OnBalloon(m, what, path, body);
   if (absl::StartsWith(path, "/snapshot/")) return OnSnapshot(what, path, body);
   if (auto id = IdFromPath(path, "/drives/")) return OnDrive(m, what, *id, body);
@@ -335,6 +338,23 @@ HttpResponse ApiController::OnVsock(const std::string& what, const Json& body) {
   resources_.vsock = *v;
   configured_ = true;
   return NoContent();
+}
+
+HttpResponse ApiController::OnMmds(const std::string& m, const std::string& what,
+                                   const std::string& path, const Json& body) {
+  if (path == "/mmds/config") {
+    if (vm_ != nullptr) return Fault(absl::StrCat(what, " ", kAfterBoot));
+    std::vector<std::string> ids;
+    for (const FcNet& n : resources_.nets) ids.push_back(n.iface_id);
+    auto c = ParseMmdsConfig(body, "", &ids);
+    if (!c.ok()) return Fault(c.status());
+    resources_.mmds = *c;
+    configured_ = true;
+    return NoContent();
+  }
+  // The store, before the VM starts and while it runs (the guest sees each change at once).
+  absl::Status s = m == "PUT" ? mmds_->Put(body) : mmds_->Patch(body);
+  return s.ok() ? NoContent() : Fault(absl::StrCat(what, ": ", s.message()));
 }
 
 HttpResponse ApiController::OnDrive(const std::string& m, const std::string& what,
@@ -477,6 +497,7 @@ HttpResponse ApiController::LoadSnapshot(const Json& body) {
     return Fault(s);
   }
   SnapshotLoad load;
+  load.mmds = mmds_;
   auto state_path = GetString(body, "", "snapshot_path", true);
   auto mem_file = GetString(body, "", "mem_file_path", false);
   auto diff = GetBool(body, "", "enable_diff_snapshots", false, false);  // deprecated alias
@@ -541,6 +562,7 @@ HttpResponse ApiController::LoadSnapshot(const Json& body) {
   resources_.entropy = loaded->config.entropy;
   resources_.balloon = loaded->config.balloon;
   resources_.vsock = loaded->config.vsock;
+  resources_.mmds = loaded->config.mmds;
   return NoContent();
 }
 

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "src/devices/balloon/virtio_balloon.h"
+#include "src/devices/mmds/service.h"
 #include "src/vmm/api/http_server.h"
 #include "src/vmm/config/fc_config.h"
 #include "src/vmm/metrics.h"
@@ -54,7 +55,8 @@ struct SnapshotLoad {
   std::string snapshot_path;
   std::string mem_path;  // mem_backend.backend_path (File), or the older mem_file_path
   bool resume = false;
-  bool track_dirty_pages = false;  // track_dirty_pages, or the older enable_diff_snapshots
+  bool track_dirty_pages = false;       // track_dirty_pages, or the older enable_diff_snapshots
+  std::shared_ptr<mmds::Service> mmds;  // the API's metadata store, for the restored VM
 };
 
 // What a snapshot load built: the VM, and the configuration it was restored with (for GET
@@ -99,6 +101,12 @@ class ApiController {
     configured_ = true;
   }
   absl::Status SetMetrics(const MetricsConfig& cfg);
+  // The metadata store the API's /mmds requests and the VM's MMDS share (--metadata filled it,
+  // --mmds-size-limit sized it); by default an empty one of Firecracker's size.
+  void SetMmds(std::shared_ptr<mmds::Service> s) {
+    absl::MutexLock lock(&mu_);
+    mmds_ = std::move(s);
+  }
   // Starts the VM from the current resources, as InstanceStart does (--config-file with API).
   absl::Status StartFromResources();
 
@@ -125,6 +133,8 @@ class ApiController {
   HttpResponse OnBalloon(const std::string& m, const std::string& what, const std::string& path,
                          const Json& body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   HttpResponse GetBalloon() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  HttpResponse OnMmds(const std::string& m, const std::string& what, const std::string& path,
+                      const Json& body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   HttpResponse GetBalloonStatistics() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   HttpResponse PatchDrive(const std::string& id, const Json& body)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -146,6 +156,7 @@ class ApiController {
   const HostLimits host_;
   ApiHooks hooks_;
   VmResources resources_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<mmds::Service> mmds_ ABSL_GUARDED_BY(mu_) = std::make_shared<mmds::Service>();
   std::shared_ptr<MetricsWriter> metrics_ ABSL_GUARDED_BY(mu_);
   RunningVm* vm_ ABSL_GUARDED_BY(mu_) = nullptr;  // set by InstanceStart or a snapshot load
   // A VM resource was configured (boot source, machine, drive, interface): a snapshot load,

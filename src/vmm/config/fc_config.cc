@@ -1,10 +1,13 @@
 #include "src/vmm/config/fc_config.h"
 
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
 #include "src/base/json_fields.h"
 #include "src/devices/vsock/vsock_spec.h"
@@ -255,6 +258,60 @@ Json VsockJson(const VsockConfig& v) {
   return out;
 }
 
+absl::StatusOr<MmdsConfig> ParseMmdsConfig(const Json& j, const std::string& w,
+                                           const std::vector<std::string>* known) {
+  RETURN_IF_ERROR(
+      CheckObject(j, w, {"version", "network_interfaces", "ipv4_address", "imds_compat"}));
+  MmdsConfig m;
+  std::string version;
+  ASSIGN_OR_RETURN(version, GetString(j, w, "version", false));
+  if (version == "V2") {
+    m.version = MmdsConfig::Version::kV2;
+  } else if (!version.empty() && version != "V1") {
+    return Bad(Field(w, "version"), "must be V1 or V2");
+  }
+  const std::string ifs = Field(w, "network_interfaces");
+  if (!j.contains("network_interfaces")) return Bad(ifs, "missing required field");
+  if (!j["network_interfaces"].is_array() || j["network_interfaces"].empty()) {
+    return Bad(ifs, "must be a non-empty array of interface ids");
+  }
+  for (const Json& id : j["network_interfaces"]) {
+    if (!id.is_string()) return Bad(ifs, "must be a non-empty array of interface ids");
+    const std::string s = id.get<std::string>();
+    if (known && std::find(known->begin(), known->end(), s) == known->end()) {
+      return Bad(ifs, absl::StrFormat("'%s' is not a network interface (PUT it first)", s));
+    }
+    m.network_interfaces.push_back(s);
+  }
+  std::string ip;
+  ASSIGN_OR_RETURN(ip, GetString(j, w, "ipv4_address", false));
+  if (!ip.empty()) {
+    std::vector<std::string> parts = absl::StrSplit(ip, '.');
+    int v[4];
+    bool ok = parts.size() == 4;
+    for (size_t i = 0; ok && i < 4; ++i) {
+      ok = !parts[i].empty() && parts[i].size() <= 3 &&
+           parts[i].find_first_not_of("0123456789") == std::string::npos &&
+           absl::SimpleAtoi(parts[i], &v[i]) && v[i] <= 255;
+    }
+    // The spec's pattern: 169.254.1-254.0-255.
+    if (!ok || v[0] != 169 || v[1] != 254 || v[2] < 1 || v[2] > 254) {
+      return Bad(Field(w, "ipv4_address"), "must be a link-local address 169.254.1-254.0-255");
+    }
+    for (int i = 0; i < 4; ++i) m.ipv4_address[i] = static_cast<uint8_t>(v[i]);
+  }
+  ASSIGN_OR_RETURN(m.imds_compat, GetBool(j, w, "imds_compat", false, false));
+  return m;
+}
+
+Json MmdsConfigJson(const MmdsConfig& m) {
+  return Json{{"version", m.version == MmdsConfig::Version::kV2 ? "V2" : "V1"},
+              {"network_interfaces", m.network_interfaces},
+              {"ipv4_address", absl::StrFormat("%d.%d.%d.%d", m.ipv4_address[0], m.ipv4_address[1],
+                                               m.ipv4_address[2], m.ipv4_address[3])},
+              {"imds_compat", m.imds_compat}};
+}
+
 absl::StatusOr<BalloonConfig> ParseBalloon(const Json& j, const std::string& w) {
   RETURN_IF_ERROR(CheckObject(j, w,
                               {"amount_mib", "deflate_on_oom", "stats_polling_interval_s",
@@ -452,6 +509,7 @@ absl::StatusOr<VmConfig> VmResources::ToVmConfig(const std::string& vm_id) const
   }
   vm.balloon = balloon;
   vm.vsock = vsock;
+  vm.mmds = mmds;
   return vm;
 }
 
@@ -489,6 +547,7 @@ Json VmResources::ToJson() const {
   if (entropy) out["entropy"] = Json{{"rate_limiter", RateLimiterJson(entropy->rate_limiter)}};
   if (balloon) out["balloon"] = BalloonJson(*balloon);
   if (vsock) out["vsock"] = VsockJson(*vsock);
+  if (mmds) out["mmds-config"] = MmdsConfigJson(*mmds);
   if (logger) {
     static const std::pair<const char*, const char*> kNames[] = {
         {"error", "Error"}, {"warn", "Warning"}, {"info", "Info"},
@@ -519,7 +578,7 @@ absl::StatusOr<FirecrackerConfig> ParseFirecrackerConfig(const std::string& text
       CheckObject(j, "",
                   {"boot-source", "drives", "machine-config", "network-interfaces", "logger",
                    "metrics", "balloon", "vsock", "mmds-config", "entropy", "cpu-config"}));
-  for (const char* unsupported : {"mmds-config", "cpu-config"}) {
+  for (const char* unsupported : {"cpu-config"}) {
     if (j.contains(unsupported)) return Bad(unsupported, "is not supported yet");
   }
   FirecrackerConfig cfg;
@@ -573,6 +632,11 @@ absl::StatusOr<FirecrackerConfig> ParseFirecrackerConfig(const std::string& text
   if (j.contains("entropy")) ASSIGN_OR_RETURN(r.entropy, ParseEntropy(j["entropy"], "entropy"));
   if (j.contains("balloon")) ASSIGN_OR_RETURN(r.balloon, ParseBalloon(j["balloon"], "balloon"));
   if (j.contains("vsock")) ASSIGN_OR_RETURN(r.vsock, ParseVsock(j["vsock"], "vsock"));
+  if (j.contains("mmds-config")) {
+    std::vector<std::string> ids;
+    for (const FcNet& n : r.nets) ids.push_back(n.iface_id);
+    ASSIGN_OR_RETURN(r.mmds, ParseMmdsConfig(j["mmds-config"], "mmds-config", &ids));
+  }
   ASSIGN_OR_RETURN(cfg.vm, r.ToVmConfig("anonymous"));
   return cfg;
 }

@@ -87,6 +87,7 @@ struct VmResources {
   std::optional<EntropyConfig> entropy;  // PUT /entropy, or the file's "entropy"
   std::optional<BalloonConfig> balloon;  // PUT /balloon, or the file's "balloon"
   std::optional<VsockConfig> vsock;      // PUT /vsock, or the file's "vsock"
+  std::optional<MmdsConfig> mmds;        // PUT /mmds/config, or the file's "mmds-config"
 
   // Adds or replaces (same id). Errors: a second root drive, too many devices, a TAP or MAC
   // that another interface already has.
@@ -122,6 +123,13 @@ absl::StatusOr<EntropyConfig> ParseEntropy(const Json& j, const std::string& whe
 // required, vsock_id (deprecated in Firecracker) optional.
 absl::StatusOr<VsockConfig> ParseVsock(const Json& j, const std::string& where);
 Json VsockJson(const VsockConfig& v);
+// Firecracker's MmdsConfig (PUT /mmds/config, the file's "mmds-config"): network_interfaces
+// required; version (V1, V2), ipv4_address (link-local: 169.254.x.y, neither x nor y at an end of
+// the range the spec gives) and imds_compat optional. The interfaces must exist: KNOWN lists
+// the ids there are (null: not checked here).
+absl::StatusOr<MmdsConfig> ParseMmdsConfig(const Json& j, const std::string& where,
+                                           const std::vector<std::string>* known);
+Json MmdsConfigJson(const MmdsConfig& m);
 // Firecracker's Balloon (PUT /balloon, the file's "balloon"): amount_mib and deflate_on_oom
 // required; stats_polling_interval_s (0: no statistics) and free_page_reporting optional;
 // free_page_hinting is refused when true. BalloonUpdate (PATCH /balloon): amount_mib.

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "absl/strings/str_format.h"
@@ -63,6 +64,18 @@ absl::Status ValidateVmConfig(const VmConfig& cfg, const HostLimits& host) {
         "--drive/--net: at most %d virtio devices in all (the entropy device and the balloon count "
         "too)",
         kMaxVirtioDevices));
+  }
+  if (cfg.mmds) {
+    if (cfg.mmds->network_interfaces.empty()) {
+      return absl::InvalidArgumentError("mmds-config.network_interfaces: names no interface");
+    }
+    for (const std::string& id : cfg.mmds->network_interfaces) {
+      if (std::none_of(cfg.nets.begin(), cfg.nets.end(),
+                       [&](const NetConfig& n) { return n.id == id; })) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "mmds-config.network_interfaces: '%s' is not a network interface of this VM", id));
+      }
+    }
   }
   for (size_t i = 0; i < cfg.nets.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {

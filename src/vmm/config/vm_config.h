@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -10,10 +11,15 @@
 #include "absl/status/statusor.h"
 #include "src/devices/balloon/balloon_config.h"
 #include "src/devices/block/drive_config.h"
+#include "src/devices/mmds/mmds_config.h"
 #include "src/devices/net/net_config.h"
 #include "src/devices/rng/rng_config.h"
 #include "src/devices/vsock/vsock_config.h"
 #include "src/vmm/config/boot_protocol.h"
+
+namespace edgevisor::mmds {
+class Service;  // src/devices/mmds/service.h
+}  // namespace edgevisor::mmds
 
 namespace edgevisor {
 
@@ -69,6 +75,10 @@ struct VmConfig {
   std::optional<EntropyConfig> entropy;  // a virtio-rng device
   std::optional<BalloonConfig> balloon;  // a virtio-balloon device
   std::optional<VsockConfig> vsock;      // a virtio-vsock device
+  std::optional<MmdsConfig> mmds;        // the metadata service, on the interfaces it names
+  // The service's data store, shared with whoever fills it (the API, --metadata); null: the
+  // builder makes an empty one.
+  std::shared_ptr<mmds::Service> mmds_service;
 };
 
 inline constexpr size_t kMaxVirtioDevices = 16;

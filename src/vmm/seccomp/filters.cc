@@ -112,8 +112,9 @@ constexpr Names kBlock = {"io_uring_enter", "io_uring_setup", "io_uring_register
                           // the rate limiter's timer
                           "timerfd_settime"};
 
-constexpr Names kNet = {"readv", "writev", "eventfd2",
-                        "timerfd_settime"};  // + the limiters' timers
+// readv/writev on the TAP, the limiters' timers; getrandom for MMDS (session tokens, TCP's
+// initial sequence numbers).
+constexpr Names kNet = {"readv", "writev", "eventfd2", "timerfd_settime", "getrandom"};
 
 // The entropy device: the host's random bytes, and its rate limiter's timer.
 constexpr Names kRng = {"getrandom", "timerfd_settime"};

@@ -113,6 +113,8 @@ Json ConfigJson(const VmConfig& c) {
   // The balloon in Firecracker's shape, with the target it has now.
   if (c.balloon) out["balloon"] = BalloonJson(*c.balloon);
   if (c.vsock) out["vsock"] = VsockJson(*c.vsock);
+  // The metadata service's configuration (its data store is the API's: not in the snapshot).
+  if (c.mmds) out["mmds"] = MmdsConfigJson(*c.mmds);
   return out;
 }
 
@@ -171,7 +173,7 @@ absl::StatusOr<VmConfig> ParseConfig(const Json& j) {
   EV_RETURN_IF_ERROR(
       CheckObject(j, where,
                   {"vcpus", "mem_mib", "gic", "track_dirty_pages", "arm64", "debug_exit",
-                   "reboot_exit_code", "drives", "nets", "entropy", "balloon", "vsock"}));
+                   "reboot_exit_code", "drives", "nets", "entropy", "balloon", "vsock", "mmds"}));
   VmConfig c;
   EV_ASSIGN_OR_RETURN(uint64_t vcpus, GetUint(j, where, "vcpus", 1, 256));
   EV_ASSIGN_OR_RETURN(c.machine.mem_mib, GetUint(j, where, "mem_mib", 1, uint64_t{1} << 24));
@@ -217,6 +219,11 @@ absl::StatusOr<VmConfig> ParseConfig(const Json& j) {
   }
   if (j.contains("vsock")) {
     EV_ASSIGN_OR_RETURN(c.vsock, ParseVsock(j["vsock"], "config.vsock"));
+  }
+  if (j.contains("mmds")) {
+    std::vector<std::string> ids;
+    for (const NetConfig& n : c.nets) ids.push_back(n.id);
+    EV_ASSIGN_OR_RETURN(c.mmds, ParseMmdsConfig(j["mmds"], "config.mmds", &ids));
   }
   if (VirtioDeviceCount(c) > kMaxVirtioDevices) {
     return Bad(where, absl::StrFormat("more than %d virtio devices", kMaxVirtioDevices));

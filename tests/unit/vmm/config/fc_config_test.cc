@@ -93,6 +93,30 @@ TEST(FcConfigTest, VsockReachesTheModelAndPrintsBack) {
   EXPECT_EQ(no_id->vm.vsock->vsock_id, "");
 }
 
+TEST(FcConfigTest, MmdsConfigReachesTheModelAndPrintsBack) {
+  auto c = ParseFirecrackerConfig(R"({"boot-source": {"kernel_image_path": "/k"},
+    "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0"}],
+    "mmds-config": {"version": "V2", "network_interfaces": ["eth0"],
+                    "ipv4_address": "169.254.170.2", "imds_compat": true}})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->vm.mmds.has_value());
+  EXPECT_EQ(c->vm.mmds->version, MmdsConfig::Version::kV2);
+  EXPECT_EQ(c->vm.mmds->network_interfaces, std::vector<std::string>{"eth0"});
+  EXPECT_EQ(c->vm.mmds->ipv4_address, (std::array<uint8_t, 4>{169, 254, 170, 2}));
+  EXPECT_TRUE(c->vm.mmds->imds_compat);
+  const Json j = c->resources.ToJson();
+  EXPECT_EQ(j["mmds-config"]["ipv4_address"], "169.254.170.2");
+  auto again = ParseFirecrackerConfig(j.dump());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again->vm.mmds, *c->vm.mmds);
+  auto defaults = ParseFirecrackerConfig(R"({"boot-source": {"kernel_image_path": "/k"},
+    "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0"}],
+    "mmds-config": {"network_interfaces": ["eth0"]}})");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->vm.mmds->version, MmdsConfig::Version::kV1);
+  EXPECT_EQ(defaults->vm.mmds->ipv4_address, (std::array<uint8_t, 4>{169, 254, 169, 254}));
+}
+
 TEST(FcConfigTest, EntropyWithARateLimiterReachesTheModel) {
   auto c = ParseFirecrackerConfig(R"({"boot-source": {"kernel_image_path": "/k"},
     "entropy": {"rate_limiter": {"bandwidth": {"size": 4096, "refill_time": 100,
@@ -382,6 +406,38 @@ INSTANTIATE_TEST_SUITE_P(
             "AllowMmdsRequestsNotBool",
             R"({"boot-source":{"kernel_image_path":"/k"},"network-interfaces":[{"iface_id":"eth0","host_dev_name":"t","allow_mmds_requests":1}]})",
             "network-interfaces[0].allow_mmds_requests: must be true or false"},
+        BadCase{
+            "MmdsUnknownInterface",
+            R"({"boot-source":{"kernel_image_path":"/k"},"network-interfaces":[{"iface_id":"eth0","host_dev_name":"t"}],"mmds-config":{"network_interfaces":["eth1"]}})",
+            "mmds-config.network_interfaces: 'eth1' is not a network interface"},
+        BadCase{
+            "MmdsNoInterfaces",
+            R"({"boot-source":{"kernel_image_path":"/k"},"network-interfaces":[{"iface_id":"eth0","host_dev_name":"t"}],"mmds-config":{"network_interfaces":[]}})",
+            "mmds-config.network_interfaces: must be a non-empty array"},
+        BadCase{
+            "MmdsInterfacesMissing",
+            R"({"boot-source":{"kernel_image_path":"/k"},"network-interfaces":[{"iface_id":"eth0","host_dev_name":"t"}],"mmds-config":{"version":"V1"}})",
+            "mmds-config.network_interfaces: missing required field"},
+        BadCase{
+            "MmdsVersion3",
+            R"({"boot-source":{"kernel_image_path":"/k"},"network-interfaces":[{"iface_id":"eth0","host_dev_name":"t"}],"mmds-config":{"version":"V3","network_interfaces":["eth0"]}})",
+            "mmds-config.version: must be V1 or V2"},
+        BadCase{
+            "MmdsNotLinkLocal",
+            R"({"boot-source":{"kernel_image_path":"/k"},"network-interfaces":[{"iface_id":"eth0","host_dev_name":"t"}],"mmds-config":{"network_interfaces":["eth0"],"ipv4_address":"10.0.0.1"}})",
+            "mmds-config.ipv4_address"},
+        BadCase{
+            "MmdsAddressTooBig",
+            R"({"boot-source":{"kernel_image_path":"/k"},"network-interfaces":[{"iface_id":"eth0","host_dev_name":"t"}],"mmds-config":{"network_interfaces":["eth0"],"ipv4_address":"169.254.169.256"}})",
+            "mmds-config.ipv4_address"},
+        BadCase{
+            "MmdsAddressNetwork",
+            R"({"boot-source":{"kernel_image_path":"/k"},"network-interfaces":[{"iface_id":"eth0","host_dev_name":"t"}],"mmds-config":{"network_interfaces":["eth0"],"ipv4_address":"169.254.0.9"}})",
+            "mmds-config.ipv4_address"},
+        BadCase{
+            "MmdsUnknownField",
+            R"({"boot-source":{"kernel_image_path":"/k"},"network-interfaces":[{"iface_id":"eth0","host_dev_name":"t"}],"mmds-config":{"network_interfaces":["eth0"],"port":80}})",
+            "mmds-config.port: unknown field"},
         BadCase{
             "VsockHostCid",
             R"({"boot-source":{"kernel_image_path":"/k"},"vsock":{"guest_cid":2,"uds_path":"/v"}})",

@@ -285,6 +285,23 @@ TEST(VmStateTest, TheVsockDeviceRoundTripsAndIsChecked) {
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("config.vsock.guest_cid"));
 }
 
+TEST(VmStateTest, TheMmdsConfigRoundTripsAndNamesItsInterfaces) {
+  VmState in = Valid();
+  ASSERT_FALSE(in.config.nets.empty());
+  in.config.mmds = MmdsConfig{.version = MmdsConfig::Version::kV2,
+                              .network_interfaces = {in.config.nets[0].id},
+                              .ipv4_address = {169, 254, 1, 2},
+                              .imds_compat = false};
+  auto out = Parse(ThroughCbor(ToJson(in)));
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_TRUE(out->config.mmds.has_value());
+  EXPECT_EQ(*out->config.mmds, *in.config.mmds);
+  in.config.mmds->network_interfaces = {"nope"};
+  auto bad = Parse(ThroughCbor(ToJson(in)));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("config.mmds.network_interfaces"));
+}
+
 TEST(VmStateTest, DriveAndInterfaceRateLimitersRoundTrip) {
   VmState in = Valid();
   in.config.drives[0].rate_limiter.bandwidth = {
