@@ -14,7 +14,7 @@
 #include "src/base/log.h"
 #include "src/devices/balloon/virtio_balloon.h"
 #include "src/devices/block/virtio_block.h"
-#include "src/devices/mmds/service.h"
+#include "src/devices/net/mmds_service.h"
 #include "src/devices/net/virtio_net.h"
 #include "src/devices/rng/virtio_rng.h"
 #include "src/devices/vsock/virtio_vsock.h"

@@ -362,11 +362,12 @@ absl::StatusOr<FirecrackerArgs> ParseFirecrackerArgs(const std::vector<std::stri
       fa.show_level = true;
     } else if (flag == "--metrics-path") {
       s = take(fa.metrics_path);
-    } else if (flag == "--http-api-max-payload-size") {
+    } else if (flag == "--http-api-max-payload-size" || flag == "--mmds-size-limit") {
       std::string v;
       s = take(v);
-      if (s.ok() && (!absl::SimpleAtoi(v, &fa.max_payload) || fa.max_payload == 0)) {
-        s = absl::InvalidArgumentError("--http-api-max-payload-size: must be a positive integer");
+      size_t& into = flag == "--mmds-size-limit" ? fa.mmds_size_limit : fa.max_payload;
+      if (s.ok() && (!absl::SimpleAtoi(v, &into) || into == 0)) {
+        s = absl::InvalidArgumentError(flag + ": must be a positive integer");
       }
     } else if (flag == "--reboot-exit-code") {
       std::string v;
@@ -384,12 +385,6 @@ absl::StatusOr<FirecrackerArgs> ParseFirecrackerArgs(const std::vector<std::stri
       s = take(ignored);
     } else if (flag == "--metadata") {
       s = take(fa.metadata);
-    } else if (flag == "--mmds-size-limit") {
-      std::string v;
-      s = take(v);
-      if (s.ok() && (!absl::SimpleAtoi(v, &fa.mmds_size_limit) || fa.mmds_size_limit == 0)) {
-        s = absl::InvalidArgumentError("--mmds-size-limit: must be a positive integer");
-      }
     } else if (flag == "--no-seccomp") {
       fa.seccomp = false;
     } else if (flag == "--seccomp-filter" || flag == "--show-log-origin" || flag == "--module" ||

@@ -29,7 +29,7 @@
 #include "src/base/event_fd.h"
 #include "src/base/log.h"
 #include "src/base/read_file.h"
-#include "src/devices/mmds/service.h"
+#include "src/devices/net/mmds_service.h"
 #include "src/devices/net/tap.h"
 #include "src/vmm/api/api.h"
 #include "src/vmm/api/http_server.h"
@@ -262,11 +262,13 @@ absl::StatusOr<bool> WaitForStart(int started_fd, int queue_fd,
   return false;
 }
 
-// The --config-file resources and the --metrics-path, before the API serves; false (logged)
-// on an error.
+// The --config-file resources, the --metrics-path and the MMDS store, before the API serves;
+// false (logged) on an error.
 bool PresetResources(const edgevisor::FirecrackerArgs& fa,
                      std::optional<edgevisor::VmResources> from_file,
+                     std::shared_ptr<edgevisor::mmds::Service> mmds,
                      edgevisor::api::ApiController& api) {
+  api.SetMmds(std::move(mmds));
   if (from_file) {
     std::optional<edgevisor::MetricsConfig> metrics = from_file->metrics;
     from_file->metrics.reset();
@@ -331,8 +333,7 @@ int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
   };
   edgevisor::api::ApiController api(vm_id, kVersion, edgevisor::HostLimits::Detect(),
                                     std::move(hooks));
-  if (!PresetResources(fa, std::move(from_file), api)) return edgevisor::kExitUsage;
-  api.SetMmds(std::move(mmds));
+  if (!PresetResources(fa, std::move(from_file), mmds, api)) return edgevisor::kExitUsage;
 
   serve = [&api, q = queue->get()] {
     q->Serve([&api](const edgevisor::api::HttpRequest& r) { return api.Handle(r); });
@@ -346,8 +347,7 @@ int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
     return edgevisor::IsUsageError(server.status()) ? edgevisor::kExitUsage
                                                     : edgevisor::kExitVmmError;
   }
-  // Before the server goes (first: declared last), whatever path leaves this function: its
-  // thread may wait in Submit, and MHD_stop_daemon waits for its thread.
+  // Before the server goes (declared last), on every path out: its thread may wait in Submit.
   absl::Cleanup close_queue = [q = queue->get()] { q->Close(); };
   spdlog::info("API server listening on {}", fa.api_sock);
   if (!fa.config_file.empty()) {  // Firecracker boots a --config-file VM at once, API or not

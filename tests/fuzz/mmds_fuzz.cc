@@ -8,9 +8,9 @@
 #include <cstdlib>
 #include <string>
 
-#include "src/devices/mmds/http.h"
-#include "src/devices/mmds/service.h"
-#include "src/devices/mmds/stack.h"
+#include "src/devices/net/mmds_http.h"
+#include "src/devices/net/mmds_service.h"
+#include "src/devices/net/mmds_stack.h"
 
 using namespace edgevisor::mmds;  // NOLINT(build/namespaces)
 

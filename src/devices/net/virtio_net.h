@@ -13,7 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "src/base/fd.h"
-#include "src/devices/mmds/stack.h"
+#include "src/devices/net/mmds_stack.h"
 #include "src/devices/net/net_config.h"
 #include "src/devices/net/tap.h"
 #include "src/devices/net/virtio_net_spec.h"

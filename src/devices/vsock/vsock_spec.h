@@ -6,15 +6,13 @@
 
 #include <cstdint>
 
+#include "src/devices/vsock/vsock_config.h"  // the CID limits
+
 namespace edgevisor::vsock {
 
 inline constexpr uint32_t kDeviceId = 19;  // VIRTIO_ID_VSOCK
 inline constexpr uint16_t kRxQueue = 0, kTxQueue = 1, kEventQueue = 2;
 inline constexpr uint64_t kHostCid = 2;  // VMADDR_CID_HOST
-// The lowest CID a guest may have: 0 and 1 are reserved, 2 is the host (§5.10.4).
-inline constexpr uint64_t kMinGuestCid = 3;
-// CIDs are 64 bits in the header but 32 in the socket API: the top 32 must be zero.
-inline constexpr uint64_t kMaxGuestCid = 0xffffffffu - 1;  // 0xffffffff is VMADDR_CID_ANY
 
 inline constexpr uint16_t kTypeStream = VIRTIO_VSOCK_TYPE_STREAM;
 enum Op : uint16_t {

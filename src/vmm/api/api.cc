@@ -541,9 +541,14 @@ HttpResponse ApiController::LoadSnapshot(const Json& body) {
   auto loaded = hooks_.load_snapshot(load, metrics_);
   if (!loaded.ok()) return Fault(absl::StrCat("PUT /snapshot/load: ", loaded.status().message()));
   vm_ = loaded->vm;
-  // GET /vm/config and PATCH /drives see what was restored.
-  resources_.machine = loaded->config.machine;
-  for (const DriveConfig& d : loaded->config.drives) {
+  AdoptRestored(loaded->config);
+  return NoContent();
+}
+
+// GET /vm/config and PATCH /drives see what a snapshot load restored.
+void ApiController::AdoptRestored(const VmConfig& c) {
+  resources_.machine = c.machine;
+  for (const DriveConfig& d : c.drives) {
     FcDrive fd;
     fd.drive_id = d.id;
     fd.path_on_host = d.path;
@@ -551,7 +556,7 @@ HttpResponse ApiController::LoadSnapshot(const Json& body) {
     fd.rate_limiter = d.rate_limiter;
     resources_.drives.push_back(fd);
   }
-  for (const NetConfig& n : loaded->config.nets) {
+  for (const NetConfig& n : c.nets) {
     FcNet fn;
     fn.iface_id = n.id;
     fn.host_dev_name = n.tap;
@@ -559,11 +564,10 @@ HttpResponse ApiController::LoadSnapshot(const Json& body) {
     fn.tx_rate_limiter = n.tx_rate_limiter;
     resources_.nets.push_back(fn);
   }
-  resources_.entropy = loaded->config.entropy;
-  resources_.balloon = loaded->config.balloon;
-  resources_.vsock = loaded->config.vsock;
-  resources_.mmds = loaded->config.mmds;
-  return NoContent();
+  resources_.entropy = c.entropy;
+  resources_.balloon = c.balloon;
+  resources_.vsock = c.vsock;
+  resources_.mmds = c.mmds;
 }
 
 }  // namespace edgevisor::api

@@ -14,7 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "src/devices/balloon/virtio_balloon.h"
-#include "src/devices/mmds/service.h"
+#include "src/devices/net/mmds_service.h"
 #include "src/vmm/api/http_server.h"
 #include "src/vmm/config/fc_config.h"
 #include "src/vmm/metrics.h"
@@ -133,6 +133,7 @@ class ApiController {
   HttpResponse OnBalloon(const std::string& m, const std::string& what, const std::string& path,
                          const Json& body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   HttpResponse GetBalloon() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AdoptRestored(const VmConfig& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   HttpResponse OnMmds(const std::string& m, const std::string& what, const std::string& path,
                       const Json& body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   HttpResponse GetBalloonStatistics() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

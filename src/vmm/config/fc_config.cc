@@ -10,7 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
 #include "src/base/json_fields.h"
-#include "src/devices/vsock/vsock_spec.h"
+#include "src/devices/vsock/vsock_config.h"
 #include "src/vmm/config/legacy_fields.h"
 
 namespace edgevisor {

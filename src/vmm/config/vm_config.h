@@ -11,14 +11,14 @@
 #include "absl/status/statusor.h"
 #include "src/devices/balloon/balloon_config.h"
 #include "src/devices/block/drive_config.h"
-#include "src/devices/mmds/mmds_config.h"
+#include "src/devices/net/mmds_config.h"
 #include "src/devices/net/net_config.h"
 #include "src/devices/rng/rng_config.h"
 #include "src/devices/vsock/vsock_config.h"
 #include "src/vmm/config/boot_protocol.h"
 
 namespace edgevisor::mmds {
-class Service;  // src/devices/mmds/service.h
+class Service;  // src/devices/net/mmds_service.h
 }  // namespace edgevisor::mmds
 
 namespace edgevisor {

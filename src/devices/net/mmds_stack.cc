@@ -1,4 +1,4 @@
-#include "src/devices/mmds/stack.h"
+#include "src/devices/net/mmds_stack.h"
 
 #include <sys/random.h>
 

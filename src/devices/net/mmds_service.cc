@@ -1,4 +1,4 @@
-#include "src/devices/mmds/service.h"
+#include "src/devices/net/mmds_service.h"
 
 #include <sys/random.h>
 

@@ -1,6 +1,6 @@
 // The microVM metadata service (Firecracker's MMDS) without its network: a JSON data store that
 // the API fills (PUT, PATCH) and reads (GET), and the answer to each HTTP request a guest sends
-// (stack.h carries them). Version 2 asks the guest for a session token (PUT /latest/api/token
+// (mmds_stack.h carries them). Version 2 asks the guest for a session token (PUT /latest/api/token
 // with X-metadata-token-ttl-seconds) and then for that token on every GET; version 1 does not.
 //
 // Shared by the API thread and the network devices' threads: every method locks.
@@ -14,8 +14,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
-#include "src/devices/mmds/http.h"
-#include "src/devices/mmds/mmds_config.h"
+#include "src/devices/net/mmds_config.h"
+#include "src/devices/net/mmds_http.h"
 
 namespace edgevisor::mmds {
 

@@ -1,4 +1,4 @@
-#include "src/devices/mmds/http.h"
+#include "src/devices/net/mmds_http.h"
 
 #include <cctype>
 

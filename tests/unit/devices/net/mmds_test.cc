@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "src/devices/mmds/http.h"
-#include "src/devices/mmds/service.h"
-#include "src/devices/mmds/stack.h"
+#include "src/devices/net/mmds_http.h"
+#include "src/devices/net/mmds_service.h"
+#include "src/devices/net/mmds_stack.h"
 
 namespace edgevisor::mmds {
 namespace {

@@ -23,7 +23,7 @@
 
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "src/devices/mmds/service.h"
+#include "src/devices/net/mmds_service.h"
 
 namespace edgevisor::mmds {
 
