@@ -212,7 +212,9 @@ bool VirtioVsock::Worker::ProcessRx() {
       break;
     }
     EncodeHeader(p->hdr, absl::MakeSpan(buf_));
-    std::memcpy(buf_.data() + kHeaderSize, p->data.data(), p->data.size());
+    if (!p->data.empty()) {  // an empty vector's data() may be null
+      std::memcpy(buf_.data() + kHeaderSize, p->data.data(), p->data.size());
+    }
     const size_t len = kHeaderSize + p->data.size();
     const size_t done = virtio::ScatterWritable(mem_, *chain, absl::MakeConstSpan(buf_).first(len));
     Used(kRxQueue, **head, static_cast<uint32_t>(done));
