@@ -18,13 +18,16 @@ void Service::Configure(MmdsConfig::Version v, bool imds_compat) {
   imds_compat_ = imds_compat;
 }
 
+absl::Status Service::CheckSize(const Json& store) const {
+  const size_t size = store.dump().size();
+  if (size <= store_limit_) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "body: the data store would hold %d bytes, over its %d-byte limit", size, store_limit_));
+}
+
 absl::Status Service::Put(const Json& data) {
   if (!data.is_object()) return absl::InvalidArgumentError("body: must be a JSON object");
-  const size_t size = data.dump().size();
-  if (size > store_limit_) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "body: the data store would hold %d bytes, over its %d-byte limit", size, store_limit_));
-  }
+  if (absl::Status s = CheckSize(data); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   data_ = data;
   filled_ = true;
@@ -39,11 +42,7 @@ absl::Status Service::Patch(const Json& patch) {
   Json next = data_;
   next.merge_patch(patch);
   if (!next.is_object()) return absl::InvalidArgumentError("body: the store must stay an object");
-  const size_t size = next.dump().size();
-  if (size > store_limit_) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "body: the data store would hold %d bytes, over its %d-byte limit", size, store_limit_));
-  }
+  if (absl::Status s = CheckSize(next); !s.ok()) return s;
   data_ = std::move(next);
   return absl::OkStatus();
 }

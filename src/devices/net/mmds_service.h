@@ -42,6 +42,8 @@ class Service {
   HttpResponse Handle(const HttpRequest& req, absl::Time now);
 
  private:
+  // Whether STORE, serialized, fits the limit (the error says by how much it does not).
+  absl::Status CheckSize(const nlohmann::json& store) const;
   HttpResponse NewToken(const HttpRequest& req, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool TokenValid(const HttpRequest& req, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   HttpResponse Lookup(const HttpRequest& req) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

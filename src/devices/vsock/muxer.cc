@@ -149,30 +149,28 @@ void Muxer::UpdateInterest(Connection& c) {
   if (!s.ok()) spdlog::warn("vsock: {}", s.message());
 }
 
-Header Muxer::HeaderFor(Connection& c, uint16_t op) {
+Header Muxer::HostHeader(uint16_t op, uint32_t local_port, uint32_t peer_port,
+                         uint32_t fwd_cnt) const {
   return Header{.src_cid = kHostCid,
                 .dst_cid = guest_cid_,
-                .src_port = c.local_port(),
-                .dst_port = c.peer_port(),
+                .src_port = local_port,
+                .dst_port = peer_port,
                 .len = 0,
                 .type = kTypeStream,
                 .op = op,
                 .flags = 0,
                 .buf_alloc = kConnBufAlloc,
-                .fwd_cnt = c.TellFwdCnt()};
+                .fwd_cnt = fwd_cnt};
+}
+
+Header Muxer::HeaderFor(Connection& c, uint16_t op) {
+  return HostHeader(op, c.local_port(), c.peer_port(), c.TellFwdCnt());
 }
 
 void Muxer::QueueControl(uint16_t op, uint32_t local_port, uint32_t peer_port, uint32_t flags) {
-  control_.push_back(Header{.src_cid = kHostCid,
-                            .dst_cid = guest_cid_,
-                            .src_port = local_port,
-                            .dst_port = peer_port,
-                            .len = 0,
-                            .type = kTypeStream,
-                            .op = op,
-                            .flags = flags,
-                            .buf_alloc = kConnBufAlloc,
-                            .fwd_cnt = 0});
+  Header h = HostHeader(op, local_port, peer_port, 0);  // fwd_cnt filled in when sent
+  h.flags = flags;
+  control_.push_back(h);
 }
 
 void Muxer::QueueCreditUpdate(Connection& c) {

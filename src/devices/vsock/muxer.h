@@ -118,7 +118,9 @@ class Muxer {
   void QueueControl(uint16_t op, uint32_t local_port, uint32_t peer_port, uint32_t flags = 0);
   void QueueReply(const Header& to, uint16_t op) { QueueControl(op, to.dst_port, to.src_port); }
   void QueueCreditUpdate(Connection& c);
-  // A header from the host side of C (ports, credit) for OP.
+  // A header from the host to the guest for OP, without payload.
+  Header HostHeader(uint16_t op, uint32_t local_port, uint32_t peer_port, uint32_t fwd_cnt) const;
+  // The same for connection C (its ports, its fwd_cnt, noted as told).
   Header HeaderFor(Connection& c, uint16_t op);
 
   const uint64_t guest_cid_;
