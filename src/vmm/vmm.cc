@@ -528,6 +528,7 @@ void Vmm::VcpuThread(size_t index) {
 
   while (!p_.stop->requested()) {
     if (pause_requested_.load(std::memory_order_acquire)) {
+      CompleteIo(vcpu);
       absl::MutexLock lock(&pause_mu_);
       ++paused_count_;
       pause_mu_.Await(absl::Condition(this, &Vmm::ResumedOrStopping));
@@ -541,6 +542,20 @@ void Vmm::VcpuThread(size_t index) {
       break;
     }
     if (!HandleExit(vcpu)) break;
+  }
+}
+
+void Vmm::CompleteIo(Vcpu& vcpu) {
+  // KVM finishes an I/O or MMIO exit (a read's value into its register, RIP past the
+  // instruction) only in the next KVM_RUN; until then the registers a snapshot saves are half
+  // way through it. With immediate_exit set, KVM_RUN completes it and returns without running
+  // the guest.
+  const uint32_t reason = vcpu.run()->exit_reason;
+  if (reason != KVM_EXIT_MMIO && reason != KVM_EXIT_IO) return;
+  vcpu.RequestImmediateExit();
+  if (absl::Status s = vcpu.Run(); !s.ok()) {
+    spdlog::warn("vcpu{}: completing its last I/O exit before the pause: {}", vcpu.index(),
+                 s.message());
   }
 }
 

@@ -142,6 +142,7 @@ class Vmm {
   bool HandleExit(Vcpu& vcpu);
   void HandleIo(Vcpu& vcpu);  // x86 port I/O
   void HandleMmio(Vcpu& vcpu);
+  void CompleteIo(Vcpu& vcpu);
   void CheckParked(Vcpu& vcpu);
   // The halted-guest check (see kParkCheckFirstNs): arms it `delay_ns` from now, or not at all
   // past the last delay.
