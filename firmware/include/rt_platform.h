@@ -39,6 +39,10 @@
 // (v << 1) | 1, as QEMU's isa-debug-exit does on x86.
 #define RT_DEBUG_EXIT_ADDR 0x09030000ull
 
+// The first virtio-mmio slot (edgevisor's kVirtioMmioBase); the payloads find their devices in
+// the device tree, the self-test checks how the window is mapped.
+#define RT_VIRTIO_MMIO_BASE 0x0a000000ull
+
 #else
 #error "edgevisor firmware: unsupported architecture"
 #endif

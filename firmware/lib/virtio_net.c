@@ -8,6 +8,11 @@
 
 #include "inet.h"
 #include "rt.h"
+#if defined(__aarch64__)
+#include "rt_aarch64.h"
+#else
+#include "rt_x86_64.h"
+#endif
 
 // Buffer states (rxq->state / txq->state), to reject used entries that name buffers the
 // device does not own (a device bug the driver must survive, and which tests should see).
@@ -57,6 +62,17 @@ const char* vnet_strerror(int err) {
 
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
 
+#if defined(__aarch64__)
+// End of the device tree if it overlaps [a, a + len), or 0. The VMM puts it in RAM (the last
+// 2 MiB) and the runtime keeps reading it. Its header's totalsize is big-endian.
+static uint64_t boot_info_overlap(uint64_t a, uint64_t len) {
+  const void* fdt = rt_fdt();
+  if (fdt == NULL) return 0;
+  const uint64_t start = (uintptr_t)fdt;
+  const uint64_t size = __builtin_bswap32(((const volatile uint32_t*)fdt)[1]);
+  return a < start + size && start < a + len ? start + size : 0;
+}
+#else
 // End of the first boot-info structure overlapping [a, a + len), or 0 if none does. The
 // runtime keeps copies of the command line and memory map, but the originals (and any modules)
 // are left intact.
@@ -85,6 +101,7 @@ static uint64_t boot_info_overlap(uint64_t a, uint64_t len) {
   }
   return 0;
 }
+#endif
 
 // First 1 MiB-aligned range of `len` bytes at or above REGION_MIN and the image, inside one RAM
 // entry of the PVH memory map and clear of the boot info. Walks the map entries rather than

@@ -1,14 +1,18 @@
 // Console payload: echoes each line it reads from the serial port as "echo: <line>" and returns
-// 0 on the line "exit". By default it polls the UART; with `irq` on the command line it enables
-// the receive interrupt (16550 IER, 8259 PIC, IRQ 4) and sleeps in `hlt` between interrupts,
-// which exercises the VMM's in-kernel irqchip path.
+// 0 on the line "exit". By default it polls the UART; with `irq` on the command line (x86_64
+// only) it enables the receive interrupt (16550 IER, 8259 PIC, IRQ 4) and sleeps in `hlt`
+// between interrupts, which exercises the VMM's in-kernel irqchip path. aarch64 polls the
+// 16550 at RT_UART_BASE.
 #include "rt.h"
-#include "rt_x86_64.h"
 
-#define COM1 0x3f8
 #define UART_IER 1
 #define UART_LSR 5
 #define UART_LSR_DR 0x01
+
+#if defined(__x86_64__)
+#include "rt_x86_64.h"
+
+#define COM1 0x3f8
 #define PIC1_CMD 0x20
 #define PIC1_DATA 0x21
 #define PIC2_CMD 0xa0
@@ -17,9 +21,19 @@
 #define IRQ_BASE 0x20
 #define COM1_IRQ 4
 
+static uint8_t uart_in(unsigned reg) { return inb((uint16_t)(COM1 + reg)); }
+#elif defined(__aarch64__)
+#include "rt_aarch64.h"
+#include "rt_mmio.h"
+#include "rt_platform.h"
+
+static uint8_t uart_in(unsigned reg) { return rt_mmio_read8(RT_UART_BASE + reg); }
+#endif
+
 static char g_line[256];
 static size_t g_len;
 
+#if defined(__x86_64__)
 __attribute__((interrupt)) static void com1_isr(void* frame) {
   (void)frame;
   outb(PIC1_CMD, PIC_EOI);  // data is drained by the main loop
@@ -37,6 +51,7 @@ static void pic_init(void) {
   outb(PIC1_DATA, (uint8_t) ~(1u << COM1_IRQ));
   outb(PIC2_DATA, 0xff);
 }
+#endif
 
 // Consumes one received byte; returns true when the line "exit" completed.
 static bool take(char c) {
@@ -53,8 +68,8 @@ static bool take(char c) {
 }
 
 static bool drain(void) {
-  while (inb(COM1 + UART_LSR) & UART_LSR_DR) {
-    if (take((char)inb(COM1))) return true;
+  while (uart_in(UART_LSR) & UART_LSR_DR) {
+    if (take((char)uart_in(0))) return true;
   }
   return false;
 }
@@ -62,20 +77,29 @@ static bool drain(void) {
 int payload_main(const char* cmdline) {
   char v[4];
   const bool irq = rt_cmdline_get_in(cmdline, "irq", v, sizeof(v));
+#if defined(__aarch64__)
+  if (irq) {
+    rt_print("console: irq mode is x86_64 only\n");
+    return 2;
+  }
+#else
   if (irq) {
     rt_x86_set_interrupt_handler(IRQ_BASE + COM1_IRQ, com1_isr);
     pic_init();
     outb(COM1 + 4, 0x0b);         // MCR: DTR, RTS, OUT2 (gates the IRQ on PC hardware)
     outb(COM1 + UART_IER, 0x01);  // receive-data-available interrupt
   }
+#endif
   rt_printf("console: ready (%s)\n", irq ? "irq" : "polling");
   for (;;) {
     if (drain()) break;
+#if defined(__x86_64__)
     if (irq) {
       __asm__ volatile("sti; hlt; cli" ::: "memory");
-    } else {
-      rt_cpu_relax();
+      continue;
     }
+#endif
+    rt_cpu_relax();
   }
   rt_print("console: exit\n");
   return 0;

@@ -4,9 +4,15 @@
 //
 // Expected command line: "selftest a=1 b=0x10 c=4K flag". Without "a=1" the checks on the real
 // command line are skipped (the parser itself is always tested on a built-in string).
-// Debug aid: "crash=ud|pf|gp|de" raises that exception after the checks (the runtime's trap
-// handler then reports it and exits with code 0x7f).
+// Debug aid: "crash=ud|pf|gp|de" (aarch64: ud|pf) raises that exception after the checks (the
+// runtime's trap handler then reports it and exits with code 0x7f).
+//
+// The CPU, paging and boot-info checks are per architecture: long mode, the PVH start_info and
+// the page tables on x86_64; EL1, the MMU through AT S1E1R, and the device tree on aarch64.
 #include "rt.h"
+#if defined(__aarch64__)
+#include "rt_aarch64.h"
+#endif
 
 // ---- formatting ----------------------------------------------------------------------------
 
@@ -304,6 +310,7 @@ static void test_cmdline_values(const char* cmdline) {
            "cmdline absent key");
 }
 
+#if defined(__x86_64__)
 // ---- CPU state -----------------------------------------------------------------------------
 
 static void test_cpu(void) {
@@ -368,6 +375,61 @@ static void test_paging(void) {
   RT_CHECK(!translate(0x100000000ull, &pa, &leaf), "paging leaves 4 GiB and up unmapped");
 }
 
+#elif defined(__aarch64__)
+// ---- CPU state -----------------------------------------------------------------------------
+
+static void test_cpu(void) {
+  const uint64_t el = (RT_READ_SYSREG(CurrentEL) >> 2) & 3;
+  RT_CHECKF(el == 1, "cpu runs at EL1", "CurrentEL=%lu", el);
+  const uint64_t sctlr = RT_READ_SYSREG(sctlr_el1);
+  RT_CHECKF((sctlr & 0x5) == 0x5, "cpu SCTLR_EL1.M and .C (MMU and data cache on)", "sctlr=0x%lx",
+            sctlr);
+  const uint64_t daif = RT_READ_SYSREG(daif);
+  RT_CHECKF((daif & 0x3c0) == 0x3c0, "cpu interrupts masked (DAIF)", "daif=0x%lx", daif);
+  const uint64_t t0 = rt_ticks();
+  for (volatile int i = 0; i < 1000; i++) {
+  }
+  const uint64_t t1 = rt_ticks();
+  RT_CHECKF(t1 > t0, "cpu virtual counter advances", "t0=%lu t1=%lu", t0, t1);
+}
+
+// Translates va with the MMU (AT S1E1R); false if it faults. ATTR is PAR_EL1's memory
+// attribute byte (MAIR encoding: 0x00 Device-nGnRnE, 0xff Normal write-back).
+static bool translate(uint64_t va, uint64_t* pa, uint64_t* attr) {
+  uint64_t par;
+  __asm__ volatile("at s1e1r, %1; isb; mrs %0, par_el1" : "=r"(par) : "r"(va) : "memory");
+  if (par & 1) return false;
+  *pa = (par & 0x0000fffffffff000ull) | (va & 0xfff);
+  *attr = par >> 56;
+  return true;
+}
+
+static void test_paging(void) {
+  uintptr_t img_start, img_end;
+  rt_image_range(&img_start, &img_end);
+  struct {
+    uint64_t va;
+    bool device;
+  } const cases[] = {
+      {img_start, false},          {img_end - 1, false},    {RT_IMAGE_BASE + 0x3fff000, false},
+      {RT_UART_BASE, true},        {BOOT_TIMER_ADDR, true}, {RT_DEBUG_EXIT_ADDR, true},
+      {RT_VIRTIO_MMIO_BASE, true}, {0x7ffff000ull, true},
+  };
+  for (size_t i = 0; i < RT_ARRAY_SIZE(cases); i++) {
+    uint64_t pa = 0, attr = 0;
+    const bool mapped = translate(cases[i].va, &pa, &attr);
+    char name[64];
+    rt_snprintf(name, sizeof(name), "paging identity-maps 0x%lx as %s", cases[i].va,
+                cases[i].device ? "device" : "normal memory");
+    RT_CHECKF(mapped && pa == cases[i].va && attr == (cases[i].device ? 0x00 : 0xff), name,
+              "mapped=%d pa=0x%lx attr=0x%lx", mapped, pa, attr);
+  }
+  uint64_t pa, attr;
+  RT_CHECK(!translate(1ull << 39, &pa, &attr), "paging leaves 512 GiB and up unmapped");
+}
+
+#endif
+
 // ---- image sections ------------------------------------------------------------------------
 
 static uint8_t g_bss_probe[4096];
@@ -409,31 +471,39 @@ static bool ram_covers(const struct hvm_memmap_table_entry* map, uint32_t n, uin
   return false;
 }
 
-static void test_ram_pattern(const struct hvm_memmap_table_entry* map, uint32_t n) {
+// Whether [a, a + len) overlaps what the VMM handed over in RAM (the runtime has copies, but
+// the originals stay intact): the PVH start_info, command line and memory map on x86_64, the
+// device tree on aarch64.
+static bool overlaps_boot_info(uint64_t a, uint64_t len) {
+#if defined(__x86_64__)
   const struct hvm_start_info* si = rt_start_info();
+  return overlaps(a, len, (uintptr_t)si, sizeof(*si)) ||
+         (si->cmdline_paddr != 0 &&
+          overlaps(a, len, si->cmdline_paddr, strlen(rt_cmdline()) + 1)) ||
+         overlaps(a, len, si->memmap_paddr,
+                  (uint64_t)si->memmap_entries * sizeof(struct hvm_memmap_table_entry));
+#else
+  const void* fdt = rt_fdt();
+  return overlaps(a, len, (uintptr_t)fdt, __builtin_bswap32(((const uint32_t*)fdt)[1]));
+#endif
+}
+
+static void test_ram_pattern(const struct hvm_memmap_table_entry* map, uint32_t n) {
   uintptr_t img_start, img_end;
   rt_image_range(&img_start, &img_end);
   const uint64_t win = 2ull << 20;
 
-  // First 2 MiB-aligned 2 MiB window at or above 2 MiB, above the image, inside RAM, and clear
-  // of the VMM's boot-info structures (the runtime has copies, but keep the originals intact).
+  // First 2 MiB-aligned 2 MiB window above the image (and at or above 2 MiB), in its first
+  // GiB, inside RAM and clear of the boot info.
   uint64_t base = 0;
-  for (uint64_t cand = 2ull << 20; cand < (1ull << 30); cand += win) {
-    if (cand < img_end || !ram_covers(map, n, cand, win)) continue;
-    if (overlaps(cand, win, (uintptr_t)si, sizeof(*si))) continue;
-    if (si->cmdline_paddr != 0 &&
-        overlaps(cand, win, si->cmdline_paddr, strlen(rt_cmdline()) + 1)) {
-      continue;
-    }
-    if (overlaps(cand, win, si->memmap_paddr,
-                 (uint64_t)si->memmap_entries * sizeof(struct hvm_memmap_table_entry))) {
-      continue;
-    }
+  const uint64_t from = (img_end + win - 1) & ~(win - 1);
+  for (uint64_t cand = from > win ? from : win; cand < from + (1ull << 30); cand += win) {
+    if (!ram_covers(map, n, cand, win) || overlaps_boot_info(cand, win)) continue;
     base = cand;
     break;
   }
   if (base == 0) {
-    RT_CHECKF(false, "ram pattern", "no free 2 MiB RAM window between 2 MiB and 1 GiB");
+    RT_CHECKF(false, "ram pattern", "no free 2 MiB RAM window in the GiB above the image");
     return;
   }
 
@@ -462,6 +532,7 @@ static void test_ram_pattern(const struct hvm_memmap_table_entry* map, uint32_t 
 }
 
 static void test_boot_info(void) {
+#if defined(__x86_64__)
   const struct hvm_start_info* si = rt_start_info();
   if (!RT_CHECKF(rt_boot_ok() && si != NULL && si->magic == HVM_START_MAGIC_VALUE,
                  "start_info magic", "si=%p magic=0x%x", (const void*)si,
@@ -472,6 +543,14 @@ static void test_boot_info(void) {
             (const void*)si, si->version, si->flags, si->cmdline_paddr, si->memmap_paddr,
             si->memmap_entries);
   RT_CHECKF(si->version >= 1, "start_info version >= 1 (has memmap)", "version=%u", si->version);
+#else
+  const void* fdt = rt_fdt();
+  if (!RT_CHECKF(rt_boot_ok() && fdt != NULL, "device tree header", "fdt=%p", fdt)) return;
+  const uint32_t size = __builtin_bswap32(((const uint32_t*)fdt)[1]);
+  rt_printf("fdt: at %p, %u bytes\n", fdt, size);
+  RT_CHECKF(((uintptr_t)fdt & 7) == 0 && size <= (2u << 20),
+            "device tree 8-byte aligned, at most 2 MiB", "fdt=%p size=%u", fdt, size);
+#endif
 
   uint32_t n = 0;
   const struct hvm_memmap_table_entry* map = rt_memmap(&n);
@@ -496,6 +575,13 @@ static void maybe_crash(void) {
   char what[8];
   if (!rt_cmdline_get("crash", what, sizeof(what))) return;
   rt_printf("selftest: raising %s as requested\n", what);
+#if defined(__aarch64__)
+  if (strcmp(what, "ud") == 0) {
+    __asm__ volatile("udf #0");
+  } else if (strcmp(what, "pf") == 0) {
+    (void)*(volatile uint64_t*)(uintptr_t)(1ull << 40);  // above the identity map
+  }
+#else
   if (strcmp(what, "ud") == 0) {
     __asm__ volatile("ud2");
   } else if (strcmp(what, "pf") == 0) {
@@ -506,6 +592,7 @@ static void maybe_crash(void) {
     volatile unsigned num = 100, zero = 0;
     rt_printf("%u\n", num / zero);
   }
+#endif
 }
 
 int payload_main(const char* cmdline) {

@@ -131,11 +131,34 @@ def judge(text, arch, gic=3, job="test", forms=(), payloads=(), disks=None, snap
         times.append(f"{form}: VMM start -> guest /init {bt or '?'} us (boot timer); "
                      f"whole run {secs or '?'} s")
     for p in payloads:
+        if p == "crash":
+            judge_crash(check, lines)
+            continue
         blk = block(lines, f"payload-{p}")
         inner = lambda pat, blk=blk: grep(blk, pat)  # noqa: E731
         if p == "hello":
             check(f"payload-{p}.ran", f"payload {p}: console and command line",
                   inner(r"cmdline: hello from the rig"))
+        elif p == "blk_bench":
+            check(f"payload-{p}.ran", f"payload {p}: 32 requests in flight, every block read "
+                  "back as written", inner(r"^verify: checked=[1-9][0-9]* mismatches=0$"))
+        elif p == "net_bench":
+            tx = grep(blk, r"^bench: tx done packets=(\d+) bytes=(\d+)")
+            tap = field(lines, r"^RIG_NET_BENCH tap_rx_bytes=(\d+)")
+            check(f"payload-{p}.tx", f"payload {p}: {tx[1] if tx else '?'} UDP datagrams sent, "
+                  f"their {tx[2] if tx else '?'} bytes all on the host's tap ({tap or '?'})",
+                  tx and int(tx[1]) > 0 and tap and int(tap) >= int(tx[2]))
+        elif p == "console":
+            check(f"payload-{p}.echo", f"payload {p}: two lines from the VMM's stdin echoed by "
+                  "the guest, then its exit", inner(r"^echo: first line$") and
+                  inner(r"^echo: second$") and inner(r"^console: exit$"))
+        elif p == "net_responder":
+            check(f"payload-{p}.ping", f"payload {p}: 20 pings from the outer machine, 0% loss",
+                  inner(r"^RIG_NET ping 20 packets transmitted, 20 packets received, 0% packet "
+                        r"loss"))
+            check(f"payload-{p}.udp", f"payload {p}: 50 UDP datagrams of 1400 bytes echoed "
+                  "byte-exact", inner(r"^RIG_NET UDP_CHECK sent=50 received=50 mismatches=0 "
+                                      r"lost=0$"))
         else:
             check(f"payload-{p}.ran", f"payload {p}: every check passed",
                   inner(rf"(^| ){p}: [1-9][0-9]* passed, 0 failed"))
@@ -195,6 +218,17 @@ def judge_snapshot(check, lines, arch, disk, times):
     created = field(lines, r"^RIG_SNAPSHOT_CREATED .* seconds=([0-9.]+)")
     whole = field(dst, r"^RIG_INNER_DONE .* seconds=([0-9.]+)")
     times.append(f"snapshot: boot to created {created or '?'} s; restored run {whole or '?'} s")
+
+
+def judge_crash(check, lines):
+    """The crash payload's PSCI modes (arm64): each is the VMM's exit, as Linux's reboot and
+    power-off are."""
+    for mode, call, rc, what in (("reset", "SYSTEM_RESET", 7, "the reboot exit code 7"),
+                                 ("off", "SYSTEM_OFF", 0, "exit status 0")):
+        blk = block(lines, f"payload-crash-{mode}")
+        check(f"payload-crash-{mode}.exit", f"payload crash: PSCI {call} ends the VM with {what}",
+              grep(blk, rf"crash: PSCI {call}$") and not grep(blk, r"still running|FATAL") and
+              grep(blk, rf"^RIG_INNER_DONE form=payload-crash-{mode} vmm=edgevisor rc={rc} "))
 
 
 # The balloon the scenario inflates (MiB), and how much of it the VMM's resident memory must lose:
@@ -288,6 +322,9 @@ def judge_form(check, inner, blk, arch, gic, form, start, end, disk):
         check(f"{form}.cpufeatures", f"{form}: the guest has a PMUv3, SVE and pointer "
               "authentication (the outer CPU, -cpu max, has them)",
               inner(r"EDGEVISOR_GUEST_READY .* pmu=1 sve=1 pac=1 "))
+        vl = field(blk, r"SVE: vector lengths up to (\d+) bytes")
+        check(f"{form}.svevl", f"{form}: the guest's longest SVE vector ({vl or '?'} bytes) is "
+              "the one edgevisor configured", vl and inner(rf"EDGEVISOR_GUEST_READY .* svevl={vl} "))
         check(f"{form}.pmucount", f"{form}: the guest's PMU counts cycles (perf_event_open)",
               inner(r"EV_PMU_OK cycles=[1-9]"))
         check(f"{form}.alarm", f"{form}: the PL031 alarm interrupts the guest",

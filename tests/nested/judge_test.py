@@ -21,13 +21,14 @@ spec = importlib.util.spec_from_file_location("judge", os.path.join(HERE, "judge
 judge = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(judge)
 
+# tools/rig's arm64 payloads, in the order it runs them.
+ARM64_PAYLOADS = ["hello", "selftest", "blk_integrity", "blk_hostile", "blk_bench", "net_responder",
+                  "net_bench", "console", "crash"]
 RECORDED = {
     # name: (arch, gic, forms, payloads, with the snapshot scenario, with the balloon scenario)
     "rig-amd64.log": ("amd64", "3", ["vmlinux", "vmlinuz", "vmlinux@linux"], [], True, True),
-    "rig-arm64-gicv3.log": ("arm64", "3", ["vmlinuz"], ["hello", "blk_integrity", "blk_hostile"],
-                            True, True),
-    "rig-arm64-gicv2.log": ("arm64", "2", ["vmlinuz"], ["hello", "blk_integrity", "blk_hostile"],
-                            True, True),
+    "rig-arm64-gicv3.log": ("arm64", "3", ["vmlinuz"], ARM64_PAYLOADS, True, True),
+    "rig-arm64-gicv2.log": ("arm64", "2", ["vmlinuz"], ARM64_PAYLOADS, True, True),
 }
 
 
@@ -80,12 +81,28 @@ BREAK = {
                                b.replace("gic=v2", "gic=v2 its=1")]),
     "rtc": ("form", sub(r"rtc=rtc-pl031", "rtc=rtc-efi")),
     "cpufeatures": ("form", sub(r" sve=1 ", " sve=0 ")),
+    "svevl": ("form", lambda b: [re.sub(r" svevl=(\d+) ", lambda m: f" svevl={2 * int(m[1])} ",
+                                        b)]),
     "pmucount": ("form", sub(r"EV_PMU_OK cycles=\d+", "EV_PMU_OK cycles=0")),
     "alarm": ("form", drop(r"EV_ALARM_OK")),
     "ran": ("form", lambda b: [] if "cmdline: hello from the rig" in b else
             [re.sub(r"(\d+) passed, 0 failed", r"\1 passed, 1 failed", b)]),
     "payload-clean": ("form", after(r"^RIG_INNER_START", "blk: check 7: FAIL status 1")),
     "payload-exit": ("form", sub(r"^(RIG_INNER_DONE .* rc=)1 ", r"\g<1>0 ")),
+    # The arm64 payloads' own checks (by full id).
+    "payload-blk_bench.ran": ("payload-blk_bench", sub(r"mismatches=0$", "mismatches=2")),
+    "payload-net_responder.ping": ("payload-net_responder",
+                                   sub(r"20 packets received, 0% packet loss",
+                                       "19 packets received, 5% packet loss")),
+    "payload-net_responder.udp": ("payload-net_responder",
+                                  sub(r"mismatches=0 lost=0$", "mismatches=1 lost=0")),
+    "payload-net_bench.tx": (None, sub(r"^RIG_NET_BENCH tap_rx_bytes=\d+", "RIG_NET_BENCH tap_rx_bytes=0")),
+    "payload-console.echo": ("payload-console", sub(r"^echo: second$", "echo: secnd")),
+    "payload-crash-reset.exit": ("payload-crash-reset", sub(r"^(RIG_INNER_DONE .* rc=)7 ",
+                                                            r"\g<1>0 ")),
+    "payload-crash-off.exit": ("payload-crash-off", after(r"crash: PSCI SYSTEM_OFF",
+                                                          "crash: still running after the crash "
+                                                          "request")),
     # The snapshot scenario's own checks (by full id: their scopes are its two runs).
     "snapshot.hold": ("snapshot-src", after(r"EV_HOLD ", "EV_DISK_OK written too early")),
     "snapshot.created": (None, sub(r"create=204 ", "create=400 ")),

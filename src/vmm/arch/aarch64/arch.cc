@@ -4,7 +4,9 @@
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
 
+#include <cerrno>
 #include <cstddef>
+#include <cstring>
 
 #include "absl/strings/str_format.h"
 #include "src/base/errors.h"
@@ -77,6 +79,23 @@ absl::StatusOr<UniqueFd> CreateGic(const Vm& vm, int version, int vcpus) {
   EV_RETURN_IF_ERROR(
       SetDeviceAttr(fd.get(), KVM_DEV_ARM_VGIC_GRP_NR_IRQS, 0, &nr_irqs, "vGIC interrupt count"));
   return fd;
+}
+
+// The longest SVE vector the guest gets, once per VM: what its kernel must report as its
+// "maximum available vector length" (the nested rig compares the two).
+void LogSveLengths(const Vcpu& vcpu) {
+  // One bit per vector quadword count: bit VQ-1 of word (VQ-1)/64 (KVM's api.rst).
+  uint64_t vls[KVM_ARM64_SVE_VLS_WORDS] = {};
+  kvm_one_reg reg{KVM_REG_ARM64_SVE_VLS, reinterpret_cast<uint64_t>(vls)};
+  if (ioctl(vcpu.fd(), KVM_GET_ONE_REG, &reg) < 0) {
+    spdlog::warn("SVE: the vector lengths cannot be read: {}", std::strerror(errno));
+    return;
+  }
+  int max_vq = 0;
+  for (int vq = 1; vq <= KVM_ARM64_SVE_VLS_WORDS * 64; ++vq) {
+    if ((vls[(vq - 1) / 64] >> ((vq - 1) % 64)) & 1) max_vq = vq;
+  }
+  spdlog::info("SVE: vector lengths up to {} bytes", max_vq * 16);
 }
 
 }  // namespace
@@ -249,6 +268,7 @@ absl::Status InitVcpu(const Vcpu& vcpu, const ArchVm& arch) {
     if (ioctl(vcpu.fd(), KVM_ARM_VCPU_FINALIZE, &what) < 0) {
       return ErrnoError("KVM_ARM_VCPU_FINALIZE (SVE)");
     }
+    if (vcpu.index() == 0) LogSveLengths(vcpu);
   }
   if (arch.cpu.pmu) {
     const int irq = kPmuIntid;  // a PPI: the same for every vCPU

@@ -1,19 +1,27 @@
-// vsock-check: both ends of the nested rig's vsock scenario, one static program for the guest
-// (AF_VSOCK, through Linux's virtio-vsock driver) and for the machine edgevisor runs in (the
-// device's Unix sockets, Firecracker's protocol).
+// rig-check: the nested rig's network checks, one static program for the guest and for the
+// machine edgevisor runs in. vsock: both ends, the guest's (AF_VSOCK, through Linux's
+// virtio-vsock driver) and the host's (the device's Unix sockets, Firecracker's protocol). UDP:
+// the client of the arm64 rig's net_responder payload (busybox's nc has no UDP).
 //
-//   vsock-check listen PORT COUNT          guest: echo COUNT connections on vsock PORT, in turn
-//   vsock-check connect CID PORT BYTES     guest: send BYTES of a pattern to CID:PORT, read the
+//   rig-check listen PORT COUNT          guest: echo COUNT connections on vsock PORT, in turn
+//   rig-check connect CID PORT BYTES     guest: send BYTES of a pattern to CID:PORT, read the
 //                                          echo back, compare
-//   vsock-check uds-listen PATH            host: echo every connection on the Unix socket PATH
+//   rig-check uds-listen PATH            host: echo every connection on the Unix socket PATH
 //                                          (what the guest reaches as host port P: PATH is
 //                                          <uds_path>_P)
-//   vsock-check uds-connect PATH PORT BYTES  host: "CONNECT PORT\n" on the device's socket
+//   rig-check uds-connect PATH PORT BYTES  host: "CONNECT PORT\n" on the device's socket
 //                                          PATH, expect "OK <n>\n", then as connect
+//
+//   rig-check udp-echo IP PORT BYTES COUNT  COUNT datagrams of BYTES each to IP:PORT, each
+//                                          awaited (1 s) and compared; prints "UDP_CHECK
+//                                          sent=N received=N mismatches=M lost=L"
+//   rig-check udp-send IP PORT TEXT        one datagram (net_responder's "quit")
 //
 // connect and uds-connect print "VSOCK_CHECK <what> sent=N received=N mismatches=M" and exit 0
 // only when everything came back as sent; any failure is one line saying what went wrong.
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -143,6 +151,50 @@ static int connect_uds(const char* path, unsigned port, size_t bytes) {
   return exchange(s, bytes, "host->guest");
 }
 
+static int udp_socket(const char* ip, unsigned port, struct sockaddr_in* to) {
+  memset(to, 0, sizeof(*to));
+  to->sin_family = AF_INET;
+  to->sin_port = htons((uint16_t)port);
+  if (inet_pton(AF_INET, ip, &to->sin_addr) != 1) {
+    errno = EINVAL;
+    return -1;
+  }
+  return socket(AF_INET, SOCK_DGRAM, 0);
+}
+
+static int udp_echo(const char* ip, unsigned port, size_t bytes, int count) {
+  struct sockaddr_in to;
+  int s = udp_socket(ip, port, &to);
+  if (s < 0 || bytes > 8192) return fail("udp socket");
+  static char out[8192], in[8192];
+  size_t bad = 0;
+  int got = 0, lost = 0;
+  for (int n = 0; n < count; n++) {
+    for (size_t i = 0; i < bytes; i++) out[i] = (char)pattern(i + (size_t)n);
+    if (sendto(s, out, bytes, 0, (struct sockaddr*)&to, sizeof(to)) != (ssize_t)bytes)
+      return fail("udp send");
+    struct pollfd p = {s, POLLIN, 0};
+    ssize_t r = poll(&p, 1, 1000) == 1 ? recv(s, in, sizeof(in), 0) : -1;
+    if (r < 0) {
+      lost++;
+      continue;
+    }
+    got++;
+    bad += (size_t)r != bytes;
+    for (ssize_t i = 0; i < r && (size_t)r == bytes; i++) bad += in[i] != out[i];
+  }
+  printf("UDP_CHECK sent=%d received=%d mismatches=%zu lost=%d\n", count, got, bad, lost);
+  return got == count && bad == 0 ? 0 : 1;
+}
+
+static int udp_send(const char* ip, unsigned port, const char* text) {
+  struct sockaddr_in to;
+  int s = udp_socket(ip, port, &to);
+  if (s < 0 || sendto(s, text, strlen(text), 0, (struct sockaddr*)&to, sizeof(to)) < 0)
+    return fail("udp send");
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc == 4 && strcmp(argv[1], "listen") == 0)
     return listen_vsock(atoi(argv[2]), atoi(argv[3]));
@@ -151,6 +203,10 @@ int main(int argc, char** argv) {
   if (argc == 3 && strcmp(argv[1], "uds-listen") == 0) return listen_uds(argv[2]);
   if (argc == 5 && strcmp(argv[1], "uds-connect") == 0)
     return connect_uds(argv[2], atoi(argv[3]), strtoul(argv[4], NULL, 0));
-  fprintf(stderr, "usage: see the comment at the top of image/guest/vsock-check.c\n");
+  if (argc == 6 && strcmp(argv[1], "udp-echo") == 0)
+    return udp_echo(argv[2], atoi(argv[3]), strtoul(argv[4], NULL, 0), atoi(argv[5]));
+  if (argc == 5 && strcmp(argv[1], "udp-send") == 0)
+    return udp_send(argv[2], atoi(argv[3]), argv[4]);
+  fprintf(stderr, "usage: see the comment at the top of image/guest/rig-check.c\n");
   return 2;
 }
