@@ -75,6 +75,20 @@ std::string StatusField(const std::string& status, const std::string& key) {
   return status.substr(from, status.find_first_of("\t\n", from) - from);
 }
 
+// A cgroup of its own, always; "max" where appliance.json sets no limit.
+void AddCgroupArgs(const JailSpec& spec, std::vector<std::string>& argv) {
+  argv.push_back("--cgroup-version");
+  argv.push_back("2");
+  argv.push_back("--cgroup");
+  argv.push_back(spec.memory_max_mib
+                     ? absl::StrFormat("memory.max=%d", int64_t{*spec.memory_max_mib} << 20)
+                     : "memory.max=max");
+  argv.push_back("--cgroup");
+  argv.push_back(spec.cpu_max_percent
+                     ? absl::StrFormat("cpu.max=%d 100000", *spec.cpu_max_percent * 1000)
+                     : "cpu.max=max 100000");
+}
+
 }  // namespace
 
 std::string JailRoot(const JailSpec& spec) {
@@ -104,17 +118,8 @@ std::vector<std::string> JailerArgv(const JailSpec& spec) {
   const std::string id = std::to_string(spec.uid);
   std::vector<std::string> argv = {
       spec.jailer, "--id",  spec.vm, "--exec-file",       spec.edgevisor, "--uid",
-      id,          "--gid", id,      "--chroot-base-dir", spec.base,      "--cgroup-version",
-      "2"};
-  // Always a cgroup of its own; "max" where appliance.json sets no limit.
-  argv.push_back("--cgroup");
-  argv.push_back(spec.memory_max_mib
-                     ? absl::StrFormat("memory.max=%d", int64_t{*spec.memory_max_mib} << 20)
-                     : "memory.max=max");
-  argv.push_back("--cgroup");
-  argv.push_back(spec.cpu_max_percent
-                     ? absl::StrFormat("cpu.max=%d 100000", *spec.cpu_max_percent * 1000)
-                     : "cpu.max=max 100000");
+      id,          "--gid", id,      "--chroot-base-dir", spec.base};
+  if (spec.own_cgroup) AddCgroupArgs(spec, argv);
   for (const char* a : {"--", "--config-file", "/config.json", "--no-api", "--reboot-exit-code"}) {
     argv.push_back(a);
   }

@@ -30,6 +30,9 @@ struct JailSpec {
   std::string config;  // the VM's Firecracker config (host path)
   uid_t uid = 0;
   std::optional<int> memory_max_mib, cpu_max_percent;
+  // A cgroup of its own under <cgroup_root>/edgevisor (the appliance); off under systemd, whose
+  // unit's cgroup (and its MemoryMax=, CPUQuota=) then holds the VMM.
+  bool own_cgroup = true;
   int reboot_exit_code = 0;
 };
 

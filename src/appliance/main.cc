@@ -10,11 +10,16 @@
 //   ev-appliance run [--config DIR] [--data DIR] [--edgevisor PATH] [--jailer PATH|""]
 //                                         on the appliance: set up the network, then supervise
 //                                         one edgevisor per VM (see supervisor.h)
+//   ev-appliance vm-start|vm-clean [--vms DIR] [--uid UID] [--base DIR] [--edgevisor PATH]
+//                   [--jailer PATH] [--reboot-exit-code N] NAME
+//                                         on a plain host, for systemd's edgevisor@NAME: run
+//                                         DIR/NAME.json jailed (HostVm), or clean its jail
 #include <fcntl.h>
 #include <linux/blkpg.h>
 #include <linux/fs.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <pwd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -29,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
@@ -53,7 +59,10 @@ int Usage() {
       "       ev-appliance render FILE OUT_DIR\n"
       "       ev-appliance grow-data DISK MOUNTPOINT\n"
       "       ev-appliance run [--config DIR] [--data DIR] [--edgevisor PATH] [--jailer "
-      "PATH|\"\"]\n",
+      "PATH|\"\"]\n"
+      "       ev-appliance vm-start|vm-clean [--vms DIR] [--uid UID] [--base DIR] "
+      "[--edgevisor PATH]\n"
+      "                    [--jailer PATH] [--reboot-exit-code N] NAME\n",
       stderr);
   return kExitUsage;
 }
@@ -338,6 +347,108 @@ int RunAppliance(const std::vector<std::string>& args) {
   for (;;) pause();
 }
 
+// `ev-appliance vm-start|vm-clean [options] NAME`: one VM on a plain host, as the packaged
+// systemd unit edgevisor@NAME.service runs it (debian/edgevisor@.service). vm-start prepares
+// the jail for DIR/NAME.json the way the appliance's supervisor does (jail.h), makes the TAPs
+// it names that do not exist yet (owned by the VM's uid), and then becomes the jailer, which
+// becomes the VMM: the unit's main process all along, so its READY=1 (sent on the boot-timer
+// mark) is accepted with NotifyAccess=main. vm-clean removes the jail and its cgroup.
+struct HostVmArgs {
+  edgevisor::appliance::JailSpec spec;
+  std::string vms_dir = "/etc/edgevisor/vms";
+};
+
+absl::StatusOr<HostVmArgs> ParseHostVmArgs(const std::vector<std::string>& args) {
+  HostVmArgs h;
+  h.spec.jailer = "/usr/bin/edgevisor-jailer";
+  h.spec.edgevisor = "/usr/bin/edgevisor";
+  h.spec.base = "/srv/jailer";
+  h.spec.reboot_exit_code = edgevisor::appliance::kRebootExitCode;
+  h.spec.own_cgroup = false;  // the unit's cgroup holds it (and systemd's MemoryMax= applies)
+  std::string uid;
+  for (size_t i = 0; i + 1 < args.size(); i += 2) {
+    const std::string& v = args[i + 1];
+    if (args[i] == "--vms") {
+      h.vms_dir = v;
+    } else if (args[i] == "--uid") {
+      uid = v;  // "" (an unset EDGEVISOR_UID in the unit): the edgevisor user's
+    } else if (args[i] == "--base") {
+      h.spec.base = v;
+    } else if (args[i] == "--edgevisor") {
+      h.spec.edgevisor = v;
+    } else if (args[i] == "--jailer") {
+      h.spec.jailer = v;
+    } else if (args[i] == "--reboot-exit-code") {
+      if (!absl::SimpleAtoi(v, &h.spec.reboot_exit_code) || h.spec.reboot_exit_code < 0 ||
+          h.spec.reboot_exit_code > 255) {
+        return absl::InvalidArgumentError("--reboot-exit-code: not an exit status (0 to 255)");
+      }
+    } else {
+      return absl::InvalidArgumentError(absl::StrFormat("unknown option '%s'", args[i]));
+    }
+  }
+  if (args.size() % 2 == 0) return absl::InvalidArgumentError("the VM's NAME is missing");
+  h.spec.vm = args.back();
+  // NAME becomes a file name and the jailer's --id: its characters only.
+  if (h.spec.vm.empty() || h.spec.vm.size() > 64 ||
+      h.spec.vm.find_first_not_of(
+          "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "NAME '%s': 1 to 64 letters, digits and hyphens (the jailer's --id)", h.spec.vm));
+  }
+  h.spec.config = h.vms_dir + "/" + h.spec.vm + ".json";
+  if (uid.empty()) {
+    const passwd* pw = getpwnam("edgevisor");
+    if (pw == nullptr) {
+      return absl::FailedPreconditionError(
+          "--uid: not given, and there is no user 'edgevisor' (the package makes it)");
+    }
+    h.spec.uid = pw->pw_uid;
+  } else if (!absl::SimpleAtoi(uid, &h.spec.uid) || h.spec.uid == 0) {
+    return absl::InvalidArgumentError(absl::StrFormat("--uid '%s': not a non-root uid", uid));
+  }
+  return h;
+}
+
+int HostVm(const std::string& cmd, const std::vector<std::string>& args) {
+  auto h = ParseHostVmArgs(args);
+  if (!h.ok()) {
+    std::fprintf(stderr, "ev-appliance %s: %s\n", cmd.c_str(),
+                 std::string(h.status().message()).c_str());
+    return kExitUsage;
+  }
+  if (cmd == "vm-clean") {
+    edgevisor::appliance::CleanJail(h->spec);
+    return 0;
+  }
+  auto text = edgevisor::ReadSmallFile(h->spec.config);
+  auto fc = text.ok() ? edgevisor::ParseFirecrackerConfig(*text)
+                      : absl::StatusOr<edgevisor::FirecrackerConfig>(text.status());
+  if (!fc.ok()) {
+    std::fprintf(stderr, "ev-appliance vm-start: %s: %s\n", h->spec.config.c_str(),
+                 std::string(fc.status().message()).c_str());
+    return kExitUsage;
+  }
+  Console console;
+  for (const auto& net : fc->resources.nets) {
+    if (access(("/sys/class/net/" + net.host_dev_name).c_str(), F_OK) != 0) {
+      MakeTap(console, net.host_dev_name, "", h->spec.uid);
+    }
+  }
+  auto argv = edgevisor::appliance::PrepareJail(h->spec);
+  if (!argv.ok()) {
+    std::fprintf(stderr, "ev-appliance vm-start: %s\n",
+                 std::string(argv.status().message()).c_str());
+    return edgevisor::kExitVmmError;
+  }
+  std::vector<char*> a;
+  for (std::string& s : *argv) a.push_back(s.data());
+  a.push_back(nullptr);
+  execv(a[0], a.data());
+  std::fprintf(stderr, "ev-appliance vm-start: exec %s: %s\n", a[0], std::strerror(errno));
+  return edgevisor::kExitVmmError;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -349,5 +460,6 @@ int main(int argc, char** argv) {
   if (cmd == "render") return Render(args);
   if (cmd == "run") return RunAppliance(args);
   if (cmd == "grow-data") return GrowData(args);
+  if (cmd == "vm-start" || cmd == "vm-clean") return HostVm(cmd, args);
   return Usage();
 }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <string>
@@ -13,7 +14,9 @@
 #include "absl/strings/str_format.h"
 #include "src/base/errors.h"
 #include "src/base/fd.h"
+#include "src/base/log.h"
 #include "src/base/read_file.h"
+#include "src/base/service_notify.h"
 #include "src/jailer/cgroup.h"
 #include "src/jailer/exit_codes.h"
 #include "src/jailer/files.h"
@@ -73,9 +76,27 @@ absl::Status WritePidFile(const JailerArgs& a, pid_t child) {
   return s.ok() ? s : JailerError(kExitJail, absl::StrCat("--new-pid-ns: ", s.message()));
 }
 
+// Under a service manager (NOTIFY_SOCKET, e.g. systemd's Type=notify), its socket connected
+// now, before the pivot hides its path, and kept open across the exec: the VMM reports its
+// readiness on it (src/base/service_notify.h). None, or one that cannot be reached: no fd,
+// and the VMM runs all the same.
+UniqueFd ConnectServiceManager() {
+  const char* path = getenv(kNotifySocketEnv);
+  if (path == nullptr) return UniqueFd();
+  absl::StatusOr<UniqueFd> fd = ServiceNotifier::Connect(path);
+  if (!fd.ok() || fcntl(fd->get(), F_SETFD, 0) != 0) {
+    spdlog::warn("{}: the service manager gets no readiness notification",
+                 fd.ok() ? strerror(errno) : fd.status().message());
+    return UniqueFd();
+  }
+  return *std::move(fd);
+}
+
 // The last step: rlimits, privileges, then the VMM in place of this process, with an empty
-// environment (Firecracker clears it too).
-absl::Status ExecVmm(const JailerArgs& a, StartTimes start, bool in_new_pid_ns) {
+// environment (Firecracker clears it too) but for EDGEVISOR_NOTIFY_FD when NOTIFY names the
+// service manager's socket.
+absl::Status ExecVmm(const JailerArgs& a, StartTimes start, bool in_new_pid_ns,
+                     const UniqueFd& notify) {
   EV_RETURN_IF_ERROR(SetResourceLimits(a.rlimits));
   EV_RETURN_IF_ERROR(DropPrivileges(a.uid, a.gid));
   const uint64_t cpu_now = ClockUs(CLOCK_PROCESS_CPUTIME_ID);
@@ -87,7 +108,8 @@ absl::Status ExecVmm(const JailerArgs& a, StartTimes start, bool in_new_pid_ns) 
   std::vector<char*> argv;
   for (std::string& s : args) argv.push_back(s.data());
   argv.push_back(nullptr);
-  char* envp[] = {nullptr};
+  std::string notify_env = absl::StrCat(kNotifyFdEnv, "=", notify.get());
+  char* envp[] = {notify.valid() ? notify_env.data() : nullptr, nullptr};
   execve(path.c_str(), argv.data(), envp);
   return JailerError(
       kExitExec, absl::StrFormat("exec %s in the jail %s: %s", path, a.RootDir(), strerror(errno)));
@@ -123,6 +145,7 @@ absl::Status RunJailer(const JailerArgs& a, StartTimes start) {
   }
   if (netns.valid()) EV_RETURN_IF_ERROR(JoinNetns(netns, a.netns));
   netns.Reset();
+  const UniqueFd notify = ConnectServiceManager();
   EV_RETURN_IF_ERROR(PivotInto(a.RootDir()));
   EV_RETURN_IF_ERROR(MakeDeviceNodes(devices, a.uid, a.gid));
   if (a.daemonize) EV_RETURN_IF_ERROR(Daemonize(dev_null));
@@ -131,7 +154,7 @@ absl::Status RunJailer(const JailerArgs& a, StartTimes start) {
     EV_ASSIGN_OR_RETURN(pid_t child, ForkIntoNewPidNamespace());
     if (child > 0) return WritePidFile(a, child);
   }
-  return ExecVmm(a, start, a.new_pid_ns);
+  return ExecVmm(a, start, a.new_pid_ns, notify);
 }
 
 }  // namespace edgevisor::jailer

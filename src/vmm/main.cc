@@ -29,6 +29,7 @@
 #include "src/base/event_fd.h"
 #include "src/base/log.h"
 #include "src/base/read_file.h"
+#include "src/base/service_notify.h"
 #include "src/devices/net/mmds_service.h"
 #include "src/devices/net/tap.h"
 #include "src/vmm/api/api.h"
@@ -101,8 +102,29 @@ absl::StatusOr<ThreadFilters> SetUpSeccomp(bool on, edgevisor::seccomp::FilterRo
   return filters;
 }
 
+// The service manager's notification socket (systemd's, directly or through the jailer):
+// taken from the environment before any thread starts. Unusable ones are logged, never fatal.
+std::shared_ptr<const edgevisor::ServiceNotifier> ServiceManager() {
+  auto n = edgevisor::ServiceNotifier::FromEnvironment();
+  if (!n.ok()) {
+    spdlog::warn("{}: the service manager gets no readiness notification", n.status().message());
+    return std::make_shared<edgevisor::ServiceNotifier>();
+  }
+  return std::make_shared<edgevisor::ServiceNotifier>(*std::move(n));
+}
+
+// READY=1 when the guest writes its boot-timer mark (a Type=notify unit is then started).
+void NotifyWhenBooted(edgevisor::Vmm& vmm,
+                      const std::shared_ptr<const edgevisor::ServiceNotifier>& notifier) {
+  if (!notifier->active()) return;
+  vmm.OnGuestBooted([notifier](const edgevisor::BootTime& t) {
+    notifier->Notify(absl::StrFormat("READY=1\nSTATUS=guest booted in %d ms", t.wall_us / 1000));
+  });
+}
+
 int Boot(const edgevisor::VmConfig& vm, edgevisor::ProcessClock start, bool seccomp,
          std::shared_ptr<edgevisor::MetricsWriter> metrics = nullptr) {
+  const std::shared_ptr<const edgevisor::ServiceNotifier> notifier = ServiceManager();
   auto filters = SetUpSeccomp(seccomp, {.api = false,
                                         .block = !vm.drives.empty(),
                                         .net = !vm.nets.empty(),
@@ -119,6 +141,7 @@ int Boot(const edgevisor::VmConfig& vm, edgevisor::ProcessClock start, bool secc
     return edgevisor::IsUsageError(vmm.status()) ? edgevisor::kExitUsage : edgevisor::kExitVmmError;
   }
   (*vmm)->SetMetrics(std::move(metrics));
+  NotifyWhenBooted(**vmm, notifier);
   return (*vmm)->Run();
 }
 
@@ -295,6 +318,7 @@ bool PresetResources(const edgevisor::FirecrackerArgs& fa,
 int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
             std::optional<edgevisor::VmResources> from_file,
             std::shared_ptr<edgevisor::mmds::Service> mmds, edgevisor::ProcessClock start) {
+  const std::shared_ptr<const edgevisor::ServiceNotifier> notifier = ServiceManager();
   auto filters = SetUpSeccomp(fa.seccomp);
   auto queue = edgevisor::api::RequestQueue::Create();
   if (!filters.ok() || !queue.ok()) {
@@ -309,6 +333,7 @@ int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
       -> absl::StatusOr<edgevisor::api::RunningVm*> {
     auto vmm = edgevisor::BuildVm(cfg, start, *filters);
     if (!vmm.ok()) return vmm.status();  // the controller puts it in the API's terms
+    NotifyWhenBooted(**vmm, notifier);
     return launch.Start(*std::move(vmm), std::move(metrics), (*queue)->fd(), serve);
   };
   hooks.load_snapshot = [&](const edgevisor::api::SnapshotLoad& load,
@@ -324,6 +349,8 @@ int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
     if (!vmm.ok()) return vmm.status();
     EV_ASSIGN_OR_RETURN(VmmHandle * handle,
                         launch.Start(*std::move(vmm), std::move(metrics), (*queue)->fd(), serve));
+    // A restored guest booted long ago: its VM is up once it is back.
+    notifier->Notify("READY=1\nSTATUS=restored from a snapshot");
     return edgevisor::api::LoadedVm{handle, state.config};
   };
   hooks.check_drive = CheckDrive;

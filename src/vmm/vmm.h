@@ -115,6 +115,11 @@ class Vmm {
   Json Counters() const;
   // Metrics flushed every MetricsWriter::kPeriodSeconds and when the VM stops. Before Run().
   void SetMetrics(std::shared_ptr<MetricsWriter> m) { metrics_ = std::move(m); }
+  // FN runs once when the guest writes its boot-timer mark (BootTimer::OnFirstMark); never for
+  // a VM without the boot timer. Before Start.
+  void OnGuestBooted(std::function<void(const BootTime&)> fn) {
+    if (p_.boot_timer) p_.boot_timer->OnFirstMark(std::move(fn));
+  }
   // One more fd for the main loop and what to run when it is readable: the API's request
   // queue, whose requests execute on the main thread. Before Run().
   void SetRequestSource(int fd, std::function<void()> on_ready) {

@@ -1,12 +1,15 @@
 // Boots the firmware payloads on the host's /dev/kvm and checks console text and exit status.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <sstream>
 
+#include "src/base/fd.h"
 #include "tests/integration/vmm_process.h"
 #include "tests/unit/elf_builder.h"
 #include "tools/benchmark/qemu_microvm.h"
@@ -16,6 +19,7 @@ namespace {
 
 using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
 using ::testing::Not;
 
 std::vector<std::string> VmmArgs(std::vector<std::string> extra) {
@@ -50,6 +54,33 @@ TEST_F(PayloadTest, HelloWithoutDebugExitHaltsCleanly) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("hello: done"));
   EXPECT_THAT(r.err, HasSubstr("halted with interrupts disabled"));
+}
+
+// systemd's notification socket, as a Type=notify unit names it in NOTIFY_SOCKET: the VMM
+// sends READY=1 when the guest writes its boot-timer mark, and nothing without the mark.
+TEST_F(PayloadTest, ServiceManagerHearsReadyWhenTheGuestBoots) {
+  const std::string path = "/tmp/ev-notify-payload-" + std::to_string(getpid()) + ".sock";
+  edgevisor::UniqueFd manager(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  path.copy(addr.sun_path, sizeof(addr.sun_path) - 1);
+  unlink(path.c_str());
+  ASSERT_EQ(bind(manager.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)), 0);
+  auto receive = [&] {
+    char buf[256];
+    const ssize_t n = recv(manager.get(), buf, sizeof(buf), MSG_DONTWAIT);
+    return n < 0 ? std::string("<nothing>") : std::string(buf, static_cast<size_t>(n));
+  };
+  setenv("NOTIFY_SOCKET", path.c_str(), 1);
+  auto r = RunProcess(VmmArgs({"--kernel", Payload("hello"), "--debug-exit"}));
+  auto off = RunProcess(
+      VmmArgs({"--kernel", Payload("hello"), "--cmdline", "boottimer=off", "--debug-exit"}));
+  unsetenv("NOTIFY_SOCKET");
+  unlink(path.c_str());
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(receive(), MatchesRegex("READY=1\nSTATUS=guest booted in [0-9]+ ms"));
+  EXPECT_EQ(off.exit_code, 1) << off.err;
+  EXPECT_EQ(receive(), "<nothing>") << "no boot-timer mark, no READY";
 }
 
 TEST_F(PayloadTest, BootTimerIsLogged) {

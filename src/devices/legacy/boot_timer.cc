@@ -24,11 +24,23 @@ void BootTimer::Write(uint64_t offset, absl::Span<const uint8_t> data) {
   t.wall_us = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(now.wall - start_.wall).count());
   t.cpu_us = now.cpu_us - start_.cpu_us;
+  std::function<void(const BootTime&)> first;
+  {
+    absl::MutexLock lock(&mu_);
+    // Firecracker's log line format, so existing boot-time scrapers keep working.
+    spdlog::info("Guest-boot-time = {:>6} us {} ms, {:>6} CPU us {} CPU ms", t.wall_us,
+                 t.wall_us / 1000, t.cpu_us, t.cpu_us / 1000);
+    if (!boot_time_) {
+      boot_time_ = t;
+      first = std::move(on_first_mark_);
+    }
+  }
+  if (first) first(t);
+}
+
+void BootTimer::OnFirstMark(std::function<void(const BootTime&)> fn) {
   absl::MutexLock lock(&mu_);
-  // Firecracker's log line format, so existing boot-time scrapers keep working.
-  spdlog::info("Guest-boot-time = {:>6} us {} ms, {:>6} CPU us {} CPU ms", t.wall_us,
-               t.wall_us / 1000, t.cpu_us, t.cpu_us / 1000);
-  if (!boot_time_) boot_time_ = t;
+  on_first_mark_ = std::move(fn);
 }
 
 std::optional<BootTime> BootTimer::boot_time() const {

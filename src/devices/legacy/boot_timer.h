@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 
 #include "absl/synchronization/mutex.h"
@@ -36,10 +37,15 @@ class BootTimer : public BusDevice {
   // The first measurement, if the guest has written the magic value.
   std::optional<BootTime> boot_time() const;
 
+  // FN runs once, on the thread of the guest's first write of the magic value (a vCPU's), after
+  // the measurement is logged: the service manager's readiness notification.
+  void OnFirstMark(std::function<void(const BootTime&)> fn);
+
  private:
   const ProcessClock start_;
   mutable absl::Mutex mu_;
   std::optional<BootTime> boot_time_ ABSL_GUARDED_BY(mu_);
+  std::function<void(const BootTime&)> on_first_mark_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace edgevisor

@@ -300,6 +300,12 @@ TEST(Jail, JailerCommandCarriesTheUidTheLimitsAndTheVmmFlags) {
   s.cpu_max_percent.reset();
   const std::string unlimited = absl::StrJoin(JailerArgv(s), " ");
   EXPECT_THAT(unlimited, HasSubstr("--cgroup memory.max=max --cgroup cpu.max=max 100000"));
+  // Under systemd (ev-appliance vm-start) the unit's cgroup holds the VMM: no cgroup flags.
+  s.own_cgroup = false;
+  EXPECT_EQ(absl::StrJoin(JailerArgv(s), " "),
+            "/usr/bin/jailer --id demo --exec-file /usr/bin/edgevisor --uid 10001 --gid 10001 "
+            "--chroot-base-dir /run/jailer -- --config-file /config.json --no-api "
+            "--reboot-exit-code 75");
 }
 
 TEST(Jail, LimitsAreParsedAndRenderedWithTheirFieldNames) {

@@ -173,6 +173,25 @@ TEST(BootTimerTest, OnlyMagicAtOffsetZeroRecords) {
   EXPECT_EQ(t.boot_time()->wall_us, first) << "the first measurement is kept";
 }
 
+TEST(BootTimerTest, FirstMarkHookRunsOnceWithTheMeasurement) {
+  BootTimer t(ProcessClock::Now());
+  int calls = 0;
+  uint64_t seen = 0;
+  t.OnFirstMark([&](const BootTime& b) {
+    ++calls;
+    seen = b.wall_us;
+  });
+  const uint8_t wrong[] = {122};
+  t.Write(0, wrong);
+  EXPECT_EQ(calls, 0);
+  const uint8_t magic[] = {BootTimer::kMagic};
+  t.Write(0, magic);
+  t.Write(0, magic);
+  EXPECT_EQ(calls, 1) << "a service manager is told once";
+  ASSERT_TRUE(t.boot_time().has_value());
+  EXPECT_EQ(seen, t.boot_time()->wall_us);
+}
+
 TEST(I8042Test, ResetCommandOnly) {
   int resets = 0;
   I8042 dev([&] { ++resets; });
