@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
@@ -312,6 +313,22 @@ bool PresetResources(const edgevisor::FirecrackerArgs& fa,
   return true;
 }
 
+// The VM a PUT /snapshot/load describes, built (not started), with its config: the API's
+// metadata store (its GET/PUT /mmds reach the VM) and the dirty-page tracking asked for at the
+// load (for the restored VM, and for GET /vm/config).
+absl::StatusOr<std::pair<std::unique_ptr<edgevisor::Vmm>, edgevisor::VmConfig>> RestoreForApi(
+    const edgevisor::api::SnapshotLoad& load, const std::string& vm_id,
+    edgevisor::ProcessClock start, const ThreadFilters& filters) {
+  EV_ASSIGN_OR_RETURN(edgevisor::snapshot::VmState state, ReadSnapshot(load.snapshot_path));
+  state.config.mmds_service = load.mmds;
+  state.config.machine.track_dirty_pages |= load.track_dirty_pages;
+  const edgevisor::RestoreOptions opts{
+      .mem_path = load.mem_path, .resume = load.resume, .id = vm_id, .serial = {}};
+  EV_ASSIGN_OR_RETURN(std::unique_ptr<edgevisor::Vmm> vmm,
+                      edgevisor::RestoreVm(state, opts, start, filters));
+  return std::make_pair(std::move(vmm), state.config);
+}
+
 // `edgevisor --api-sock PATH [--config-file F]`: serve Firecracker's API until the VM stops.
 // Requests run on the main thread (api/request_queue.h): hooks.start builds and starts the VM
 // here, under no filter yet; Start installs the main thread's.
@@ -339,19 +356,13 @@ int ApiMain(const edgevisor::FirecrackerArgs& fa, const std::string& vm_id,
   hooks.load_snapshot = [&](const edgevisor::api::SnapshotLoad& load,
                             std::shared_ptr<edgevisor::MetricsWriter> metrics)
       -> absl::StatusOr<edgevisor::api::LoadedVm> {
-    EV_ASSIGN_OR_RETURN(edgevisor::snapshot::VmState state, ReadSnapshot(load.snapshot_path));
-    state.config.mmds_service = load.mmds;  // the API's store: its GET/PUT /mmds reach the VM
-    // Tracking asked for at the load: for the restored VM, and for GET /vm/config.
-    state.config.machine.track_dirty_pages |= load.track_dirty_pages;
-    const edgevisor::RestoreOptions opts{
-        .mem_path = load.mem_path, .resume = load.resume, .id = vm_id, .serial = {}};
-    auto vmm = edgevisor::RestoreVm(state, opts, start, *filters);
-    if (!vmm.ok()) return vmm.status();
-    EV_ASSIGN_OR_RETURN(VmmHandle * handle,
-                        launch.Start(*std::move(vmm), std::move(metrics), (*queue)->fd(), serve));
+    EV_ASSIGN_OR_RETURN(auto restored, RestoreForApi(load, vm_id, start, *filters));
+    EV_ASSIGN_OR_RETURN(
+        VmmHandle * handle,
+        launch.Start(std::move(restored.first), std::move(metrics), (*queue)->fd(), serve));
     // A restored guest booted long ago: its VM is up once it is back.
     notifier->Notify("READY=1\nSTATUS=restored from a snapshot");
-    return edgevisor::api::LoadedVm{handle, state.config};
+    return edgevisor::api::LoadedVm{handle, restored.second};
   };
   hooks.check_drive = CheckDrive;
   hooks.check_net = CheckNet;
