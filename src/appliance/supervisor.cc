@@ -143,8 +143,20 @@ Decision Decide(Restart policy, Outcome outcome, seconds ran, milliseconds* back
   return {};
 }
 
-// Copies the VM's output, line by line, to the console and its log until the VMM exits; after
-// the first line (the VMM is running by then), says what contains it.
+// Whether a containment description says every thread runs under its seccomp filter ("seccomp=2
+// on N of N threads").
+bool EveryThreadFiltered(const std::string& d) {
+  const size_t at = d.find("seccomp=2 on ");
+  int on = 0, of = 0;
+  return at != std::string::npos &&
+         std::sscanf(d.c_str() + at, "seccomp=2 on %d of %d threads", &on, &of) == 2 && of > 0 &&
+         on == of;
+}
+
+// Copies the VM's output, line by line, to the console and its log until the VMM exits, and
+// says what contains it: once a line shows every thread under its filter. The VMM's first lines
+// may come while it builds the VM, before its threads have their filters (the arm64 VMM logs
+// the SVE vector lengths then); after 50 lines it is said as it is.
 void PumpOutput(const SupervisorOptions& opts, const VmEntry& vm, pid_t pid, int fd,
                 const std::string& log, const std::function<void(const std::string&)>& say) {
   FILE* in = fdopen(fd, "r");
@@ -152,14 +164,18 @@ void PumpOutput(const SupervisorOptions& opts, const VmEntry& vm, pid_t pid, int
   size_t cap = 0;
   ssize_t n;
   bool described = opts.jailer.empty();
+  int lines = 0;
   while (in != nullptr && (n = getline(&buf, &cap, in)) >= 0) {
     std::string line(buf, static_cast<size_t>(n));
     while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
     if (opts.console) opts.console("[" + vm.name + "] " + line);
     AppendLog(log, line);
     if (!described) {
-      say("contained: " + DescribeContainment(pid, opts.cgroup_root));
-      described = true;
+      const std::string d = DescribeContainment(pid, opts.cgroup_root);
+      if (EveryThreadFiltered(d) || ++lines >= 50) {
+        say("contained: " + d);
+        described = true;
+      }
     }
   }
   free(buf);
