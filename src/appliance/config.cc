@@ -1,8 +1,10 @@
 #include "src/appliance/config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -254,8 +256,16 @@ absl::StatusOr<ApplianceConfig> ParseApplianceConfig(const std::string& text, St
   }
   EV_ASSIGN_OR_RETURN(const std::string kernel, GetString(j, "", "kernel", false));
   if (!kernel.empty()) c.kernel = kernel;
-  if (c.kernel != "cloud" && c.kernel != "generic") {
-    return Bad("kernel", absl::StrFormat("'%s' is not cloud or generic", c.kernel));
+  // FLAVOUR[@RELEASE]: cloud or generic, of a Debian release (bookworm unless named).
+  const std::vector<std::string> kparts = absl::StrSplit(c.kernel, absl::MaxSplits('@', 1));
+  if (kparts[0] != "cloud" && kparts[0] != "generic") {
+    return Bad("kernel", absl::StrFormat("'%s' is not cloud or generic", kparts[0]));
+  }
+  if (kparts.size() == 2 && (kparts[1].empty() || kparts[1].size() > 32 ||
+                             !std::all_of(kparts[1].begin(), kparts[1].end(),
+                                          [](char ch) { return ch >= 'a' && ch <= 'z'; }))) {
+    return Bad("kernel", absl::StrFormat("release '%s' is not a Debian release name (like trixie)",
+                                         kparts[1]));
   }
   if (j.contains("network")) {
     const Json& n = j["network"];

@@ -58,7 +58,7 @@ struct VmEntry {
 struct ApplianceConfig {
   std::string name;
   std::string console;           // kernel console= for the appliance, empty: the arch's default
-  std::string kernel = "cloud";  // Debian kernel flavour: cloud or generic (build stage)
+  std::string kernel = "cloud";  // Debian kernel: cloud or generic[@RELEASE] (build stage)
   std::vector<Interface> interfaces;
   std::optional<VmBridge> bridge;
   std::vector<VmEntry> vms;

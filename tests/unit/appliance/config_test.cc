@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "src/appliance/jail.h"
 #include "src/appliance/supervisor.h"
@@ -51,6 +52,15 @@ TEST(ApplianceConfigTest, ParsesABuildConfig) {
   EXPECT_EQ(c->kernel, "cloud");
 }
 
+TEST(ApplianceConfigTest, KernelTakesAFlavourAndADebianRelease) {
+  for (const char* k : {"cloud", "generic", "generic@trixie", "cloud@bookworm"}) {
+    auto c =
+        ParseApplianceConfig(absl::StrFormat(R"({"name": "a", "kernel": "%s"})", k), Stage::kBuild);
+    ASSERT_TRUE(c.ok()) << k << ": " << c.status();
+    EXPECT_EQ(c->kernel, k);
+  }
+}
+
 struct BadCase {
   const char* json;
   const char* error;
@@ -72,6 +82,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{R"({"name": "a b"})", "name: 'a b': only letters"},
         BadCase{R"({"name": "a", "colour": 1})", "colour: unknown field"},
         BadCase{R"({"name": "a", "kernel": "rt"})", "kernel: 'rt' is not cloud or generic"},
+        BadCase{R"({"name": "a", "kernel": "rt@trixie"})", "kernel: 'rt' is not cloud or generic"},
+        BadCase{R"({"name": "a", "kernel": "generic@"})",
+                "kernel: release '' is not a Debian release name"},
+        BadCase{R"({"name": "a", "kernel": "cloud@../x"})",
+                "kernel: release '../x' is not a Debian release name"},
         BadCase{R"({"name": "a", "console": "tty S0"})", "console: 'tty S0' is not a console"},
         BadCase{R"({"name": "a", "network": {"interfaces": [{"name": "eth0"}]}})",
                 "network.interfaces[0]: give either \"dhcp\": true or an \"address\""},
