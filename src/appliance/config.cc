@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -224,6 +225,31 @@ absl::StatusOr<std::pair<std::string, std::string>> DemoAddresses(const VmBridge
       cidr[0], absl::StrFormat("%s.%s.%s.%d/%s", octets[0], octets[1], octets[2], guest, cidr[1]));
 }
 
+absl::StatusOr<UpdateConfig> ParseUpdate(const Json& j) {
+  EV_RETURN_IF_ERROR(
+      CheckObject(j, "update", {"url", "check_interval_s", "trial_boots", "health_timeout_s"}));
+  UpdateConfig u;
+  EV_ASSIGN_OR_RETURN(u.url, GetString(j, "update", "url", false));
+  if (!u.url.empty()) {
+    const bool scheme = absl::StartsWith(u.url, "http://") || absl::StartsWith(u.url, "https://");
+    if (!scheme || u.url.size() > 1024 ||
+        !std::all_of(u.url.begin(), u.url.end(), [](char ch) { return ch > ' ' && ch < 127; })) {
+      return Bad("update.url",
+                 absl::StrFormat("'%s' is not an http:// or https:// URL", u.url.substr(0, 64)));
+    }
+  }
+  auto num = [&](const char* key, uint64_t lo, uint64_t hi, int* out) -> absl::Status {
+    if (!j.contains(key)) return absl::OkStatus();
+    EV_ASSIGN_OR_RETURN(const uint64_t v, GetUint(j, "update", key, lo, hi));
+    *out = static_cast<int>(v);
+    return absl::OkStatus();
+  };
+  EV_RETURN_IF_ERROR(num("check_interval_s", 60, 604800, &u.check_interval_s));
+  EV_RETURN_IF_ERROR(num("trial_boots", 1, 3, &u.trial_boots));
+  EV_RETURN_IF_ERROR(num("health_timeout_s", 30, 3600, &u.health_timeout_s));
+  return u;
+}
+
 }  // namespace
 
 const char* RestartName(Restart r) {
@@ -241,7 +267,7 @@ const char* RestartName(Restart r) {
 absl::StatusOr<ApplianceConfig> ParseApplianceConfig(const std::string& text, Stage stage) {
   Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return absl::InvalidArgumentError("not valid JSON");
-  std::set<std::string> known = {"name", "network", "vms"};
+  std::set<std::string> known = {"name", "network", "vms", "update", "watchdog_s"};
   if (stage == Stage::kBuild) known.insert({"console", "kernel"});
   EV_RETURN_IF_ERROR(CheckObject(j, "", known));
   ApplianceConfig c;
@@ -284,6 +310,17 @@ absl::StatusOr<ApplianceConfig> ParseApplianceConfig(const std::string& text, St
     }
     if (n.contains("vm_bridge")) {
       EV_ASSIGN_OR_RETURN(c.bridge, ParseBridge(n["vm_bridge"], "network.vm_bridge"));
+    }
+  }
+  if (j.contains("update")) {
+    EV_ASSIGN_OR_RETURN(c.update, ParseUpdate(j["update"]));
+  }
+  if (j.contains("watchdog_s")) {
+    if (j["watchdog_s"] == 0) {
+      c.watchdog_s = 0;
+    } else {
+      EV_ASSIGN_OR_RETURN(const uint64_t w, GetUint(j, "", "watchdog_s", 10, 600));
+      c.watchdog_s = static_cast<int>(w);
     }
   }
   if (j.contains("vms")) {
@@ -363,7 +400,12 @@ absl::StatusOr<RenderOutput> Render(const ApplianceConfig& cfg, const std::strin
     if (v.cpu_max_percent) entry["cpu_max_percent"] = *v.cpu_max_percent;
     vms.push_back(entry);
   }
-  out.appliance = {{"name", cfg.name}, {"vms", vms}};
+  out.appliance = {{"name", cfg.name}, {"vms", vms}, {"watchdog_s", cfg.watchdog_s}};
+  Json update = {{"check_interval_s", cfg.update.check_interval_s},
+                 {"trial_boots", cfg.update.trial_boots},
+                 {"health_timeout_s", cfg.update.health_timeout_s}};
+  if (!cfg.update.url.empty()) update["url"] = cfg.update.url;
+  out.appliance["update"] = update;
   if (!network.empty()) out.appliance["network"] = network;
   return out;
 }

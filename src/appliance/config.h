@@ -55,6 +55,14 @@ struct VmEntry {
   std::optional<int> cpu_max_percent;  // "cpu_max_percent": 1 to 12800
 };
 
+// "update": the A/B update agent (update.h). Every field optional.
+struct UpdateConfig {
+  std::string url;              // a bundle's http(s) URL to check periodically; empty: none
+  int check_interval_s = 3600;  // 60 to 604800
+  int trial_boots = 3;          // boots a new release gets to pass its health check: 1 to 3
+  int health_timeout_s = 300;   // the health check's limit on a trial boot: 30 to 3600
+};
+
 struct ApplianceConfig {
   std::string name;
   std::string console;           // kernel console= for the appliance, empty: the arch's default
@@ -62,6 +70,9 @@ struct ApplianceConfig {
   std::vector<Interface> interfaces;
   std::optional<VmBridge> bridge;
   std::vector<VmEntry> vms;
+  UpdateConfig update;
+  // The hardware watchdog's timeout; the supervisor feeds it (0: leave it alone). 10 to 600.
+  int watchdog_s = 60;
 };
 
 absl::StatusOr<ApplianceConfig> ParseApplianceConfig(const std::string& json, Stage stage);

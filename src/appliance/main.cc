@@ -10,15 +10,28 @@
 //   ev-appliance run [--config DIR] [--data DIR] [--edgevisor PATH] [--jailer PATH|""]
 //                                         on the appliance: set up the network, then supervise
 //                                         one edgevisor per VM (see supervisor.h)
+//   ev-appliance update [--no-reboot] [--trial-boots N] FILE|URL
+//                                         on the appliance: verify a signed release bundle,
+//                                         write it into the inactive slot, tell GRUB to try it
+//                                         and reboot (update.h)
+//   ev-appliance verify [--keys FILE] BUNDLE
+//                                         anywhere: check a bundle's signature (by a key in
+//                                         FILE, default the slot's /etc/edgevisor/update-keys),
+//                                         manifest and slot image; print the manifest
+//   ev-appliance status [--json]          on the appliance: slots, trial, versions, the last
+//                                         update's result, the VMs
 //   ev-appliance vm-start|vm-clean [--vms DIR] [--uid UID] [--base DIR] [--edgevisor PATH]
 //                   [--jailer PATH] [--reboot-exit-code N] NAME
 //                                         on a plain host, for systemd's edgevisor@NAME: run
 //                                         DIR/NAME.json jailed (HostVm), or clean its jail
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <linux/blkpg.h>
 #include <linux/fs.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/watchdog.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -30,6 +43,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,6 +56,7 @@
 #include "src/appliance/gpt.h"
 #include "src/appliance/jail.h"
 #include "src/appliance/supervisor.h"
+#include "src/appliance/update.h"
 #include "src/base/exit_codes.h"
 #include "src/base/fd.h"
 #include "src/base/read_file.h"
@@ -60,6 +75,9 @@ int Usage() {
       "       ev-appliance grow-data DISK MOUNTPOINT\n"
       "       ev-appliance run [--config DIR] [--data DIR] [--edgevisor PATH] [--jailer "
       "PATH|\"\"]\n"
+      "       ev-appliance update [--no-reboot] [--trial-boots N] FILE|URL\n"
+      "       ev-appliance verify [--keys FILE] BUNDLE\n"
+      "       ev-appliance status [--json]\n"
       "       ev-appliance vm-start|vm-clean [--vms DIR] [--uid UID] [--base DIR] "
       "[--edgevisor PATH]\n"
       "                    [--jailer PATH] [--reboot-exit-code N] NAME\n",
@@ -294,6 +312,164 @@ void SetUpNetwork(Console& console, const ApplianceConfig& cfg) {
   }
 }
 
+// The VMs' states for `ev-appliance status` (/run/ev-appliance/vms.json) and for the health
+// check of a trial boot (which VMs have been ready since this boot).
+class VmStates {
+ public:
+  explicit VmStates(std::string file) : file_(std::move(file)) {}
+  void Set(const std::string& vm, const std::string& state) {
+    absl::MutexLock lock(&mu_);
+    states_[vm] = state;
+    if (state == "ready") ready_.insert(vm);
+    const std::string tmp = file_ + ".tmp";
+    if (WriteFile(tmp, states_.dump() + "\n")) rename(tmp.c_str(), file_.c_str());
+  }
+  bool EverReady(const std::string& vm) {
+    absl::MutexLock lock(&mu_);
+    return ready_.count(vm) != 0;
+  }
+
+ private:
+  const std::string file_;
+  absl::Mutex mu_;
+  nlohmann::json states_ ABSL_GUARDED_BY(mu_) = nlohmann::json::object();
+  std::set<std::string> ready_ ABSL_GUARDED_BY(mu_);
+};
+
+// Feeds the hardware watchdog (the initramfs armed it: a hang before this point resets the box
+// too). Never closes it: if the supervisor dies, the watchdog stays armed and unfed, and the box
+// resets unless init's respawn of the supervisor feeds it again.
+void FeedWatchdog(Console& console, int timeout_s) {
+  if (timeout_s == 0) return;
+  const int fd = open("/dev/watchdog", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) {
+    console.Line(
+        absl::StrFormat("ev-appliance: watchdog: none (/dev/watchdog: %s)", strerror(errno)));
+    return;
+  }
+  int t = timeout_s;
+  if (ioctl(fd, WDIOC_SETTIMEOUT, &t) != 0 && ioctl(fd, WDIOC_GETTIMEOUT, &t) != 0) t = 30;
+  watchdog_info info{};
+  ioctl(fd, WDIOC_GETSUPPORT, &info);
+  const int every = std::max(1, t / 4);
+  console.Line(absl::StrFormat("ev-appliance: watchdog: %s, timeout %d s, fed every %d s",
+                               reinterpret_cast<const char*>(info.identity), t, every));
+  for (;;) {
+    ioctl(fd, WDIOC_KEEPALIVE, 0);
+    sleep(static_cast<unsigned>(every));
+  }
+}
+
+// What the health check still waits for ("" when the network is as appliance.json says).
+std::string NetworkMissing(const ApplianceConfig& cfg) {
+  std::set<std::string> with_v4;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) == 0) {
+    for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+      if (i->ifa_addr != nullptr && i->ifa_addr->sa_family == AF_INET) with_v4.insert(i->ifa_name);
+    }
+    freeifaddrs(list);
+  }
+  for (const auto& itf : cfg.interfaces) {
+    if (!with_v4.count(itf.name)) {
+      return absl::StrFormat("interface %s has no IPv4 address (%s)", itf.name,
+                             itf.dhcp ? "no DHCP lease" : itf.address);
+    }
+  }
+  if (cfg.bridge && !cfg.bridge->address.empty() && !with_v4.count(cfg.bridge->name)) {
+    return absl::StrFormat("VM bridge %s has no address", cfg.bridge->name);
+  }
+  return "";
+}
+
+// A trial boot's health check: the network configured as appliance.json says, and every VM with
+// restart "always" ready, within update.health_timeout_s. Then commit, or roll back and reboot.
+void HealthCheck(Console& console, const ApplianceConfig& cfg, VmStates& states,
+                 const edgevisor::appliance::update::Paths& paths) {
+  auto say = [&console](const std::string& l) { console.Line(l); };
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto deadline = t0 + std::chrono::seconds(cfg.update.health_timeout_s);
+  std::string missing;
+  for (;;) {
+    missing = NetworkMissing(cfg);
+    for (const auto& vm : cfg.vms) {
+      if (missing.empty() && vm.restart == edgevisor::appliance::Restart::kAlways &&
+          !states.EverReady(vm.name)) {
+        missing = absl::StrFormat("VM %s (restart always) has not become ready", vm.name);
+      }
+    }
+    if (missing.empty() || std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  const auto took =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  if (missing.empty()) {
+    console.Line(absl::StrFormat(
+        "ev-appliance: update: health check passed after %d s: network up, every restart-always "
+        "VM ready",
+        took));
+    auto s = edgevisor::appliance::update::Commit(paths, say);
+    if (!s.ok())
+      console.Line(absl::StrFormat("ev-appliance: update: commit failed: %s", s.message()));
+    return;
+  }
+  const std::string reason =
+      absl::StrFormat("after %d s (update.health_timeout_s): %s", took, missing);
+  auto s = edgevisor::appliance::update::Rollback(paths, reason, say);
+  if (!s.ok()) {
+    // grubenv could not be written: GRUB's countdown still ends the trial.
+    console.Line(
+        absl::StrFormat("ev-appliance: update: rollback: %s; rebooting anyway (GRUB "
+                        "counts the trial down)",
+                        s.message()));
+  }
+  sync();
+  Run(console, {"reboot"});
+}
+
+// The boot-time part of the update agent, and the periodic check of update.url.
+void StartUpdateAgent(Console& console, const ApplianceConfig* cfg, VmStates& states,
+                      std::vector<std::thread>& threads) {
+  const edgevisor::appliance::update::Paths paths;
+  if (access(paths.running_slot.c_str(), F_OK) != 0) return;  // not on the appliance
+  mkdir(paths.state_dir.c_str(), 0755);
+  auto say = [&console](const std::string& l) { console.Line(l); };
+  auto view = edgevisor::appliance::update::Reconcile(paths, say);
+  if (!view.ok()) {
+    console.Line(absl::StrFormat("ev-appliance: update: cannot read the A/B state: %s",
+                                 view.status().message()));
+    return;
+  }
+  if (view->boot == edgevisor::appliance::update::Boot::kTrial) {
+    if (cfg == nullptr) {
+      // This release refuses the config the last one ran with: not healthy.
+      (void)edgevisor::appliance::update::Rollback(
+          paths, "it refuses /config/appliance.json (above)", say);
+      sync();
+      Run(console, {"reboot"});
+      return;
+    }
+    threads.emplace_back(
+        [&console, cfg, &states, paths] { HealthCheck(console, *cfg, states, paths); });
+  }
+  if (cfg != nullptr && !cfg->update.url.empty()) {
+    threads.emplace_back([&console, cfg, paths] {
+      const edgevisor::appliance::update::Paths p = paths;
+      for (;;) {
+        std::this_thread::sleep_for(std::chrono::seconds(cfg->update.check_interval_s));
+        auto trial = edgevisor::appliance::update::OnTrial(p);
+        if (!trial.ok() || *trial) continue;  // the health check decides first
+        edgevisor::appliance::update::Options o;
+        o.trial_boots = cfg->update.trial_boots;
+        o.if_newer = true;
+        o.say = [&console](const std::string& l) { console.Line(l); };
+        (void)edgevisor::appliance::update::Update(p, o, cfg->update.url);
+      }
+    });
+  }
+}
+
 int RunAppliance(const std::vector<std::string>& args) {
   edgevisor::appliance::SupervisorOptions opts;
   std::string data = "/data";
@@ -317,13 +493,21 @@ int RunAppliance(const std::vector<std::string>& args) {
   mkdir(opts.log_dir.c_str(), 0755);
   const std::string file = opts.config_dir + "/appliance.json";
   auto cfg = Load(file, Stage::kRuntime);
+  mkdir("/run/ev-appliance", 0755);
+  VmStates states("/run/ev-appliance/vms.json");
+  opts.on_state = [&states](const std::string& vm, const std::string& st) { states.Set(vm, st); };
+  std::vector<std::thread> agents;
+  const int watchdog_s = cfg.ok() ? cfg->watchdog_s : 60;
+  agents.emplace_back([&console, watchdog_s] { FeedWatchdog(console, watchdog_s); });
   if (!cfg.ok()) {
     // Keep the appliance up, so that the config partition can be fixed; say why nothing runs.
     console.Line(absl::StrFormat("ev-appliance: %s; no VM started", cfg.status().message()));
+    StartUpdateAgent(console, nullptr, states, agents);
     for (;;) pause();
   }
   console.Line(absl::StrFormat("ev-appliance: appliance %s, %zu VMs", cfg->name, cfg->vms.size()));
   SetUpNetwork(console, *cfg);
+  StartUpdateAgent(console, &*cfg, states, agents);
   std::vector<std::thread> threads;
   for (size_t i = 0; i < cfg->vms.size(); ++i) {
     const auto& vm = cfg->vms[i];
@@ -449,6 +633,91 @@ int HostVm(const std::string& cmd, const std::vector<std::string>& args) {
   return edgevisor::kExitVmmError;
 }
 
+int UpdateCommand(const std::vector<std::string>& args) {
+  edgevisor::appliance::update::Options o;
+  std::string source;
+  int trial_boots = 0;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--no-reboot") {
+      o.reboot = false;
+    } else if (args[i] == "--trial-boots" && i + 1 < args.size()) {
+      if (!absl::SimpleAtoi(args[++i], &trial_boots) || trial_boots < 1 || trial_boots > 3) {
+        std::fprintf(stderr, "ev-appliance update: --trial-boots: 1 to 3\n");
+        return kExitUsage;
+      }
+    } else if (source.empty() && !args[i].empty() && args[i][0] != '-') {
+      source = args[i];
+    } else {
+      return Usage();
+    }
+  }
+  if (source.empty()) return Usage();
+  // The trial boots from appliance.json unless given.
+  auto cfg = Load("/config/appliance.json", Stage::kRuntime);
+  o.trial_boots = trial_boots ? trial_boots : cfg.ok() ? cfg->update.trial_boots : 3;
+  o.say = [](const std::string& l) {
+    std::printf("%s\n", l.c_str());
+    std::fflush(stdout);
+  };
+  const absl::Status s = edgevisor::appliance::update::Update({}, o, source);
+  if (!s.ok())
+    return s.code() == absl::StatusCode::kInvalidArgument ||
+                   s.code() == absl::StatusCode::kPermissionDenied ||
+                   s.code() == absl::StatusCode::kFailedPrecondition
+               ? kExitUsage
+               : 1;
+  return 0;
+}
+
+int VerifyCommand(const std::vector<std::string>& args) {
+  std::string keys = edgevisor::appliance::update::Paths().keys, file;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--keys" && i + 1 < args.size()) {
+      keys = args[++i];
+    } else if (file.empty()) {
+      file = args[i];
+    } else {
+      return Usage();
+    }
+  }
+  if (file.empty()) return Usage();
+  auto m = edgevisor::appliance::update::VerifyBundleFile(keys, file);
+  if (!m.ok()) {
+    std::fprintf(stderr, "ev-appliance verify: %s: %s\n", file.c_str(),
+                 std::string(m.status().message()).c_str());
+    return kExitUsage;
+  }
+  std::printf("%s: ok: release %s for %s, slot image %lu bytes, sha256 %s, signed by a key in %s\n",
+              file.c_str(), m->version.text.c_str(), m->arch.c_str(),
+              static_cast<unsigned long>(m->slot_size),
+              edgevisor::appliance::bundle::Hex(m->slot_sha256).c_str(), keys.c_str());
+  return 0;
+}
+
+int StatusCommand(const std::vector<std::string>& args) {
+  bool as_json = false;
+  for (const std::string& a : args) {
+    if (a == "--json") {
+      as_json = true;
+    } else {
+      return Usage();
+    }
+  }
+  nlohmann::json vms = nlohmann::json::object();
+  auto text = edgevisor::ReadSmallFile("/run/ev-appliance/vms.json");
+  if (text.ok()) {
+    vms = nlohmann::json::parse(*text, nullptr, false);
+    if (vms.is_discarded()) vms = nlohmann::json::object();
+  }
+  const nlohmann::json st = edgevisor::appliance::update::Status({}, vms);
+  if (as_json) {
+    std::printf("%s\n", st.dump(2).c_str());
+  } else {
+    std::fputs(edgevisor::appliance::update::StatusText(st).c_str(), stdout);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -460,6 +729,9 @@ int main(int argc, char** argv) {
   if (cmd == "render") return Render(args);
   if (cmd == "run") return RunAppliance(args);
   if (cmd == "grow-data") return GrowData(args);
+  if (cmd == "update") return UpdateCommand(args);
+  if (cmd == "status") return StatusCommand(args);
+  if (cmd == "verify") return VerifyCommand(args);
   if (cmd == "vm-start" || cmd == "vm-clean") return HostVm(cmd, args);
   return Usage();
 }

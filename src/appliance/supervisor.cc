@@ -170,6 +170,9 @@ void PumpOutput(const SupervisorOptions& opts, const VmEntry& vm, pid_t pid, int
     while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
     if (opts.console) opts.console("[" + vm.name + "] " + line);
     AppendLog(log, line);
+    if (opts.on_state && line.find("Guest-boot-time = ") != std::string::npos) {
+      opts.on_state(vm.name, "ready");
+    }
     if (!described) {
       const std::string d = DescribeContainment(pid, opts.cgroup_root);
       if (EveryThreadFiltered(d) || ++lines >= 50) {
@@ -192,6 +195,7 @@ void SuperviseVm(const SupervisorOptions& opts, const VmEntry& vm, uid_t uid) {
   milliseconds backoff = kFirstBackoff;
   for (int starts = 1;; ++starts) {
     say(absl::StrFormat("starting (run %d, restart policy %s)", starts, RestartName(vm.restart)));
+    if (opts.on_state) opts.on_state(vm.name, absl::StrFormat("starting (run %d)", starts));
     const auto t0 = std::chrono::steady_clock::now();
     auto argv = Command(opts, vm, uid);
     if (!argv.ok()) {
@@ -214,6 +218,10 @@ void SuperviseVm(const SupervisorOptions& opts, const VmEntry& vm, uid_t uid) {
     say(absl::StrFormat("%s after %d s; %s", DescribeExit(status), ran.count(),
                         d.restart ? absl::StrFormat("restarting in %d ms", d.delay.count())
                                   : std::string("not restarting")));
+    if (opts.on_state) {
+      opts.on_state(vm.name, absl::StrFormat("%s: %s", d.restart ? "restarting" : "stopped",
+                                             DescribeExit(status)));
+    }
     sync();  // what a VM printed before it stopped is what an operator needs after a power cut
     if (!d.restart || (opts.max_starts > 0 && starts >= opts.max_starts)) return;
     std::this_thread::sleep_for(d.delay);

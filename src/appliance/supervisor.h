@@ -54,6 +54,9 @@ struct SupervisorOptions {
   std::string jailer = "/usr/bin/jailer";
   std::string jail_base = "/run/jailer";
   std::string cgroup_root = "/sys/fs/cgroup";
+  // Told each VM's state as it changes: "starting (run N)", "ready" (its VMM logged the guest's
+  // boot-timer write, Firecracker's "Guest-boot-time"), "stopped: WHY", "restarting: WHY".
+  std::function<void(const std::string& vm, const std::string& state)> on_state;
 };
 
 // Runs one VM until its policy says stop (or max_starts). Blocks. UID: the VM's own user when

@@ -2,14 +2,14 @@
 # Builds the libFuzzer targets with clang (ASan+UBSan+fuzzer) and runs each briefly.
 # usage: smoke.sh SOURCE_ROOT BUILD_DIR SECONDS
 # env:   RUNS=N      run each target to N inputs instead of for SECONDS (e.g. RUNS=1000000)
-#        TARGETS="a b"   build and run only these targets (default: all thirteen)
+#        TARGETS="a b"   build and run only these targets (default: all fourteen)
 #        FUZZ_DEFINES="-DX"  extra compiler flags (a deliberately broken harness, say)
 set -euo pipefail
 SRC=$1; OUT=$2/fuzz; SECS=${3:-20}
 mkdir -p "$OUT"
 CC=${FUZZ_CC:-clang}; CXX=${FUZZ_CXX:-clang++}
 command -v "$CXX" >/dev/null || { echo "$CXX not found (apt-get install clang libclang-rt-14-dev)"; exit 1; }
-ALL="elf virtio_blk net_tx balloon vsock mmds fc_config api bzimage arm64_image appliance_config gpt snapshot"
+ALL="elf virtio_blk net_tx balloon vsock mmds fc_config api bzimage arm64_image appliance_config gpt snapshot bundle"
 TARGETS=${TARGETS:-$ALL}
 # The targets are meson executables (tests/fuzz/meson.build) that link the layers' libraries,
 # built in a clang build of their own. FUZZ_DEFINES gets a build directory of its own too.
@@ -28,7 +28,18 @@ for t in $TARGETS make_seeds; do
   ln -sf "$FB/tests/fuzz/$f" "$OUT/$f"
 done
 mkdir -p "$OUT/gpt_corpus" "$OUT/appliance_config_corpus" "$OUT/arm64_image_corpus" "$OUT/elf_corpus" "$OUT/virtio_blk_corpus" "$OUT/net_tx_corpus" "$OUT/balloon_corpus" "$OUT/vsock_corpus" "$OUT/mmds_corpus" "$OUT/fc_config_corpus" \
-  "$OUT/api_corpus" "$OUT/bzimage_corpus" "$OUT/snapshot_corpus"
+  "$OUT/api_corpus" "$OUT/bzimage_corpus" "$OUT/snapshot_corpus" "$OUT/bundle_corpus"
+# An update bundle's front (header, a manifest, a signature), and a grubenv block on a trial.
+python3 - "$OUT/bundle_corpus" <<'PY'
+import json, struct, sys
+m = json.dumps({"format": 1, "arch": "x86_64", "version": "2.0.0", "min_version": "1.0",
+                "slot": {"size": 4096, "sha256": "ab" * 32}, "edgevisor": "x", "kernel": "k",
+                "created": 1}).encode()
+open(sys.argv[1] + "/bundle", "wb").write(b"EVBUNDL1" + struct.pack("<II", len(m), 0) + m +
+                                          bytes(64) + bytes(64))
+env = b"# GRUB Environment Block\nslot=A\nnext_slot=B\nnext_tries=3\n"
+open(sys.argv[1] + "/grubenv", "wb").write(env + b"#" * (1024 - len(env)))
+PY
 # Seeds: Firecracker's getting-started requests and the post-boot actions.
 printf 'PUT /boot-source\n{"kernel_image_path":"/k","boot_args":"console=ttyS0"}' > "$OUT/api_corpus/boot"
 printf 'PUT /drives/rootfs\n{"drive_id":"rootfs","path_on_host":"/r","is_root_device":true,"is_read_only":false}' > "$OUT/api_corpus/drive"
