@@ -660,12 +660,7 @@ int UpdateCommand(const std::vector<std::string>& args) {
     std::fflush(stdout);
   };
   const absl::Status s = edgevisor::appliance::update::Update({}, o, source);
-  if (!s.ok())
-    return s.code() == absl::StatusCode::kInvalidArgument ||
-                   s.code() == absl::StatusCode::kPermissionDenied ||
-                   s.code() == absl::StatusCode::kFailedPrecondition
-               ? kExitUsage
-               : 1;
+  if (!s.ok()) return edgevisor::appliance::update::IsRefusal(s) ? kExitUsage : 1;
   return 0;
 }
 

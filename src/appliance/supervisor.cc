@@ -25,15 +25,6 @@ constexpr milliseconds kFirstBackoff{1000};
 constexpr milliseconds kMaxBackoff{60000};
 constexpr seconds kStableRun{600};
 
-std::string Stamp() {
-  char buf[32];
-  const time_t now = time(nullptr);
-  struct tm tm {};
-  gmtime_r(&now, &tm);
-  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 void AppendLog(const std::string& path, const std::string& line) {
   if (path.empty()) return;
   // A log that cannot be written must not stop the supervisor: say so on its console instead.
@@ -96,6 +87,15 @@ pid_t Start(const std::vector<std::string>& argv, int* out_fd) {
 }
 
 }  // namespace
+
+std::string UtcStamp() {
+  char buf[32];
+  const time_t now = time(nullptr);
+  struct tm tm {};
+  gmtime_r(&now, &tm);
+  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
 
 Outcome Classify(int status) {
   if (WIFEXITED(status)) {
@@ -190,7 +190,7 @@ void SuperviseVm(const SupervisorOptions& opts, const VmEntry& vm, uid_t uid) {
   auto say = [&](const std::string& msg) {
     const std::string line = absl::StrFormat("ev-appliance: vm %s: %s", vm.name, msg);
     if (opts.console) opts.console(line);
-    AppendLog(log, Stamp() + " " + line);
+    AppendLog(log, UtcStamp() + " " + line);
   };
   milliseconds backoff = kFirstBackoff;
   for (int starts = 1;; ++starts) {

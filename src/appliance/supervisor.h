@@ -27,6 +27,9 @@ inline constexpr int kRebootExitCode = 75;
 
 enum class Outcome { kPoweredOff, kRebooted, kConfigRefused, kCrashed };
 
+// The time now in UTC, as the logs on /data/log stamp their lines ("2026-12-03T14:20:11Z").
+std::string UtcStamp();
+
 // `status` as waitpid() returns it.
 Outcome Classify(int wait_status);
 std::string DescribeExit(int wait_status);

@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+#include "src/appliance/supervisor.h"
 #include "src/base/errors.h"
 #include "src/base/fd.h"
 #include "src/base/read_file.h"
@@ -36,15 +37,6 @@ constexpr size_t kChunk = 1 << 20;
 
 std::string Errno(const std::string& what) { return absl::StrCat(what, ": ", strerror(errno)); }
 
-std::string Now() {
-  char buf[32];
-  const time_t t = time(nullptr);
-  tm tm{};
-  gmtime_r(&t, &tm);
-  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 // A line to the console and to update.log.
 void Say(const Paths& paths, const std::function<void(const std::string&)>& say,
          const std::string& line) {
@@ -52,7 +44,7 @@ void Say(const Paths& paths, const std::function<void(const std::string&)>& say,
   if (say) say(l);
   // The log is what an operator reads after a power cut: each line is synced.
   UniqueFd fd(open(paths.log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
-  const std::string text = absl::StrCat(Now(), " ", l, "\n");
+  const std::string text = absl::StrCat(UtcStamp(), " ", l, "\n");
   if (!fd.valid() ||
       write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
     if (say) say("ev-appliance: update: cannot write " + paths.log + ": " + strerror(errno));
@@ -87,7 +79,7 @@ std::optional<Json> ReadJson(const std::string& path) {
 }
 
 void RecordLast(const Paths& paths, Json last) {
-  last["time"] = Now();
+  last["time"] = UtcStamp();
   mkdir(paths.state_dir.c_str(), 0755);
   (void)WriteDurable(paths.state_dir + "/last.json", last.dump(2) + "\n");
 }
@@ -238,6 +230,22 @@ absl::StatusOr<uint64_t> DeviceSize(const std::string& dev) {
   return bytes;
 }
 
+// The sha256 of SIZE bytes that READ(offset, buffer) gives, read in chunks; a read of 0 bytes
+// before the end is an error (READ says which).
+absl::StatusOr<bundle::Sha256> HashRange(
+    uint64_t size,
+    const std::function<absl::StatusOr<size_t>(uint64_t, absl::Span<uint8_t>)>& read) {
+  bundle::Hasher h;
+  std::vector<uint8_t> buf(kChunk);
+  for (uint64_t off = 0; off < size;) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - off));
+    EV_ASSIGN_OR_RETURN(const size_t n, read(off, absl::MakeSpan(buf.data(), want)));
+    h.Update(absl::MakeConstSpan(buf.data(), n));
+    off += n;
+  }
+  return h.Finish();
+}
+
 char Other(char slot) { return slot == 'A' ? 'B' : 'A'; }
 
 }  // namespace
@@ -362,6 +370,29 @@ absl::StatusOr<Running> ReadRunning(const Paths& paths) {
 
 namespace {
 
+// The A/B state as this boot sees it: the running release and grubenv.
+struct AbView {
+  Running running;
+  GrubenvStore store;
+  grubenv::Env env;
+  grubenv::AbState ab;
+  // grubenv's next_slot is the running slot, and it is not yet committed.
+  bool on_trial() const { return ab.next_slot == running.slot && ab.slot != running.slot; }
+};
+
+absl::StatusOr<AbView> ReadAbView(const Paths& paths) {
+  AbView v;
+  EV_ASSIGN_OR_RETURN(v.running, ReadRunning(paths));
+  EV_ASSIGN_OR_RETURN(v.store, GrubenvStore::Open(paths));
+  EV_ASSIGN_OR_RETURN(v.env, v.store.Read());
+  v.ab = grubenv::ReadAb(v.env);
+  return v;
+}
+
+}  // namespace
+
+namespace {
+
 struct Verified {
   bundle::Manifest manifest;
   uint64_t payload_offset = 0;
@@ -402,18 +433,17 @@ absl::Status VerifyPayload(Source& src, const Verified& v) {
         absl::StrFormat("%s: the bundle is %d bytes; its manifest makes it %d",
                         *src.Size() < want ? "truncated" : "trailing bytes", *src.Size(), want));
   }
-  bundle::Hasher h;
-  std::vector<uint8_t> buf(kChunk);
-  for (uint64_t off = 0; off < v.manifest.slot_size;) {
-    const size_t want_n =
-        static_cast<size_t>(std::min<uint64_t>(buf.size(), v.manifest.slot_size - off));
-    EV_ASSIGN_OR_RETURN(const size_t n,
-                        src.ReadAt(v.payload_offset + off, absl::MakeSpan(buf.data(), want_n)));
-    if (n == 0) return absl::InvalidArgumentError("truncated: the file shrank while read");
-    h.Update(absl::MakeConstSpan(buf.data(), n));
-    off += n;
-  }
-  if (h.Finish() != v.manifest.slot_sha256) {
+  EV_ASSIGN_OR_RETURN(
+      const bundle::Sha256 sha,
+      HashRange(v.manifest.slot_size,
+                [&](uint64_t off, absl::Span<uint8_t> buf) -> absl::StatusOr<size_t> {
+                  EV_ASSIGN_OR_RETURN(const size_t n, src.ReadAt(v.payload_offset + off, buf));
+                  if (n == 0) {
+                    return absl::InvalidArgumentError("truncated: the file shrank while read");
+                  }
+                  return n;
+                }));
+  if (sha != v.manifest.slot_sha256) {
     return absl::InvalidArgumentError(
         "the slot image's sha256 is not the one the signed manifest names (a corrupted bundle)");
   }
@@ -477,15 +507,14 @@ absl::Status WriteSlot(const Paths& paths, const Options& opts, Source& src,
   UniqueFd rd(open(dev.c_str(), O_RDONLY | O_CLOEXEC));
   if (!rd.valid()) return absl::DataLossError(Errno("open " + dev));
   posix_fadvise(rd.get(), 0, 0, POSIX_FADV_DONTNEED);
-  bundle::Hasher back;
-  for (off = 0; off < m.slot_size;) {
-    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), m.slot_size - off));
-    const ssize_t n = pread(rd.get(), buf.data(), want, static_cast<off_t>(off));
-    if (n <= 0) return absl::DataLossError(Errno("read back " + dev));
-    back.Update(absl::MakeConstSpan(buf.data(), static_cast<size_t>(n)));
-    off += static_cast<uint64_t>(n);
-  }
-  if (back.Finish() != m.slot_sha256) {
+  EV_ASSIGN_OR_RETURN(
+      const bundle::Sha256 back,
+      HashRange(m.slot_size, [&](uint64_t at, absl::Span<uint8_t> buf) -> absl::StatusOr<size_t> {
+        const ssize_t n = pread(rd.get(), buf.data(), buf.size(), static_cast<off_t>(at));
+        if (n <= 0) return absl::DataLossError(Errno("read back " + dev));
+        return static_cast<size_t>(n);
+      }));
+  if (back != m.slot_sha256) {
     return absl::DataLossError(absl::StrFormat(
         "slot %c read back from the disk differs from what was written (a failing disk?)", slot));
   }
@@ -497,11 +526,10 @@ absl::Status WriteSlot(const Paths& paths, const Options& opts, Source& src,
 
 absl::Status UpdateLocked(const Paths& paths, const Options& opts, const std::string& source,
                           Json& last) {
-  EV_ASSIGN_OR_RETURN(const Running running, ReadRunning(paths));
-  EV_ASSIGN_OR_RETURN(const GrubenvStore store, GrubenvStore::Open(paths));
-  EV_ASSIGN_OR_RETURN(const grubenv::Env env, store.Read());
-  const grubenv::AbState ab = grubenv::ReadAb(env);
-  if (ab.next_slot == running.slot && ab.slot != running.slot) {
+  EV_ASSIGN_OR_RETURN(const AbView view, ReadAbView(paths));
+  const Running& running = view.running;
+  const grubenv::AbState& ab = view.ab;
+  if (view.on_trial()) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "slot %c is on trial; its health check commits it or rolls it back first", running.slot));
   }
@@ -529,21 +557,28 @@ absl::Status UpdateLocked(const Paths& paths, const Options& opts, const std::st
                         {"from_version", running.version.text},
                         {"from_slot", std::string(1, running.slot)},
                         {"trial_boots", opts.trial_boots},
-                        {"written", Now()}};
+                        {"written", UtcStamp()}};
   EV_RETURN_IF_ERROR(WriteDurable(paths.state_dir + "/pending.json", pending.dump(2) + "\n"));
   grubenv::AbState next = ab;
   next.slot = ab.slot;  // the committed slot stays what GRUB falls back to
   next.next_slot = target;
   next.next_tries = opts.trial_boots;
-  EV_RETURN_IF_ERROR(store.Write(grubenv::WithAb(env, next)));
+  EV_RETURN_IF_ERROR(view.store.Write(grubenv::WithAb(view.env, next)));
   Say(paths, opts.say,
       absl::StrFormat("grubenv written (one sector of %s at %d): next_slot=%c next_tries=%d, "
                       "slot=%c stays committed",
-                      store.device(), store.offset(), target, opts.trial_boots, next.slot));
+                      view.store.device(), view.store.offset(), target, opts.trial_boots,
+                      next.slot));
   return absl::OkStatus();
 }
 
 }  // namespace
+
+bool IsRefusal(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kInvalidArgument ||
+         s.code() == absl::StatusCode::kPermissionDenied ||
+         s.code() == absl::StatusCode::kFailedPrecondition;
+}
 
 absl::StatusOr<bundle::Manifest> VerifyBundleFile(const std::string& keys,
                                                   const std::string& file) {
@@ -564,9 +599,7 @@ absl::Status Update(const Paths& paths, const Options& opts, const std::string& 
   Say(paths, opts.say, "from " + source);
   absl::Status s = UpdateLocked(paths, opts, source, last);
   if (!s.ok()) {
-    const bool refused = s.code() == absl::StatusCode::kInvalidArgument ||
-                         s.code() == absl::StatusCode::kPermissionDenied ||
-                         s.code() == absl::StatusCode::kFailedPrecondition;
+    const bool refused = IsRefusal(s);
     if (opts.if_newer && s.code() == absl::StatusCode::kFailedPrecondition &&
         absl::StrContains(s.message(), "(a bundle may allow that")) {
       Say(paths, opts.say, absl::StrCat("up to date: ", s.message()));
@@ -594,14 +627,13 @@ absl::Status Update(const Paths& paths, const Options& opts, const std::string& 
 absl::StatusOr<BootView> Reconcile(const Paths& paths,
                                    const std::function<void(const std::string&)>& say) {
   BootView v;
-  EV_ASSIGN_OR_RETURN(const Running running, ReadRunning(paths));
+  EV_ASSIGN_OR_RETURN(const AbView view, ReadAbView(paths));
+  const Running& running = view.running;
   v.running = running.slot;
-  EV_ASSIGN_OR_RETURN(const GrubenvStore store, GrubenvStore::Open(paths));
-  EV_ASSIGN_OR_RETURN(const grubenv::Env env, store.Read());
-  v.ab = grubenv::ReadAb(env);
+  v.ab = view.ab;
   const std::string pending_path = paths.state_dir + "/pending.json";
   const std::optional<Json> pending = ReadJson(pending_path);
-  if (v.ab.next_slot == v.running && v.ab.slot != v.running) {
+  if (view.on_trial()) {
     v.boot = Boot::kTrial;
     Say(paths, say,
         absl::StrFormat("trial boot of release %s in slot %c (%d boot(s) left after this one); "
@@ -638,20 +670,16 @@ absl::StatusOr<BootView> Reconcile(const Paths& paths,
 }
 
 absl::StatusOr<bool> OnTrial(const Paths& paths) {
-  EV_ASSIGN_OR_RETURN(const Running running, ReadRunning(paths));
-  EV_ASSIGN_OR_RETURN(const GrubenvStore store, GrubenvStore::Open(paths));
-  EV_ASSIGN_OR_RETURN(const grubenv::Env env, store.Read());
-  const grubenv::AbState ab = grubenv::ReadAb(env);
-  return ab.next_slot == running.slot && ab.slot != running.slot;
+  EV_ASSIGN_OR_RETURN(const AbView view, ReadAbView(paths));
+  return view.on_trial();
 }
 
 absl::Status Commit(const Paths& paths, const std::function<void(const std::string&)>& say) {
-  EV_ASSIGN_OR_RETURN(const Running running, ReadRunning(paths));
-  EV_ASSIGN_OR_RETURN(const GrubenvStore store, GrubenvStore::Open(paths));
-  EV_ASSIGN_OR_RETURN(const grubenv::Env env, store.Read());
+  EV_ASSIGN_OR_RETURN(const AbView view, ReadAbView(paths));
+  const Running& running = view.running;
   grubenv::AbState ab;
   ab.slot = running.slot;
-  EV_RETURN_IF_ERROR(store.Write(grubenv::WithAb(env, ab)));
+  EV_RETURN_IF_ERROR(view.store.Write(grubenv::WithAb(view.env, ab)));
   const std::string pending_path = paths.state_dir + "/pending.json";
   const std::optional<Json> pending = ReadJson(pending_path);
   RecordLast(paths, {{"result", "committed"},
@@ -667,12 +695,11 @@ absl::Status Commit(const Paths& paths, const std::function<void(const std::stri
 
 absl::Status Rollback(const Paths& paths, const std::string& reason,
                       const std::function<void(const std::string&)>& say) {
-  EV_ASSIGN_OR_RETURN(const Running running, ReadRunning(paths));
-  EV_ASSIGN_OR_RETURN(const GrubenvStore store, GrubenvStore::Open(paths));
-  EV_ASSIGN_OR_RETURN(const grubenv::Env env, store.Read());
-  grubenv::AbState ab = grubenv::ReadAb(env);
+  EV_ASSIGN_OR_RETURN(const AbView view, ReadAbView(paths));
+  const Running& running = view.running;
+  grubenv::AbState ab = view.ab;
   ab.next_slot = 0;
-  EV_RETURN_IF_ERROR(store.Write(grubenv::WithAb(env, ab)));
+  EV_RETURN_IF_ERROR(view.store.Write(grubenv::WithAb(view.env, ab)));
   const std::string why = absl::StrFormat("release %s in slot %c failed its health check: %s",
                                           running.version.text, running.slot, reason);
   RecordLast(paths, {{"result", "rolled-back"},

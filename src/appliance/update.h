@@ -83,6 +83,10 @@ struct Options {
   std::function<void(const std::string&)> say;
 };
 
+// Whether Update's error refused the bundle (its signature, manifest, size, or this box's state:
+// nothing was written) rather than failed while writing or downloading.
+bool IsRefusal(const absl::Status& s);
+
 // `ev-appliance update FILE|URL`. OK when the release is written and GRUB told (and the reboot
 // started, with opts.reboot), or, with if_newer, when there was nothing newer.
 absl::Status Update(const Paths& paths, const Options& opts, const std::string& source);
