@@ -244,7 +244,7 @@ absl::StatusOr<UpdateConfig> ParseUpdate(const Json& j) {
     *out = static_cast<int>(v);
     return absl::OkStatus();
   };
-  EV_RETURN_IF_ERROR(num("check_interval_s", 60, 604800, &u.check_interval_s));
+  EV_RETURN_IF_ERROR(num("check_interval_s", 30, 604800, &u.check_interval_s));
   EV_RETURN_IF_ERROR(num("trial_boots", 1, 3, &u.trial_boots));
   EV_RETURN_IF_ERROR(num("health_timeout_s", 30, 3600, &u.health_timeout_s));
   return u;

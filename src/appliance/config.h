@@ -58,7 +58,7 @@ struct VmEntry {
 // "update": the A/B update agent (update.h). Every field optional.
 struct UpdateConfig {
   std::string url;              // a bundle's http(s) URL to check periodically; empty: none
-  int check_interval_s = 3600;  // 60 to 604800
+  int check_interval_s = 3600;  // 30 to 604800
   int trial_boots = 3;          // boots a new release gets to pass its health check: 1 to 3
   int health_timeout_s = 300;   // the health check's limit on a trial boot: 30 to 3600
 };

@@ -18,6 +18,7 @@
 #include <ctime>
 #include <fstream>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -589,11 +590,17 @@ absl::StatusOr<bundle::Manifest> VerifyBundleFile(const std::string& keys,
 }
 
 absl::Status Update(const Paths& paths, const Options& opts, const std::string& source) {
-  // One update at a time (the periodic check and an operator's command).
+  // One update at a time (the periodic check and an operator's command). The periodic check
+  // skips its turn when the lock is taken; an operator's command waits up to 30 s for it, the
+  // time a periodic check takes to find nothing newer, so that the two do not collide.
   UniqueFd lock(open("/run/ev-appliance-update.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (lock.valid() && flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (!opts.if_newer) Say(paths, opts.say, "FAILED: another update is running");
-    return absl::UnavailableError("another update is running");
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (lock.valid() && flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (opts.if_newer || std::chrono::steady_clock::now() >= give_up) {
+      if (!opts.if_newer) Say(paths, opts.say, "FAILED: another update is running");
+      return absl::UnavailableError("another update is running");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   Json last = {{"source", source}};
   Say(paths, opts.say, "from " + source);
