@@ -6,10 +6,13 @@
 
 #include <signal.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <future>
+#include <sstream>
 #include <thread>
 
 #include "nlohmann/json.hpp"
@@ -20,7 +23,9 @@
 namespace edgevisor::testing {
 namespace {
 
+using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class NetTest : public ::testing::Test {
  protected:
@@ -278,6 +283,39 @@ TEST_F(NetTest, RxRateLimiterHoldsWhatReachesTheGuest) {
   auto r = vm->Finish(30000);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("net_responder: quit"));
+}
+
+// net_hostile builds malformed TX chains by hand: buffers outside RAM, a loop, indexes out of
+// range, a device-writable frame buffer, frames too short or too long, a header cut short, and
+// header flags, checksum offload or GSO that were never negotiated. Then it sends one good UDP
+// datagram. The VMM must stay up, and the TAP must get that one frame and nothing else: a
+// "HOSTILE" datagram here means that a frame the device should have dropped reached the host.
+TEST_F(NetTest, HostileTxChainsAreDroppedAndOnlyTheGoodFrameLeaves) {
+  MakeTap(false);
+  auto [mrc, mac] = In("cat /sys/class/net/tap0/address");
+  ASSERT_EQ(mrc, 0) << mac;
+  while (!mac.empty() && std::isspace(static_cast<unsigned char>(mac.back()))) mac.pop_back();
+  auto rx_packets = [&] {
+    return std::strtoull(In("cat /sys/class/net/tap0/statistics/rx_packets").second.c_str(),
+                         nullptr, 10);
+  };
+  const std::string recv = ::testing::TempDir() + "/net_hostile.recv";
+  unlink(recv.c_str());
+  In("timeout 60 socat -u UDP-RECV:9999,bind=10.0.2.1 - > " + recv + " 2>/dev/null &");
+  const uint64_t rx0 = rx_packets();
+  auto vm = Boot("net_hostile", "host_mac=" + mac, "tap=tap0");
+  auto r = vm->Finish(60000);
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_THAT(r.out, ContainsRegex("net_hostile: [1-9][0-9]* passed, 0 failed")) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("ok - hostile TX (r) a frame of 65554 bytes")) << r.out;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(rx_packets() - rx0, 1u) << "frames on the TAP besides the good datagram";
+  In("pkill -f UDP-RECV:9999");
+  std::ifstream f(recv);
+  std::stringstream got;
+  got << f.rdbuf();
+  EXPECT_THAT(got.str(), ContainsRegex("ALIVE [0-9]+")) << got.str();
+  EXPECT_THAT(got.str(), Not(HasSubstr("HOSTILE"))) << got.str();
 }
 
 TEST_F(NetTest, BadTapNamesExitTwo) {

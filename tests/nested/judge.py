@@ -148,6 +148,12 @@ def judge(text, arch, gic=3, job="test", forms=(), payloads=(), disks=None, snap
             check(f"payload-{p}.tx", f"payload {p}: {tx[1] if tx else '?'} UDP datagrams sent, "
                   f"their {tx[2] if tx else '?'} bytes all on the host's tap ({tap or '?'})",
                   tx and int(tx[1]) > 0 and tap and int(tap) >= int(tx[2]))
+        elif p == "net_hostile":
+            check(f"payload-{p}.ran", f"payload {p}: every check passed",
+                  inner(rf"(^| ){p}: [1-9][0-9]* passed, 0 failed"))
+            got = field(lines, r"^RIG_NET_HOSTILE tap_rx_packets=(\d+)")
+            check(f"payload-{p}.tap", f"payload {p}: the good datagram and no hostile frame on "
+                  f"the host's tap ({got or '?'} frames, want 1)", got == "1")
         elif p == "console":
             check(f"payload-{p}.echo", f"payload {p}: two lines from the VMM's stdin echoed by "
                   "the guest, then its exit", inner(r"^echo: first line$") and
