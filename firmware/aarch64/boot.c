@@ -26,17 +26,22 @@ static int root_cells(const void* fdt, const char* name, int fallback) {
   return v == 1 || v == 2 ? (int)v : fallback;
 }
 
-// The first (address, size) pair of a node's "reg", with the root's cell counts (our device
-// trees put every device directly under the root).
-static bool first_reg(const void* fdt, int node, uint64_t* base, uint64_t* size) {
+// The (address, size) pair number `index` of a node's "reg", with the root's cell counts (our
+// device trees put every device directly under the root).
+static bool nth_reg(const void* fdt, int node, int index, uint64_t* base, uint64_t* size) {
   const int ac = root_cells(fdt, "#address-cells", 2);
   const int sc = root_cells(fdt, "#size-cells", 1);
   int len = 0;
   const fdt32_t* reg = fdt_getprop(fdt, node, "reg", &len);
-  if (reg == NULL || len < (ac + sc) * 4) return false;
+  if (reg == NULL || index < 0 || len < (index + 1) * (ac + sc) * 4) return false;
+  reg += index * (ac + sc);
   *base = read_cells(reg, ac);
   *size = read_cells(reg + ac, sc);
   return true;
+}
+
+static bool first_reg(const void* fdt, int node, uint64_t* base, uint64_t* size) {
+  return nth_reg(fdt, node, 0, base, size);
 }
 
 bool rt_arch_boot_info(const void* boot_info, char* cmdline, size_t cmdline_max,
@@ -95,6 +100,15 @@ static bool node_enabled(const void* fdt, int node) {
   int len = 0;
   const char* status = fdt_getprop(fdt, node, "status", &len);
   return status == NULL || (len >= 3 && (strcmp(status, "okay") == 0 || strcmp(status, "ok") == 0));
+}
+
+bool rt_device_reg(const char* compatible, int index, uint64_t* base, uint64_t* size) {
+  if (g_fdt == NULL) return false;
+  for (int node = fdt_node_offset_by_compatible(g_fdt, -1, compatible); node >= 0;
+       node = fdt_node_offset_by_compatible(g_fdt, node, compatible)) {
+    if (node_enabled(g_fdt, node)) return nth_reg(g_fdt, node, index, base, size);
+  }
+  return false;
 }
 
 int rt_find_devices(const char* compatible, struct rt_device* out, int max) {

@@ -1,8 +1,10 @@
 // Console payload: echoes each line it reads from the serial port as "echo: <line>" and returns
-// 0 on the line "exit". By default it polls the UART; with `irq` on the command line (x86_64
-// only) it enables the receive interrupt (16550 IER, 8259 PIC, IRQ 4) and sleeps in `hlt`
-// between interrupts, which exercises the VMM's in-kernel irqchip path. aarch64 polls the
-// 16550 at RT_UART_BASE.
+// 0 on the line "exit". By default it polls the UART; with `irq` on the command line it enables
+// the receive interrupt and sleeps between interrupts, which exercises the VMM's in-kernel
+// irqchip path: on x86_64 the 16550's IER, the 8259 PIC (IRQ 4) and `hlt`; on aarch64 the
+// 16550 at RT_UART_BASE, its SPI from the device tree enabled in the GIC (v2 or v3), and `wfi`
+// with interrupts masked at the CPU, each interrupt acknowledged and ended at the GIC. There it
+// prints "console: N interrupts" before its exit line.
 #include "rt.h"
 
 #define UART_IER 1
@@ -28,6 +30,28 @@ static uint8_t uart_in(unsigned reg) { return inb((uint16_t)(COM1 + reg)); }
 #include "rt_platform.h"
 
 static uint8_t uart_in(unsigned reg) { return rt_mmio_read8(RT_UART_BASE + reg); }
+
+// The UART's interrupt, enabled at the GIC and in the UART: its INTID, or 0 on failure.
+static uint32_t uart_irq_init(void) {
+  struct rt_device d[4];
+  uint32_t intid = 0;
+  const int n = rt_find_devices("ns16550a", d, 4);
+  for (int i = 0; i < n && i < 4; i++) {
+    if (d[i].base == RT_UART_BASE) intid = d[i].irq;
+  }
+  if (intid == 0) {
+    rt_print("console: the device tree gives the UART no interrupt\n");
+    return 0;
+  }
+  const int v = rt_gic_enable_spi(intid);
+  if (v == 0) {
+    rt_printf("console: no GIC for INTID %u\n", intid);
+    return 0;
+  }
+  rt_printf("console: UART interrupt: INTID %u on GICv%d\n", intid, v);
+  rt_mmio_write8(RT_UART_BASE + UART_IER, 0x01);  // receive-data-available interrupt
+  return intid;
+}
 #endif
 
 static char g_line[256];
@@ -78,10 +102,9 @@ int payload_main(const char* cmdline) {
   char v[4];
   const bool irq = rt_cmdline_get_in(cmdline, "irq", v, sizeof(v));
 #if defined(__aarch64__)
-  if (irq) {
-    rt_print("console: irq mode is x86_64 only\n");
-    return 2;
-  }
+  uint32_t intid = 0;
+  uint64_t interrupts = 0;
+  if (irq && (intid = uart_irq_init()) == 0) return 2;
 #else
   if (irq) {
     rt_x86_set_interrupt_handler(IRQ_BASE + COM1_IRQ, com1_isr);
@@ -98,9 +121,24 @@ int payload_main(const char* cmdline) {
       __asm__ volatile("sti; hlt; cli" ::: "memory");
       continue;
     }
+#else
+    if (irq) {
+      // Acknowledge first (the interrupt goes active), then drain, which lowers the UART's
+      // level, then end it: a line still high pends it again.
+      rt_wait_for_interrupt();
+      const uint32_t id = rt_gic_ack();
+      if (id == intid) interrupts++;
+      const bool done = drain();
+      rt_gic_eoi(id);
+      if (done) break;
+      continue;
+    }
 #endif
     rt_cpu_relax();
   }
+#if defined(__aarch64__)
+  if (irq) rt_printf("console: %lu interrupts\n", (unsigned long)interrupts);
+#endif
   rt_print("console: exit\n");
   return 0;
 }

@@ -22,7 +22,7 @@
 #include "virtio_mmio.h"
 #include "virtio_net.h"
 
-#define FAR_ADDR 0x200000000ull  // 8 GiB: outside RAM unless the guest has more
+#define FAR_ADDR 0x200000000ull         // 8 GiB: outside RAM unless the guest has more
 #define BIG_FRAME (65535 + 14 + 4 + 1)  // one byte more than a frame may be
 
 static struct vnet g_net;

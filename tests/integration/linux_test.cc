@@ -3,7 +3,10 @@
 // cannot emulate, so these tests check the early boot only: the kernel runs, prints its banner
 // on the serial console, and reports the memory map, command line and initrd exactly as the VMM
 // described them. Then the test stops the VM. The full boot (2 vCPUs, disk, net, ACPI poweroff)
-// belongs to the nested rig.
+// belongs to the nested rig, and so does the bzImage through the 64-bit boot protocol: its
+// decompressor alone took about 80 s of CI's time on PVM, for a path that the rigs boot on real
+// KVM with three Debian kernels and that tests/unit/vmm/arch/x86_64/linux_boot_test.cc checks
+// field by field.
 //
 // The kernel comes from tools/guest-kernel (downloaded once into the build tree).
 #include <gmock/gmock.h>
@@ -72,19 +75,6 @@ TEST_F(LinuxEarlyBootTest, VmlinuxBootsThroughPvhWithInitrd) {
   // 65636 bytes, page-aligned at the top of the 512 MiB: 0x20000000 - 0x11000.
   EXPECT_THAT(r.out, HasSubstr("RAMDISK: [mem 0x1ffef000-0x1fffffff]"));
   EXPECT_THAT(r.out, HasSubstr("Hypervisor detected: KVM"));
-}
-
-// The bzImage goes through the Linux 64-bit boot protocol: long mode, RSI -> boot_params. Its
-// decompressor is slow on PVM (about 80 s here), hence the long timeout.
-TEST_F(LinuxEarlyBootTest, BzImageBootsThroughThe64BitProtocol) {
-  auto r = Boot({"--kernel", dir_ + "/vmlinuz"}, "BIOS-e820: [mem 0x0000000000100000", 240000);
-  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_THAT(r.out, HasSubstr("KASLR disabled: 'nokaslr' on cmdline"))
-      << "the decompressor read the command line from boot_params";
-  EXPECT_THAT(r.out, HasSubstr("Linux version 6."));
-  EXPECT_THAT(r.out, HasSubstr("BIOS-e820: [mem 0x0000000000000000-0x000000000009fbff] usable"));
-  EXPECT_THAT(r.out, HasSubstr("BIOS-e820: [mem 0x000000000009fc00-0x00000000000fffff] reserved"));
-  EXPECT_THAT(r.out, HasSubstr("BIOS-e820: [mem 0x0000000000100000-0x000000001fffffff] usable"));
 }
 
 }  // namespace

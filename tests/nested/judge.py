@@ -134,6 +134,9 @@ def judge(text, arch, gic=3, job="test", forms=(), payloads=(), disks=None, snap
         if p == "crash":
             judge_crash(check, lines)
             continue
+        if p == "console_irq":
+            judge_console_irq(check, lines, gic)
+            continue
         blk = block(lines, f"payload-{p}")
         inner = lambda pat, blk=blk: grep(blk, pat)  # noqa: E731
         if p == "hello":
@@ -235,6 +238,23 @@ def judge_crash(check, lines):
         check(f"payload-crash-{mode}.exit", f"payload crash: PSCI {call} ends the VM with {what}",
               grep(blk, rf"crash: PSCI {call}$") and not grep(blk, r"still running|FATAL") and
               grep(blk, rf"^RIG_INNER_DONE form=payload-crash-{mode} vmm=edgevisor rc={rc} "))
+
+
+def judge_console_irq(check, lines, gic):
+    """The console payload with `irq` (arm64): the UART's SPI enabled at the GIC of the rig's
+    version, the guest in WFI until each line arrives; an interrupt that never came would leave
+    it waiting until the rig kills it."""
+    blk = block(lines, "payload-console-irq")
+    irqs = field(blk, r"^console: (\d+) interrupts$")
+    check("payload-console-irq.gic", f"payload console irq: the UART's interrupt on GICv{gic}",
+          grep(blk, rf"^console: UART interrupt: INTID \d+ on GICv{gic}$"))
+    check("payload-console-irq.echo", f"payload console irq: two lines echoed, by "
+          f"{irqs or 'no'} interrupts, then its exit",
+          grep(blk, r"^echo: first line$") and grep(blk, r"^echo: second$") and
+          irqs is not None and int(irqs) >= 2 and grep(blk, r"^console: exit$"))
+    check("payload-console-irq.exit", "payload console irq: exit through debug-exit, status 1",
+          grep(blk, r"^RIG_INNER_DONE form=payload-console-irq vmm=edgevisor rc=1 ") and
+          not grep(blk, r"FAIL|FATAL"))
 
 
 # The balloon the scenario inflates (MiB), and how much of it the VMM's resident memory must lose:

@@ -23,7 +23,7 @@ spec.loader.exec_module(judge)
 
 # tools/rig's arm64 payloads, in the order it runs them.
 ARM64_PAYLOADS = ["hello", "selftest", "blk_integrity", "blk_hostile", "blk_bench", "net_responder",
-                  "net_bench", "console", "crash"]
+                  "net_bench", "net_hostile", "console", "crash", "console_irq"]
 RECORDED = {
     # name: (arch, gic, forms, payloads, with the snapshot scenario, with the balloon scenario)
     "rig-amd64.log": ("amd64", "3", ["vmlinux", "vmlinuz", "vmlinux@linux"], [], True, True),
@@ -98,6 +98,11 @@ BREAK = {
                                   sub(r"mismatches=0 lost=0$", "mismatches=1 lost=0")),
     "payload-net_bench.tx": (None, sub(r"^RIG_NET_BENCH tap_rx_bytes=\d+", "RIG_NET_BENCH tap_rx_bytes=0")),
     "payload-console.echo": ("payload-console", sub(r"^echo: second$", "echo: secnd")),
+    "payload-net_hostile.tap": (None, sub(r"^RIG_NET_HOSTILE tap_rx_packets=\d+",
+                                          "RIG_NET_HOSTILE tap_rx_packets=2")),
+    "payload-console-irq.gic": ("payload-console-irq", sub(r" on GICv\d$", " on GICv1")),
+    "payload-console-irq.echo": ("payload-console-irq", sub(r"^console: \d+ interrupts$",
+                                                            "console: 0 interrupts")),
     "payload-crash-reset.exit": ("payload-crash-reset", sub(r"^(RIG_INNER_DONE .* rc=)7 ",
                                                             r"\g<1>0 ")),
     "payload-crash-off.exit": ("payload-crash-off", after(r"crash: PSCI SYSTEM_OFF",
