@@ -114,6 +114,8 @@ bool rt_boot_ok(void);
 // architecture (x86_64: empty if start_info version < 1; aarch64: the /memory nodes' ranges,
 // all HVM_MEMMAP_TYPE_RAM).
 const struct hvm_memmap_table_entry* rt_memmap(uint32_t* count);
+// The end of the highest RAM range in the memory map (0 if it has none).
+uint64_t rt_ram_top(void);
 
 // A device the platform describes (aarch64: a device-tree node): its first MMIO window and its
 // first interrupt (the GIC INTID: 32 + n for SPI n).

@@ -41,6 +41,15 @@ const struct hvm_memmap_table_entry* rt_memmap(uint32_t* count) {
   return g_memmap;
 }
 
+uint64_t rt_ram_top(void) {
+  uint64_t top = 0;
+  for (uint32_t i = 0; i < g_memmap_count; i++) {
+    const struct hvm_memmap_table_entry* m = &g_memmap[i];
+    if (m->type == HVM_MEMMAP_TYPE_RAM && m->addr + m->size > top) top = m->addr + m->size;
+  }
+  return top;
+}
+
 void rt_image_range(uintptr_t* start, uintptr_t* end) {
   if (start != NULL) *start = (uintptr_t)__image_start;
   if (end != NULL) *end = (uintptr_t)__image_end;

@@ -333,25 +333,13 @@ static void final_round_trip(void) {
             bad, bad != SIZE_MAX ? r[bad] : 0, bad != SIZE_MAX ? w[bad] : 0);
 }
 
-static uint64_t ram_top(void) {
-  uint32_t n = 0;
-  const struct hvm_memmap_table_entry* m = rt_memmap(&n);
-  uint64_t top = 0;
-  for (uint32_t i = 0; i < n; i++) {
-    if (m[i].type == HVM_MEMMAP_TYPE_RAM && m[i].addr + m[i].size > top) {
-      top = m[i].addr + m[i].size;
-    }
-  }
-  return top;
-}
-
 int payload_main(const char* cmdline) {
   rt_printf("edgevisor blk_hostile payload\n");
   rt_printf("cmdline: %s\n", cmdline);
   uint64_t ms = VIRTIO_DEFAULT_TIMEOUT_MS;
   rt_cmdline_get_u64("timeout_ms", &ms);
   g_timeout_ticks = rt_ms_to_ticks(ms);
-  g_ram_top = ram_top();
+  g_ram_top = rt_ram_top();
 
   const int ntok = virtio_mmio_discover(g_tokens, VIRTIO_MMIO_MAX_DEVICES);
   bool found = false;

@@ -267,18 +267,6 @@ static void alive(void) {
   rt_printf("net_hostile: sent \"%s\"\n", text);
 }
 
-static uint64_t ram_top(void) {
-  uint32_t n = 0;
-  const struct hvm_memmap_table_entry* m = rt_memmap(&n);
-  uint64_t top = 0;
-  for (uint32_t i = 0; i < n; i++) {
-    if (m[i].type == HVM_MEMMAP_TYPE_RAM && m[i].addr + m[i].size > top) {
-      top = m[i].addr + m[i].size;
-    }
-  }
-  return top;
-}
-
 int payload_main(const char* cmdline) {
   rt_printf("edgevisor net_hostile payload\ncmdline: %s\n", cmdline);
   uint64_t ms = VIRTIO_DEFAULT_TIMEOUT_MS, port = 9999;
@@ -296,7 +284,7 @@ int payload_main(const char* cmdline) {
                 "host_mac= names the TAP's address")) {
     return rt_check_summary("net_hostile");
   }
-  g_ram_top = ram_top();
+  g_ram_top = rt_ram_top();
   if (!RT_CHECK(g_ram_top != 0, "the memory map has RAM") ||
       !RT_CHECK(virtio_mmio_find(VIRTIO_ID_NET, &g_probed, "net_hostile"),
                 "found a virtio-net device") ||
